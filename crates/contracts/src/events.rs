@@ -1,0 +1,303 @@
+//! The event types. Field names are the wire names: they are read by services in other
+//! languages, so renaming one is a breaking change (see the crate docs).
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Event;
+
+/// How the customer gets the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderSource {
+    Restaurant,
+    Delivery,
+    Pickup,
+}
+
+impl OrderSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderSource::Restaurant => "restaurant",
+            OrderSource::Delivery => "delivery",
+            OrderSource::Pickup => "pickup",
+        }
+    }
+}
+
+/// What kind of product an item is; the category decides its route through the kitchen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductCategory {
+    Pizza,
+    Side,
+    Drink,
+    Sauce,
+    Dessert,
+}
+
+impl ProductCategory {
+    pub const ALL: [ProductCategory; 5] = [
+        ProductCategory::Pizza,
+        ProductCategory::Side,
+        ProductCategory::Drink,
+        ProductCategory::Sauce,
+        ProductCategory::Dessert,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductCategory::Pizza => "pizza",
+            ProductCategory::Side => "side",
+            ProductCategory::Drink => "drink",
+            ProductCategory::Sauce => "sauce",
+            ProductCategory::Dessert => "dessert",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// One line of an order as the order source sold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderItem {
+    /// The menu product id.
+    pub product_id: Uuid,
+    pub name: String,
+    pub category: ProductCategory,
+    /// For example `25 cm`, `30 cm`, `0.5 l`; absent when the product has one size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// At least 1; every unit is made and tracked on its own.
+    pub quantity: u32,
+    /// Changes to the recipe, such as `no onion` or `extra cheese`.
+    #[serde(default)]
+    pub modifiers: Vec<String>,
+}
+
+/// Published by an order source (cashier, website, contact centre) when a customer has paid or
+/// confirmed an order. Routing key `<source>.order.placed`, e.g. `cashier.order.placed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderPlaced {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    /// The number the customer hears and sees on the TV board.
+    pub number: u32,
+    /// The name shown on the TV board.
+    pub customer_name: String,
+    /// The customer asked to be shown by number only.
+    #[serde(default)]
+    pub show_number_only: bool,
+    pub source: OrderSource,
+    pub placed_at: DateTime<Utc>,
+    pub items: Vec<OrderItem>,
+}
+
+impl Event for OrderPlaced {
+    const TYPE: &'static str = "OrderPlaced";
+    const KEY: &'static str = "order.placed";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// An order was cancelled. Published by an order source (`<source>.order.cancelled`) when the
+/// customer cancels, and by the tracker (`tracker.order.cancelled`) once the kitchen has
+/// stopped work on it, whoever cancelled it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderCancelled {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub cancelled_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who cancelled: an employee id or name, or the source system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl Event for OrderCancelled {
+    const TYPE: &'static str = "OrderCancelled";
+    const KEY: &'static str = "order.cancelled";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// One unit the kitchen makes and tracks: an item of quantity 3 becomes three products.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TrackedProduct {
+    /// The tracker's id for this unit; taps name it.
+    pub id: Uuid,
+    /// Index into the order's `items`.
+    pub item_index: u32,
+    /// The station codes the product goes through, in order.
+    pub route: Vec<String>,
+}
+
+/// The tracker stored an order and put its products on their first stations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderAcceptedByTracker {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub number: u32,
+    pub customer_name: String,
+    pub show_number_only: bool,
+    pub source: OrderSource,
+    pub placed_at: DateTime<Utc>,
+    pub accepted_at: DateTime<Utc>,
+    /// The sum of the products' target times; past it the order is late.
+    pub target_seconds: u32,
+    pub items: Vec<OrderItem>,
+    pub products: Vec<TrackedProduct>,
+}
+
+impl Event for OrderAcceptedByTracker {
+    const TYPE: &'static str = "OrderAcceptedByTracker";
+    const KEY: &'static str = "order.accepted";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// The first tap on any of the order's products: the kitchen has started on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderInWork {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+impl Event for OrderInWork {
+    const TYPE: &'static str = "OrderInWork";
+    const KEY: &'static str = "order.in_work";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// A pizzamaker tapped a product: its stage at `station` is done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProductStageCompleted {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub product_id: Uuid,
+    pub product_name: String,
+    pub station: String,
+    /// When the product arrived at the station.
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub target_seconds: u32,
+    /// The employee id or name of whoever tapped, when the tablet knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Where the product goes next; absent when this was the last station.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_station: Option<String>,
+}
+
+impl Event for ProductStageCompleted {
+    const TYPE: &'static str = "ProductStageCompleted";
+    const KEY: &'static str = "product.stage_completed";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// A tap was undone within its grace period: the product is back at `station`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProductStageUndone {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub product_id: Uuid,
+    pub station: String,
+    pub undone_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl Event for ProductStageUndone {
+    const TYPE: &'static str = "ProductStageUndone";
+    const KEY: &'static str = "product.stage_undone";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// A manager asked for one product to be made again; it is back at its first station.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProductRemakeRequested {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub product_id: Uuid,
+    pub first_station: String,
+    pub requested_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl Event for ProductRemakeRequested {
+    const TYPE: &'static str = "ProductRemakeRequested";
+    const KEY: &'static str = "product.remake_requested";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// Every product of the order is packed: the TV board shows the customer's name as ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderPacked {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+impl Event for OrderPacked {
+    const TYPE: &'static str = "OrderPacked";
+    const KEY: &'static str = "order.packed";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// The order left the kitchen: given to the customer or to the courier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderHandedOver {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl Event for OrderHandedOver {
+    const TYPE: &'static str = "OrderHandedOver";
+    const KEY: &'static str = "order.handed_over";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// The order ran past the sum of its products' target times. A flag, not a status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderRunningLate {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub target_seconds: u32,
+}
+
+impl Event for OrderRunningLate {
+    const TYPE: &'static str = "OrderRunningLate";
+    const KEY: &'static str = "order.running_late";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}

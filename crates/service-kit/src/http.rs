@@ -1,0 +1,405 @@
+//! The HTTP skeleton every service shares: error bodies that name the broken field, request
+//! extractors that produce them, request tracing and metrics, and the ops routes
+//! (`/health/live`, `/health/ready`, `/metrics`).
+
+use std::{
+    str::FromStr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse, ResponseError,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    http::{StatusCode, header},
+    middleware::Next,
+    web,
+};
+use futures_util::future::LocalBoxFuture;
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::Instrument;
+
+use crate::{metrics, telemetry::TraceContext};
+
+/// The JSON body of every error response: `{"error": {"code", "message", "field", "rule"}}`.
+/// `code` is stable and meant for programs; `message` is for people.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'a str>,
+}
+
+/// A request the service will not carry out, and why, in words the caller can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ClientError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub rule: Option<String>,
+}
+
+impl ClientError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ClientError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            rule: None,
+        }
+    }
+
+    /// 422: the request is well-formed but `field` breaks `rule`.
+    pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        let (field, rule) = (field.into(), rule.into());
+        ClientError {
+            message: format!("{field} {rule}"),
+            field: Some(field),
+            rule: Some(rule),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", "")
+        }
+    }
+
+    /// 400: the request cannot be read at all (bad JSON, a parameter of the wrong type).
+    pub fn malformed(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        ClientError {
+            status: StatusCode::BAD_REQUEST,
+            code: "malformed_request",
+            ..Self::invalid(field, rule)
+        }
+    }
+
+    /// 404 for something the caller named that does not exist.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    /// 409: the request is valid but not in the current state of the thing it acts on.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+}
+
+impl ResponseError for ClientError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+                rule: self.rule.as_deref(),
+            },
+        })
+    }
+}
+
+/// The response for a failure that is ours, not the caller's. The cause goes to the log with
+/// the trace id; the caller gets only the trace id to quote.
+pub fn internal_error_response(error: &anyhow::Error) -> HttpResponse {
+    tracing::error!(error = ?error, "request failed");
+    HttpResponse::InternalServerError().json(ErrorBody {
+        error: ErrorDetail {
+            code: "internal",
+            message: "something went wrong on our side; it has been logged",
+            field: None,
+            rule: None,
+        },
+    })
+}
+
+/// A JSON body extractor whose errors name the offending field (`items[0].quantity`) and the
+/// rule it broke, instead of actix's plain-text message.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ClientError;
+    type Future = LocalBoxFuture<'static, Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ClientError {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    code: "unsupported_media_type",
+                    ..ClientError::malformed("Content-Type", "must be application/json")
+                });
+            }
+            let bytes = bytes
+                .await
+                .map_err(|e| ClientError::malformed("body", format!("cannot be read: {e}")))?;
+            parse_json(&bytes).map(Json)
+        })
+    }
+}
+
+/// Parses JSON, naming the path of whatever is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let (field, rule) = split_serde_message(&path, &inner.to_string());
+                ClientError::invalid(field, rule)
+            }
+            _ => ClientError::malformed("body", format!("must be valid JSON ({inner})")),
+        }
+    })
+}
+
+/// A query-string extractor that names the offending parameter.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
+    type Error = ClientError;
+    type Future = std::future::Ready<Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(req.query_string()));
+        let result = serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let (field, rule) = split_serde_message(&path, &e.into_inner().to_string());
+                ClientError::malformed(field, rule)
+            });
+        std::future::ready(result)
+    }
+}
+
+fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
+}
+
+/// serde names a missing field only in its message (`missing field `x``) and reports the path
+/// of the struct around it; put the field on the path so the caller sees `items[0].name`.
+fn split_serde_message(path: &str, message: &str) -> (String, String) {
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    let join = |field: &str| {
+        if path.is_empty() || path == "." {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        return (join(field), "is required".to_owned());
+    }
+    let field = if path.is_empty() || path == "." {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    };
+    (field, message)
+}
+
+/// Reads the path parameter `name` and parses it, or says which parameter broke which rule.
+pub fn path_param<T: FromStr>(req: &HttpRequest, name: &str, rule: &str) -> Result<T, ClientError> {
+    req.match_info()
+        .get(name)
+        .and_then(|raw| raw.parse().ok())
+        .ok_or_else(|| ClientError::malformed(name, rule))
+}
+
+/// Traces and measures every request: a span with the caller's trace id (from `traceparent`)
+/// or a new one, the trace context in the task-local the outbox reads, and Prometheus
+/// counters by route pattern (never by raw path, which would explode the label set).
+pub async fn trace_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let ctx = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse)
+        .map(|parent| parent.child())
+        .unwrap_or_else(TraceContext::new_root);
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!(
+        "http",
+        trace_id = %ctx.trace_id(),
+        %method,
+        route = %route,
+        status = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let result = ctx.scope(next.call(req)).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = match &result {
+        Ok(res) => res.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
+    span.record("status", status.as_u16());
+    metrics::HTTP_REQUESTS
+        .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+        .inc();
+    metrics::HTTP_DURATION
+        .with_label_values(&[method.as_str(), route.as_str()])
+        .observe(elapsed.as_secs_f64());
+    if status.is_server_error() {
+        span.in_scope(|| tracing::warn!(elapsed_ms = elapsed.as_millis() as u64, "request failed"));
+    } else {
+        span.in_scope(|| tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "request done"));
+    }
+    result
+}
+
+/// What `/health/ready` checks: the database, plus named flags that background tasks (the
+/// outbox relay, consumers) raise while they are connected to the broker.
+#[derive(Clone)]
+pub struct Readiness {
+    pool: sqlx::PgPool,
+    flags: Arc<Mutex<Vec<(&'static str, Arc<AtomicBool>)>>>,
+}
+
+impl Readiness {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Readiness {
+            pool,
+            flags: Arc::default(),
+        }
+    }
+
+    /// A flag that starts lowered; the task owning it raises it when it is working.
+    pub fn flag(&self, name: &'static str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Ok(mut flags) = self.flags.lock() {
+            flags.push((name, flag.clone()));
+        }
+        flag
+    }
+
+    async fn check(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
+        let mut checks = serde_json::Map::new();
+        let db = tokio::time::timeout(
+            Duration::from_secs(1),
+            sqlx::query("select 1").execute(&self.pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        checks.insert("database".into(), db.into());
+        let mut ready = db;
+        if let Ok(flags) = self.flags.lock() {
+            for (name, flag) in flags.iter() {
+                let up = flag.load(Ordering::Relaxed);
+                ready &= up;
+                checks.insert((*name).into(), up.into());
+            }
+        }
+        (ready, checks)
+    }
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "live" }))
+}
+
+async fn ready(readiness: web::Data<Readiness>) -> HttpResponse {
+    let (ok, checks) = readiness.check().await;
+    let body = serde_json::json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn prometheus_metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics::render())
+}
+
+/// Registers `/health/live`, `/health/ready` and `/metrics`. The app must carry a
+/// `web::Data<Readiness>`.
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(prometheus_metrics));
+}
+
+/// The answer for routes that do not exist, in the same JSON shape as every other error.
+pub async fn not_found() -> ClientError {
+    ClientError::not_found("route")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        name: String,
+        quantity: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Order {
+        items: Vec<Item>,
+    }
+
+    #[test]
+    fn a_missing_nested_field_is_named() {
+        let err = parse_json::<Order>(br#"{"items":[{"quantity":1}]}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.field.as_deref(), Some("items[0].name"));
+        assert_eq!(err.rule.as_deref(), Some("is required"));
+    }
+
+    #[test]
+    fn a_wrong_type_is_named() {
+        let err = parse_json::<Order>(br#"{"items":[{"name":"x","quantity":-1}]}"#).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("items[0].quantity"));
+        assert!(err.rule.as_deref().unwrap_or_default().contains("invalid value"));
+    }
+
+    #[test]
+    fn broken_json_is_a_400() {
+        let err = parse_json::<Order>(br#"{"items":["#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.field.as_deref(), Some("body"));
+    }
+}

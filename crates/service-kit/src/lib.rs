@@ -1,0 +1,9 @@
+//! What every kitchen service shares, written once: layered configuration, JSON telemetry with a
+//! trace id, the HTTP skeleton (health, metrics, error bodies, extractors that name the broken
+//! field) and graceful shutdown.
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
