@@ -1,1 +1,23 @@
+//! The RabbitMQ side of every service, written once.
+//!
+//! - [`topology`]: the exchange, every consumer's queue with its bindings, retry queues and
+//!   dead-letter queue, declared in one place.
+//! - [`outbox`]: events are staged in the service's own database in the same transaction as
+//!   the state change, and a relay publishes them with publisher confirms.
+//! - [`consumer`]: an inbox for exactly-once effects, per-order ordering, acks only after
+//!   commit, retries with growing delays and a dead-letter queue that records why.
+//! - [`dead_letters`]: list and replay what ended in a dead-letter queue.
+//! - [`publisher`]: a plain confirmed publisher for order sources, tools and tests.
 
+pub mod connection;
+pub mod consumer;
+pub mod dead_letters;
+mod headers;
+pub mod outbox;
+pub mod publisher;
+pub mod topology;
+
+pub use consumer::{Consumer, ConsumerSettings, Handler, HandlerError, Incoming};
+pub use outbox::{Outbox, Relay};
+pub use publisher::Publisher;
+pub use topology::QueueSpec;

@@ -46,10 +46,12 @@ pub struct Envelope<D = serde_json::Value> {
 
 #[derive(Debug)]
 pub enum DecodeError {
-    WrongType { expected: &'static str, found: String },
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
     Data(serde_json::Error),
 }
-
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -65,7 +65,10 @@ mod tests {
     /// Every schema file belongs to a type, so a removed type cannot leave its schema behind.
     #[test]
     fn no_orphan_schema_files() {
-        let known: Vec<String> = all().into_iter().map(|(n, _)| format!("{n}.json")).collect();
+        let known: Vec<String> = all()
+            .into_iter()
+            .map(|(n, _)| format!("{n}.json"))
+            .collect();
         for entry in std::fs::read_dir(schema_dir()).unwrap_or_else(|e| panic!("{e}")) {
             let name = entry
                 .unwrap_or_else(|e| panic!("{e}"))
@@ -123,7 +126,15 @@ mod tests {
         assert_eq!(envelope.subject, event.order_id.to_string());
         assert_eq!(envelope.source, "/kitchen/tracker");
         assert_eq!(envelope.sequence, 7);
-        assert_eq!(routing_key::<OrderPacked>("tracker"), "tracker.order.packed");
-        assert_eq!(envelope.decode::<OrderPacked>().unwrap_or_else(|e| panic!("{e}")), event);
+        assert_eq!(
+            routing_key::<OrderPacked>("tracker"),
+            "tracker.order.packed"
+        );
+        assert_eq!(
+            envelope
+                .decode::<OrderPacked>()
+                .unwrap_or_else(|e| panic!("{e}")),
+            event
+        );
     }
 }

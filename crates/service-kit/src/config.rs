@@ -13,8 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 
 /// Reads the settings of a service from its defaults, the optional file and the environment.
 pub fn load<T: DeserializeOwned>(defaults_toml: &str) -> Result<T, ::config::ConfigError> {
-    let mut builder =
-        Config::builder().add_source(File::from_str(defaults_toml, FileFormat::Toml));
+    let mut builder = Config::builder().add_source(File::from_str(defaults_toml, FileFormat::Toml));
     if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
         builder = builder.add_source(File::with_name(&path).required(true));
     }

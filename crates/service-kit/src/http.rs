@@ -86,7 +86,11 @@ impl ClientError {
 
     /// 404 for something the caller named that does not exist.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 409: the request is valid but not in the current state of the thing it acts on.
@@ -255,7 +259,9 @@ pub async fn trace_requests(
         .map(|parent| parent.child())
         .unwrap_or_else(TraceContext::new_root);
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
         "http",
         trace_id = %ctx.trace_id(),
@@ -290,8 +296,10 @@ pub async fn trace_requests(
 #[derive(Clone)]
 pub struct Readiness {
     pool: sqlx::PgPool,
-    flags: Arc<Mutex<Vec<(&'static str, Arc<AtomicBool>)>>>,
+    flags: Arc<Mutex<Vec<ReadinessFlag>>>,
 }
+
+type ReadinessFlag = (&'static str, Arc<AtomicBool>);
 
 impl Readiness {
     pub fn new(pool: sqlx::PgPool) -> Self {
@@ -337,7 +345,8 @@ async fn live() -> HttpResponse {
 
 async fn ready(readiness: web::Data<Readiness>) -> HttpResponse {
     let (ok, checks) = readiness.check().await;
-    let body = serde_json::json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks });
+    let body =
+        serde_json::json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks });
     if ok {
         HttpResponse::Ok().json(body)
     } else {
@@ -393,7 +402,12 @@ mod tests {
     fn a_wrong_type_is_named() {
         let err = parse_json::<Order>(br#"{"items":[{"name":"x","quantity":-1}]}"#).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("items[0].quantity"));
-        assert!(err.rule.as_deref().unwrap_or_default().contains("invalid value"));
+        assert!(
+            err.rule
+                .as_deref()
+                .unwrap_or_default()
+                .contains("invalid value")
+        );
     }
 
     #[test]

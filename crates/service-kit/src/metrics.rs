@@ -26,9 +26,9 @@ pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 
 pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     must(register_histogram_vec!(
-        HistogramOpts::new("http_request_duration_seconds", "HTTP request latency.").buckets(
-            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
-        ),
+        HistogramOpts::new("http_request_duration_seconds", "HTTP request latency.").buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
+        ]),
         &["method", "route"]
     ))
 });
@@ -48,8 +48,9 @@ pub fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 /// Registers a histogram vector with latency buckets from 1 ms to 10 s.
 pub fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     must(register_histogram_vec!(
-        HistogramOpts::new(name, help)
-            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0]),
+        HistogramOpts::new(name, help).buckets(vec![
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0
+        ]),
         labels
     ))
 }
@@ -77,4 +78,9 @@ pub fn render() -> String {
         tracing::error!(error = %e, "cannot encode metrics");
     }
     String::from_utf8(buffer).unwrap_or_default()
+}
+
+/// Registers a counter.
+pub fn counter(name: &str, help: &str) -> prometheus::IntCounter {
+    must(prometheus::register_int_counter!(name, help))
 }

@@ -9,7 +9,9 @@
 use std::fmt;
 
 use rand::RngCore;
-use tracing_subscriber::{EnvFilter, fmt as layer_fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, fmt as layer_fmt, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 /// Installs the JSON subscriber. `RUST_LOG` filters as usual; the default is `info`.
 /// Calling it twice (as tests do) leaves the first subscriber in place.
@@ -20,7 +22,10 @@ pub fn init() {
         .with_current_span(false)
         .with_span_list(true)
         .with_target(true);
-    let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .try_init();
 }
 
 /// A W3C trace context: `00-<trace id>-<span id>-<flags>`.

@@ -1,1 +1,192 @@
+//! Integration-test support. Tests talk to the real PostgreSQL and RabbitMQ that `make test`
+//! starts (named by `DATABASE_URL` and `AMQP_URL`); each test gets its own database and its own
+//! exchange (and so its own queues), so the whole suite runs in parallel.
 
+// Test support: a setup step that fails should fail the test loudly, with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    str::FromStr,
+    time::{Duration, Instant},
+};
+
+use secrecy::SecretString;
+use service_kit::config::{BusSettings, DatabaseSettings};
+use sqlx::{
+    Connection, Executor, PgConnection, PgPool, migrate::Migrator, postgres::PgConnectOptions,
+};
+use uuid::Uuid;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with `make test`, which starts PostgreSQL and RabbitMQ")
+    })
+}
+
+/// A database of its own for one test, migrated, dropped again when the test ends.
+pub struct TestDatabase {
+    pub pool: PgPool,
+    pub settings: DatabaseSettings,
+}
+
+impl TestDatabase {
+    pub async fn create(migrator: &Migrator) -> Self {
+        let url = env("DATABASE_URL");
+        let name = format!("test_{}", Uuid::new_v4().simple());
+        let server = PgConnectOptions::from_str(&url).expect("DATABASE_URL is a PostgreSQL URL");
+        let mut admin = PgConnection::connect_with(&server)
+            .await
+            .expect("connect to the test PostgreSQL");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
+            .await
+            .expect("create the test database");
+        admin.close().await.ok();
+
+        let settings = DatabaseSettings {
+            url: Some(SecretString::from(url)),
+            host: String::new(),
+            port: 0,
+            username: String::new(),
+            password: SecretString::from(String::new()),
+            database_name: name,
+            require_ssl: false,
+            max_connections: 10,
+        };
+        let pool = PgPool::connect_with(settings.connect_options().expect("options"))
+            .await
+            .expect("connect to the test database");
+        migrator
+            .run(&pool)
+            .await
+            .expect("migrate the test database");
+        TestDatabase { pool, settings }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside any async context we could rely on, so a short-lived thread with
+        // its own runtime removes the database. `with (force)` ends the pool's connections.
+        let name = self.settings.database_name.clone();
+        let Ok(server) = PgConnectOptions::from_str(&env("DATABASE_URL")) else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect_with(&server).await {
+                    let _ = admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            r#"drop database if exists "{name}" with (force)"#
+                        )))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Bus settings with an exchange of the test's own; queue names derive from it.
+pub fn test_bus() -> BusSettings {
+    BusSettings {
+        url: SecretString::from(env("AMQP_URL")),
+        exchange: format!("test-{}", Uuid::new_v4().simple()),
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`. Tests wait
+/// for asynchronous effects this way instead of sleeping a fixed time.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A RabbitMQ node of one test's own, for tests that restart the broker (the shared test
+/// broker must not be restarted under the other tests). Stopped when dropped.
+pub struct PrivateBroker {
+    pub node: String,
+    pub url: String,
+    dir: PathBuf,
+}
+
+fn node_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/rabbitmq-node.sh")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl PrivateBroker {
+    pub fn start() -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let node = format!("kitchen-test-{}@localhost", &id[..12]);
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("kitchen-broker-{}", &id[..12]));
+        let status = Command::new("bash")
+            .arg(node_script())
+            .args(["start", &dir.to_string_lossy(), &node, &port.to_string()])
+            .status()
+            .expect("run scripts/rabbitmq-node.sh");
+        assert!(status.success(), "starting a private RabbitMQ node failed");
+        PrivateBroker {
+            node,
+            url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            dir,
+        }
+    }
+
+    pub fn bus(&self) -> BusSettings {
+        BusSettings {
+            url: SecretString::from(self.url.clone()),
+            exchange: "kitchen".into(),
+        }
+    }
+
+    /// Stops and starts the broker application: connections drop, durable queues survive.
+    pub fn restart(&self) {
+        let status = Command::new("bash")
+            .arg(node_script())
+            .args(["restart", &self.node])
+            .status()
+            .expect("run scripts/rabbitmq-node.sh");
+        assert!(
+            status.success(),
+            "restarting the private RabbitMQ node failed"
+        );
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(node_script())
+            .args(["stop", &self.node])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

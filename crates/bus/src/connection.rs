@@ -1,0 +1,58 @@
+//! Connecting to RabbitMQ, with the backoff every long-running task uses between attempts.
+
+use std::time::Duration;
+
+use lapin::{Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+use service_kit::config::BusSettings;
+
+/// Opens a connection named after its role (it shows in the management UI and in
+/// `rabbitmqctl list_connections`). Recovery is ours, not lapin's: every task reconnects in
+/// its own loop, because only the task knows what to redo (re-declare, re-apply prefetch,
+/// republish what was not confirmed).
+pub async fn connect(bus: &BusSettings, role: &str) -> Result<Connection, lapin::Error> {
+    let properties = ConnectionProperties::default().with_connection_name(role.into());
+    Connection::connect(bus.url.expose_secret(), properties).await
+}
+
+/// Exponential backoff from 100 ms to 10 s between reconnection attempts.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before the next attempt; each call doubles the following one.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<_> = (0..10).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(&delays[..4], &[100, 200, 400, 800]);
+        assert_eq!(delays[9], 10_000);
+        backoff.reset();
+        assert_eq!(backoff.next_delay().as_millis(), 100);
+    }
+}

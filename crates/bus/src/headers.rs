@@ -1,0 +1,65 @@
+//! Reading and writing the message headers the consumer and dead-letter tools agree on.
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+/// How many times the message has failed so far.
+pub const ATTEMPT: &str = "x-attempt";
+/// The routing key the event was first published with; retries and replays travel through the
+/// default exchange, which changes the routing key.
+pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
+pub const ERROR: &str = "x-error";
+pub const ERROR_CHAIN: &str = "x-error-chain";
+pub const ATTEMPTS: &str = "x-attempts";
+pub const FAILED_AT: &str = "x-failed-at";
+pub const CONSUMER: &str = "x-consumer";
+
+pub fn get_str(headers: Option<&FieldTable>, key: &str) -> Option<String> {
+    match headers?.inner().get(key)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+pub fn get_u32(headers: Option<&FieldTable>, key: &str) -> Option<u32> {
+    let value = match headers?.inner().get(key)? {
+        AMQPValue::LongLongInt(v) => *v,
+        AMQPValue::LongInt(v) => i64::from(*v),
+        AMQPValue::LongUInt(v) => i64::from(*v),
+        AMQPValue::ShortInt(v) => i64::from(*v),
+        AMQPValue::ShortUInt(v) => i64::from(*v),
+        _ => return None,
+    };
+    u32::try_from(value).ok()
+}
+
+pub fn set_str(headers: &mut FieldTable, key: &str, value: &str) {
+    headers.insert(
+        ShortString::from(key),
+        AMQPValue::LongString(LongString::from(value)),
+    );
+}
+
+pub fn set_u32(headers: &mut FieldTable, key: &str, value: u32) {
+    headers.insert(
+        ShortString::from(key),
+        AMQPValue::LongLongInt(i64::from(value)),
+    );
+}
+
+/// The headers minus RabbitMQ's own dead-lettering history, which would otherwise grow with
+/// every retry hop.
+pub fn without_broker_history(headers: Option<&FieldTable>) -> FieldTable {
+    let mut out = FieldTable::default();
+    if let Some(headers) = headers {
+        for (key, value) in headers.inner() {
+            if !key.as_str().starts_with("x-death")
+                && !key.as_str().starts_with("x-first-death")
+                && !key.as_str().starts_with("x-last-death")
+            {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    out
+}

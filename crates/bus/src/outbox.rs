@@ -1,0 +1,262 @@
+//! The transactional outbox and its relay.
+//!
+//! A service never publishes from a request handler. It stages the event in its `outbox` table
+//! inside the transaction that changes its state, so the change and the announcement commit
+//! together or not at all. The [`Relay`] then publishes staged rows with publisher confirms
+//! and marks a row published only after the broker acknowledged it.
+//!
+//! The relay reads *unpublished rows*, not "rows after the last id it saw": a transaction that
+//! took id 10 but committed after id 11 is still found on the next pass, so nothing is skipped.
+//! A crash between the broker's ack and the `update` republishes the row: consumers are
+//! idempotent on the event id, so at-least-once delivery is safe.
+
+use std::{
+    sync::{
+        Arc, LazyLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use contracts::{Envelope, Event, routing_key};
+use lapin::{
+    BasicProperties, Channel, Confirmation,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::FieldTable,
+};
+use prometheus::{IntCounter, IntGauge};
+use service_kit::{config::BusSettings, shutdown::Shutdown, telemetry::current_traceparent};
+use sqlx::{PgConnection, PgPool, postgres::PgListener};
+use uuid::Uuid;
+
+use crate::{connection, headers, topology};
+
+static PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
+    service_kit::metrics::counter(
+        "outbox_published_total",
+        "Events the relay published and the broker confirmed.",
+    )
+});
+
+static PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
+    service_kit::metrics::gauge(
+        "outbox_pending",
+        "Outbox rows seen unpublished at the relay's last pass.",
+    )
+});
+
+/// Stages events of one service.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    service: Arc<str>,
+}
+
+impl Outbox {
+    /// `service` becomes the first part of the routing key and the CloudEvents source.
+    pub fn new(service: &str) -> Self {
+        Outbox {
+            service: service.into(),
+        }
+    }
+
+    /// Stages `event` in the caller's transaction. `sequence` is the subject's event counter
+    /// (the order's version), which consumers use to order and drop stale events.
+    #[tracing::instrument(skip(self, conn, event), fields(event_type = E::TYPE))]
+    pub async fn stage<E: Event>(
+        &self,
+        conn: &mut PgConnection,
+        sequence: i64,
+        event: &E,
+    ) -> anyhow::Result<Uuid> {
+        let envelope = Envelope::wrap(&self.service, event, sequence, current_traceparent())
+            .context("serialising the event")?;
+        sqlx::query("insert into outbox (event_id, routing_key, payload) values ($1, $2, $3)")
+            .bind(envelope.id)
+            .bind(routing_key::<E>(&self.service))
+            .bind(sqlx::types::Json(&envelope))
+            .execute(conn)
+            .await
+            .context("staging the event in the outbox")?;
+        Ok(envelope.id)
+    }
+}
+
+/// Publishes staged events. Several relays may run against one database (one per service
+/// instance): rows are claimed with `for update skip locked`, so each row is published by one
+/// relay at a time.
+pub struct Relay {
+    pool: PgPool,
+    bus: BusSettings,
+    role: String,
+    batch_size: i64,
+    ready: Arc<AtomicBool>,
+    shutdown: Shutdown,
+}
+
+impl Relay {
+    pub fn new(
+        pool: PgPool,
+        bus: BusSettings,
+        service: &str,
+        ready: Arc<AtomicBool>,
+        shutdown: Shutdown,
+    ) -> Self {
+        Relay {
+            pool,
+            bus,
+            role: format!("{service}-outbox-relay"),
+            batch_size: 500,
+            ready,
+            shutdown,
+        }
+    }
+
+    /// Runs until shutdown, reconnecting to the broker and the database as often as needed.
+    pub async fn run(self) {
+        let mut backoff = connection::Backoff::default();
+        while !self.shutdown.is_triggered() {
+            match self.session(&mut backoff).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.ready.store(false, Ordering::Relaxed);
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        ?delay,
+                        "outbox relay lost its connection; retrying"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {},
+                        _ = self.shutdown.wait() => break,
+                    }
+                }
+            }
+        }
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// One connection's worth of publishing. Returns Ok on shutdown, Err when anything breaks;
+    /// rows not confirmed by then stay unpublished and go out on the next session.
+    async fn session(&self, backoff: &mut connection::Backoff) -> anyhow::Result<()> {
+        let connection = connection::connect(&self.bus, &self.role)
+            .await
+            .context("connecting to the broker")?;
+        let channel = connection
+            .create_channel()
+            .await
+            .context("opening a channel")?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .context("enabling publisher confirms")?;
+        topology::declare_consumer_queues(&channel, &self.bus.exchange)
+            .await
+            .context("declaring the topology")?;
+        // Listen before the first pass, so a row committed during it still wakes us.
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .context("listening for outbox notifications")?;
+        listener.listen("outbox").await.context("LISTEN outbox")?;
+        self.ready.store(true, Ordering::Relaxed);
+        backoff.reset();
+        tracing::info!(exchange = %self.bus.exchange, "outbox relay connected");
+
+        loop {
+            let published = self.publish_batch(&channel).await?;
+            if published as i64 == self.batch_size {
+                continue;
+            }
+            tokio::select! {
+                notification = listener.recv() => { notification.context("waiting for outbox notifications")?; },
+                // A notification can be lost with a dropped listener connection; polling
+                // bounds how long a row can wait in that case.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {},
+                _ = self.shutdown.wait() => {
+                    let _ = connection.close(200, "shutdown".into()).await;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Publishes up to one batch of unpublished rows, pipelined, then waits for every confirm.
+    async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<usize> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context("starting the relay transaction")?;
+        let rows: Vec<(i64, Uuid, String, sqlx::types::Json<Envelope>)> = sqlx::query_as(
+            "select id, event_id, routing_key, payload from outbox \
+             where published_at is null order by id limit $1 for update skip locked",
+        )
+        .bind(self.batch_size)
+        .fetch_all(&mut *tx)
+        .await
+        .context("reading unpublished outbox rows")?;
+        PENDING.set(rows.len() as i64);
+        if rows.is_empty() {
+            return Ok(0);
+        }
+
+        let mut confirms = Vec::with_capacity(rows.len());
+        for (id, event_id, routing_key, envelope) in &rows {
+            let body = serde_json::to_vec(&envelope.0).context("encoding an outbox row")?;
+            let mut headers = FieldTable::default();
+            headers::set_str(&mut headers, headers::ORIGINAL_ROUTING_KEY, routing_key);
+            if let Some(traceparent) = &envelope.0.traceparent {
+                headers::set_str(&mut headers, "traceparent", traceparent);
+            }
+            let properties = BasicProperties::default()
+                .with_message_id(event_id.to_string().into())
+                .with_type(envelope.0.event_type.as_str().into())
+                .with_content_type("application/cloudevents+json".into())
+                .with_delivery_mode(2)
+                .with_timestamp(envelope.0.time.timestamp().max(0) as u64)
+                .with_headers(headers);
+            let confirm = channel
+                .basic_publish(
+                    self.bus.exchange.as_str().into(),
+                    routing_key.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await
+                .context("publishing an outbox row")?;
+            confirms.push((*id, confirm));
+        }
+
+        let mut acked = Vec::with_capacity(confirms.len());
+        for (id, confirm) in confirms {
+            match confirm.await.context("waiting for a publisher confirm")? {
+                Confirmation::Ack(_) => acked.push(id),
+                // Left unpublished: it goes out again on the next pass.
+                Confirmation::Nack(_) => tracing::warn!(outbox_id = id, "broker refused an event"),
+                Confirmation::NotRequested => anyhow::bail!("publisher confirms are off"),
+            }
+        }
+        sqlx::query("update outbox set published_at = now() where id = any($1)")
+            .bind(&acked)
+            .execute(&mut *tx)
+            .await
+            .context("marking outbox rows published")?;
+        tx.commit()
+            .await
+            .context("committing the relay transaction")?;
+        PUBLISHED.inc_by(acked.len() as u64);
+        Ok(rows.len())
+    }
+}
+
+/// Deletes published rows older than `keep`; the outbox is a queue, not an archive.
+pub async fn prune(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
+    let seconds = keep.as_secs_f64();
+    let done =
+        sqlx::query("delete from outbox where published_at < now() - make_interval(secs => $1)")
+            .bind(seconds)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected())
+}

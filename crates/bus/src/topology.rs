@@ -1,0 +1,176 @@
+//! Every exchange, queue and binding of the kitchen bus, declared in one place.
+//!
+//! Routing keys are `<service>.<aggregate>.<event>`. Each consumer has:
+//! - `<exchange>.<consumer>`: its durable quorum queue, bound to the routing keys it needs;
+//! - `<exchange>.<consumer>.retry.<n>`: one queue per retry delay, whose messages expire back
+//!   into the main queue (RabbitMQ 3.10 has no delayed-message plugin, so TTL queues it is);
+//! - `<exchange>.<consumer>.dead`: the dead-letter queue, which keeps a message and the reason.
+//!
+//! Queue names derive from the exchange name, so a test with its own exchange has its own
+//! queues too.
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+
+/// A consumer of the bus and what it listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Names the queue and the consumer's rows in its inbox table.
+    pub consumer: &'static str,
+    pub bindings: &'static [&'static str],
+}
+
+/// The tracker takes orders and cancellations from every order source.
+pub const TRACKER_INTAKE: QueueSpec = QueueSpec {
+    consumer: "tracker-intake",
+    bindings: &[
+        "cashier.order.placed",
+        "cashier.order.cancelled",
+        "site.order.placed",
+        "site.order.cancelled",
+        "contact-centre.order.placed",
+        "contact-centre.order.cancelled",
+    ],
+};
+
+/// The sync worker mirrors everything the tracker announces into the legacy tables.
+pub const LEGACY_SYNC: QueueSpec = QueueSpec {
+    consumer: "legacy-sync",
+    bindings: &["tracker.#"],
+};
+
+/// Every consumer queue. Publishers declare these too (see [`declare_consumer_queues`]), so an
+/// event published before its consumer ever started waits in the queue instead of being
+/// dropped as unroutable.
+pub const ALL: &[QueueSpec] = &[TRACKER_INTAKE, LEGACY_SYNC];
+
+pub fn queue_name(exchange: &str, spec: QueueSpec) -> String {
+    format!("{exchange}.{}", spec.consumer)
+}
+
+pub fn retry_queue_name(exchange: &str, spec: QueueSpec, level: usize) -> String {
+    format!("{}.retry.{level}", queue_name(exchange, spec))
+}
+
+pub fn dead_letter_queue_name(exchange: &str, spec: QueueSpec) -> String {
+    format!("{}.dead", queue_name(exchange, spec))
+}
+
+fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in pairs {
+        table.insert(ShortString::from(*key), value.clone());
+    }
+    table
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// The durable topic exchange.
+pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// The main queue of `spec` with its bindings. Quorum queues: replicated when the cluster
+/// grows, and safe across a broker restart.
+pub async fn declare_main_queue(
+    channel: &Channel,
+    exchange: &str,
+    spec: QueueSpec,
+) -> Result<(), lapin::Error> {
+    let queue = queue_name(exchange, spec);
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            durable(),
+            args(&[("x-queue-type", text("quorum"))]),
+        )
+        .await?;
+    for binding in spec.bindings {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                (*binding).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The exchange and every consumer's main queue: what a publisher declares before it
+/// publishes, so that nothing it sends is unroutable.
+pub async fn declare_consumer_queues(
+    channel: &Channel,
+    exchange: &str,
+) -> Result<(), lapin::Error> {
+    declare_exchange(channel, exchange).await?;
+    for spec in ALL {
+        declare_main_queue(channel, exchange, *spec).await?;
+    }
+    Ok(())
+}
+
+/// Everything one consumer needs: exchange, main queue, one retry queue per delay, and the
+/// dead-letter queue. Retry queues dead-letter back into the main queue through the default
+/// exchange when their TTL expires; `at-least-once` dead-lettering makes that hop safe across
+/// a broker crash (it needs `reject-publish` overflow, which these queues never hit).
+pub async fn declare_consumer(
+    channel: &Channel,
+    exchange: &str,
+    spec: QueueSpec,
+    retry_delays_ms: &[u64],
+) -> Result<(), lapin::Error> {
+    declare_exchange(channel, exchange).await?;
+    declare_main_queue(channel, exchange, spec).await?;
+    let main = queue_name(exchange, spec);
+    for (level, delay) in retry_delays_ms.iter().enumerate() {
+        let delay = i64::try_from(*delay).unwrap_or(i64::MAX);
+        channel
+            .queue_declare(
+                retry_queue_name(exchange, spec, level).as_str().into(),
+                durable(),
+                args(&[
+                    ("x-queue-type", text("quorum")),
+                    ("x-message-ttl", AMQPValue::LongLongInt(delay)),
+                    ("x-dead-letter-exchange", text("")),
+                    ("x-dead-letter-routing-key", text(&main)),
+                    ("x-dead-letter-strategy", text("at-least-once")),
+                    ("x-overflow", text("reject-publish")),
+                ]),
+            )
+            .await?;
+    }
+    channel
+        .queue_declare(
+            dead_letter_queue_name(exchange, spec).as_str().into(),
+            durable(),
+            args(&[("x-queue-type", text("quorum"))]),
+        )
+        .await?;
+    Ok(())
+}
