@@ -1,0 +1,55 @@
+//! The tracker's settings: built-in defaults from `config/base.toml`, then `APP_CONFIG_FILE`,
+//! then `APP_*` environment variables (see `service_kit::config`).
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use bus::consumer::ConsumerSettings;
+use serde::Deserialize;
+use service_kit::config::{BusSettings, DatabaseSettings, HttpSettings};
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub application: HttpSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    /// The consumer of `OrderPlaced` / `OrderCancelled` from the order sources.
+    pub intake: ConsumerSettings,
+    pub kitchen: KitchenSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KitchenSettings {
+    pub undo_window_ms: u64,
+    pub late_sweep_interval_ms: u64,
+    pub late_sweep_batch: i64,
+}
+
+impl KitchenSettings {
+    pub fn undo_window(&self) -> Duration {
+        Duration::from_millis(self.undo_window_ms)
+    }
+
+    pub fn late_sweep_interval(&self) -> Duration {
+        // A zero interval would spin; a tenth of a second is the fastest useful pace.
+        Duration::from_millis(self.late_sweep_interval_ms.max(100))
+    }
+}
+
+pub fn load() -> anyhow::Result<Settings> {
+    service_kit::config::load(include_str!("../config/base.toml"))
+        .context("cannot read the tracker settings")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_defaults_load() {
+        let settings = super::load().expect("base.toml is valid");
+        assert_eq!(settings.application.port, 8081);
+        assert_eq!(settings.database.database_name, "tracker");
+        assert_eq!(settings.bus.exchange, "kitchen");
+        assert_eq!(settings.kitchen.undo_window().as_secs(), 30);
+    }
+}

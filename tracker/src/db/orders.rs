@@ -1,0 +1,253 @@
+//! Orders: intake, the row lock every change takes, status, and the manager's and board's reads.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use contracts::OrderItem;
+use sqlx::{PgConnection, PgExecutor, types::Json};
+use uuid::Uuid;
+
+use crate::domain::{NewOrder, OrderStatus};
+
+/// The columns of [`OrderRow`], for every query that reads one.
+const ORDER_COLUMNS: &str = "id, pizzeria_id, number, customer_name, show_number_only, source,
+    placed_at, accepted_at, status, target_seconds, due_at, late, version, items, packed_at,
+    handed_over_at, cancelled_at, cancel_reason";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub number: i32,
+    pub customer_name: String,
+    pub show_number_only: bool,
+    pub source: String,
+    pub placed_at: DateTime<Utc>,
+    pub accepted_at: DateTime<Utc>,
+    pub status: String,
+    pub target_seconds: i32,
+    pub due_at: DateTime<Utc>,
+    pub late: bool,
+    pub version: i64,
+    pub items: Json<Vec<OrderItem>>,
+    pub packed_at: Option<DateTime<Utc>>,
+    pub handed_over_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+}
+
+impl OrderRow {
+    /// The status column holds only what the check constraint allows; anything else is a bug
+    /// worth a 500, not a guess.
+    pub fn status(&self) -> anyhow::Result<OrderStatus> {
+        OrderStatus::parse(&self.status)
+            .with_context(|| format!("order {} has an unknown status {:?}", self.id, self.status))
+    }
+}
+
+/// Stores a new order; `false` when an order with this id exists already (a redelivery or a
+/// retried POST), in which case nothing is written.
+#[tracing::instrument(skip(conn, order), fields(order_id = %order.id))]
+pub async fn insert_order(
+    conn: &mut PgConnection,
+    order: &NewOrder,
+    accepted_at: DateTime<Utc>,
+    target_seconds: i32,
+) -> anyhow::Result<bool> {
+    let items: Vec<OrderItem> = order.items.iter().map(|i| i.to_contract()).collect();
+    let inserted = sqlx::query(
+        "insert into orders (id, pizzeria_id, number, customer_name, show_number_only, source,
+             placed_at, accepted_at, status, target_seconds, due_at, items)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, 'accepted', $9,
+             $8 + $9 * interval '1 second', $10)
+         on conflict (id) do nothing",
+    )
+    .bind(order.id)
+    .bind(order.pizzeria_id)
+    .bind(i32::try_from(order.number).context("order number out of range")?)
+    .bind(order.customer_name.as_str())
+    .bind(order.show_number_only)
+    .bind(order.source.as_str())
+    .bind(order.placed_at)
+    .bind(accepted_at)
+    .bind(target_seconds)
+    .bind(Json(&items))
+    .execute(conn)
+    .await
+    .context("cannot store the order")?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn order_exists(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from orders where id = $1)")
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .context("cannot look the order up")
+}
+
+/// Reads the order and locks it until the transaction ends. Every change to an order or its
+/// products goes through here first, so one order's changes run one at a time and the event
+/// sequence has no gaps and no reordering.
+#[tracing::instrument(skip(conn))]
+pub async fn lock_order(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORDER_COLUMNS} from orders where id = $1 for update"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .context("cannot lock the order")
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find_order(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<Option<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORDER_COLUMNS} from orders where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .context("cannot read the order")
+}
+
+/// Writes the status after a change, with the time it happened, and the sequence of the last
+/// event emitted for the order.
+#[tracing::instrument(skip(conn))]
+pub async fn save_order_state(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: OrderStatus,
+    version: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "update orders set
+             status = $2,
+             version = $3,
+             packed_at = case $2 when 'packed' then coalesce(packed_at, $4)
+                                 when 'in_work' then null else packed_at end,
+             handed_over_at = case $2 when 'handed_over' then coalesce(handed_over_at, $4)
+                                      else handed_over_at end,
+             cancelled_at = case $2 when 'cancelled' then coalesce(cancelled_at, $4)
+                                    else cancelled_at end
+         where id = $1",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(version)
+    .bind(at)
+    .execute(conn)
+    .await
+    .context("cannot save the order's status")?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn record_cancel_reason(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    sqlx::query("update orders set cancel_reason = $2 where id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(conn)
+        .await
+        .context("cannot save the cancel reason")?;
+    Ok(())
+}
+
+/// Open orders past their due time that are not flagged yet, locked; rows another sweeper has
+/// locked are skipped rather than waited for.
+#[tracing::instrument(skip(conn))]
+pub async fn lock_overdue_orders(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORDER_COLUMNS} from orders
+         where not late and status in ('accepted', 'in_work') and due_at < $1
+         order by due_at
+         limit $2
+         for update skip locked"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .context("cannot find overdue orders")
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn flag_late(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("update orders set late = true where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .context("cannot flag the order late")?;
+    Ok(())
+}
+
+/// What the manager filters the order list by.
+#[derive(Debug, Clone)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub limit: i64,
+}
+
+/// The pizzeria's orders accepted in `[from, to)`, newest first.
+#[tracing::instrument(skip(db))]
+pub async fn list_orders(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    filter: &OrderFilter,
+) -> anyhow::Result<Vec<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORDER_COLUMNS} from orders
+         where pizzeria_id = $1 and accepted_at >= $2 and accepted_at < $3
+           and ($4::text is null or status = $4)
+         order by accepted_at desc, id
+         limit $5"
+    )))
+    .bind(pizzeria_id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.status.map(OrderStatus::as_str))
+    .bind(filter.limit)
+    .fetch_all(db)
+    .await
+    .context("cannot list the orders")
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BoardRow {
+    pub number: i32,
+    pub customer_name: String,
+    pub show_number_only: bool,
+    pub status: String,
+    pub late: bool,
+}
+
+/// The orders on the TV board, oldest first. Orders stuck on the board for a day or more are
+/// left off: by then they are mistakes nobody closed, not customers waiting.
+#[tracing::instrument(skip(db))]
+pub async fn board_orders(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+) -> anyhow::Result<Vec<BoardRow>> {
+    sqlx::query_as(
+        "select number, customer_name, show_number_only, status, late from orders
+         where pizzeria_id = $1 and status in ('accepted', 'in_work', 'packed')
+           and accepted_at > now() - interval '1 day'
+         order by accepted_at, id",
+    )
+    .bind(pizzeria_id)
+    .fetch_all(db)
+    .await
+    .context("cannot read the board")
+}

@@ -1,0 +1,217 @@
+//! Pizzerias, their stations and routes, and the version counters that make polling cheap.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use contracts::ProductCategory;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::{PizzeriaName, Route, StationCode, StationName};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PizzeriaRow {
+    pub id: Uuid,
+    pub name: String,
+    pub board_version: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StationRow {
+    pub code: String,
+    pub name: String,
+    pub queue_version: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RouteStageRow {
+    pub category: String,
+    pub position: i32,
+    pub station_code: String,
+    pub target_seconds: i32,
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find_pizzeria(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> anyhow::Result<Option<PizzeriaRow>> {
+    sqlx::query_as("select id, name, board_version from pizzerias where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .context("cannot read the pizzeria")
+}
+
+/// Creates the pizzeria or renames it; `true` when it was created.
+#[tracing::instrument(skip(conn, name))]
+pub async fn upsert_pizzeria(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &PizzeriaName,
+) -> anyhow::Result<bool> {
+    // `xmax = 0` holds only for a freshly inserted row, not for one the upsert updated.
+    sqlx::query_scalar(
+        "insert into pizzerias (id, name) values ($1, $2)
+         on conflict (id) do update set name = excluded.name, updated_at = now()
+         returning (xmax = 0)",
+    )
+    .bind(id)
+    .bind(name.as_str())
+    .fetch_one(conn)
+    .await
+    .context("cannot save the pizzeria")
+}
+
+#[tracing::instrument(skip(conn, name))]
+pub async fn upsert_station(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+    code: &StationCode,
+    name: &StationName,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "insert into stations (pizzeria_id, code, name) values ($1, $2, $3)
+         on conflict (pizzeria_id, code) do update set name = excluded.name",
+    )
+    .bind(pizzeria_id)
+    .bind(code.as_str())
+    .bind(name.as_str())
+    .execute(conn)
+    .await
+    .context("cannot save the station")?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn list_stations(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+) -> anyhow::Result<Vec<StationRow>> {
+    sqlx::query_as(
+        "select code, name, queue_version from stations where pizzeria_id = $1 order by code",
+    )
+    .bind(pizzeria_id)
+    .fetch_all(db)
+    .await
+    .context("cannot list the stations")
+}
+
+/// Replaces the route of one category. The caller has checked that every station exists.
+#[tracing::instrument(skip(conn, route))]
+pub async fn replace_route(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+    category: ProductCategory,
+    route: &Route,
+) -> anyhow::Result<()> {
+    sqlx::query("delete from routes where pizzeria_id = $1 and category = $2")
+        .bind(pizzeria_id)
+        .bind(category.as_str())
+        .execute(&mut *conn)
+        .await
+        .context("cannot clear the old route")?;
+    let stations: Vec<&str> = route.stages().iter().map(|s| s.station.as_str()).collect();
+    let targets: Vec<i32> = route
+        .stages()
+        .iter()
+        .map(|s| i32::try_from(s.target_seconds).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query(
+        "insert into routes (pizzeria_id, category, position, station_code, target_seconds)
+         select $1, $2, s.ordinality - 1, s.station, t.target
+         from unnest($3::text[]) with ordinality as s (station, ordinality)
+         join unnest($4::int[]) with ordinality as t (target, ordinality) using (ordinality)",
+    )
+    .bind(pizzeria_id)
+    .bind(category.as_str())
+    .bind(&stations)
+    .bind(&targets)
+    .execute(conn)
+    .await
+    .context("cannot save the route")?;
+    Ok(())
+}
+
+/// Every route of the pizzeria by category, stages in order.
+#[tracing::instrument(skip(db))]
+pub async fn routes_of(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+) -> anyhow::Result<HashMap<String, Vec<RouteStageRow>>> {
+    let rows: Vec<RouteStageRow> = sqlx::query_as(
+        "select category, position, station_code, target_seconds from routes
+         where pizzeria_id = $1 order by category, position",
+    )
+    .bind(pizzeria_id)
+    .fetch_all(db)
+    .await
+    .context("cannot read the routes")?;
+    let mut routes: HashMap<String, Vec<RouteStageRow>> = HashMap::new();
+    for row in rows {
+        routes.entry(row.category.clone()).or_default().push(row);
+    }
+    Ok(routes)
+}
+
+/// The queue version of one station, or `None` when the pizzeria has no such station. This is
+/// the whole cost of an unchanged poll, so it must stay a primary-key lookup.
+#[tracing::instrument(skip(db))]
+pub async fn station_queue_version(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    code: &str,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar("select queue_version from stations where pizzeria_id = $1 and code = $2")
+        .bind(pizzeria_id)
+        .bind(code)
+        .fetch_optional(db)
+        .await
+        .context("cannot read the station's queue version")
+}
+
+/// The board version, or `None` for an unknown pizzeria; a primary-key lookup like the above.
+#[tracing::instrument(skip(db))]
+pub async fn board_version(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar("select board_version from pizzerias where id = $1")
+        .bind(pizzeria_id)
+        .fetch_optional(db)
+        .await
+        .context("cannot read the board version")
+}
+
+/// Invalidates the cached queues of `codes`. Sorted codes in one statement take the row locks
+/// in one order, so two transactions touching the same stations cannot deadlock.
+#[tracing::instrument(skip(conn))]
+pub async fn bump_queue_versions(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+    codes: &[String],
+) -> anyhow::Result<()> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "update stations set queue_version = queue_version + 1
+         where pizzeria_id = $1 and code = any($2)",
+    )
+    .bind(pizzeria_id)
+    .bind(codes)
+    .execute(conn)
+    .await
+    .context("cannot bump the queue versions")?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn bump_board_version(conn: &mut PgConnection, pizzeria_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("update pizzerias set board_version = board_version + 1 where id = $1")
+        .bind(pizzeria_id)
+        .execute(conn)
+        .await
+        .context("cannot bump the board version")?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Products: the units the kitchen makes, where each one is, and the station queues.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::NewItem;
+
+const PRODUCT_COLUMNS: &str = "id, order_id, pizzeria_id, item_index, unit_index, name, category,
+    size, modifiers, route_stations, route_targets, stage, pass, station, entered_at, done_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProductRow {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub item_index: i32,
+    pub unit_index: i32,
+    pub name: String,
+    pub category: String,
+    pub size: Option<String>,
+    pub modifiers: Vec<String>,
+    pub route_stations: Vec<String>,
+    pub route_targets: Vec<i32>,
+    pub stage: i32,
+    pub pass: i32,
+    pub station: Option<String>,
+    pub entered_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl ProductRow {
+    /// The stage index as a position in the route.
+    pub fn stage_index(&self) -> usize {
+        usize::try_from(self.stage).unwrap_or(0)
+    }
+
+    pub fn target_of(&self, stage: usize) -> i32 {
+        self.route_targets.get(stage).copied().unwrap_or(0)
+    }
+}
+
+/// The units of one order item, all starting at the first station of the item's route.
+#[derive(Debug)]
+pub struct NewProducts<'a> {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub item_index: i32,
+    pub item: &'a NewItem,
+    pub route_stations: &'a [String],
+    pub route_targets: &'a [i32],
+    pub entered_at: DateTime<Utc>,
+}
+
+/// Creates one product per unit of the item and returns their ids in unit order.
+#[tracing::instrument(skip_all, fields(order_id = %new.order_id, item_index = new.item_index))]
+pub async fn insert_products(
+    conn: &mut PgConnection,
+    new: &NewProducts<'_>,
+) -> anyhow::Result<Vec<Uuid>> {
+    let item = new.item;
+    let quantity = i32::try_from(item.quantity.get()).context("quantity out of range")?;
+    let ids: Vec<Uuid> = (0..quantity).map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "insert into products (id, order_id, pizzeria_id, item_index, unit_index, name, category,
+             size, modifiers, route_stations, route_targets, stage, station, entered_at)
+         select u.id, $2, $3, $4, u.unit - 1, $5, $6, $7, $8, $9, $10, 0, $9[1], $11
+         from unnest($1::uuid[]) with ordinality as u (id, unit)",
+    )
+    .bind(&ids)
+    .bind(new.order_id)
+    .bind(new.pizzeria_id)
+    .bind(new.item_index)
+    .bind(item.name.as_str())
+    .bind(item.category.as_str())
+    .bind(item.size.as_deref())
+    .bind(&item.modifiers)
+    .bind(new.route_stations)
+    .bind(new.route_targets)
+    .bind(new.entered_at)
+    .execute(conn)
+    .await
+    .context("cannot store the order's products")?;
+    Ok(ids)
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn find_product(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<Option<ProductRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {PRODUCT_COLUMNS} from products where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .context("cannot read the product")
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn products_of_order(
+    db: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> anyhow::Result<Vec<ProductRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {PRODUCT_COLUMNS} from products where order_id = $1
+         order by item_index, unit_index"
+    )))
+    .bind(order_id)
+    .fetch_all(db)
+    .await
+    .context("cannot read the order's products")
+}
+
+/// Puts the product at stage `stage` of its route: waiting at `station` since `entered_at`, or
+/// done when `station` is `None`.
+#[tracing::instrument(skip(conn))]
+pub async fn move_product(
+    conn: &mut PgConnection,
+    id: Uuid,
+    stage: i32,
+    station: Option<&str>,
+    entered_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "update products set stage = $2, station = $3, entered_at = $4,
+             done_at = case when $3::text is null then $4 end
+         where id = $1",
+    )
+    .bind(id)
+    .bind(stage)
+    .bind(station)
+    .bind(entered_at)
+    .execute(conn)
+    .await
+    .context("cannot move the product")?;
+    Ok(())
+}
+
+/// Starts a new pass of the product at its first station.
+#[tracing::instrument(skip(conn))]
+pub async fn restart_product(
+    conn: &mut PgConnection,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "update products set stage = 0, pass = pass + 1, station = route_stations[1],
+             entered_at = $2, done_at = null
+         where id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await
+    .context("cannot send the product back")?;
+    Ok(())
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn count_unfinished(conn: &mut PgConnection, order_id: Uuid) -> anyhow::Result<i64> {
+    sqlx::query_scalar("select count(*) from products where order_id = $1 and done_at is null")
+        .bind(order_id)
+        .fetch_one(conn)
+        .await
+        .context("cannot count the unfinished products")
+}
+
+/// Takes every product of the order off its station; returns the stations that lost one.
+#[tracing::instrument(skip(conn))]
+pub async fn clear_stations_of_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> anyhow::Result<Vec<String>> {
+    let stations: Vec<String> = sqlx::query_scalar(
+        "update products set station = null
+         where order_id = $1 and station is not null
+         returning station",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+    .context("cannot take the products off their stations")?;
+    Ok(stations)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QueueRow {
+    pub product_id: Uuid,
+    pub order_id: Uuid,
+    pub number: i32,
+    pub name: String,
+    pub size: Option<String>,
+    pub modifiers: Vec<String>,
+    pub entered_at: DateTime<Utc>,
+    pub target_seconds: i32,
+    pub pass: i32,
+    pub late: bool,
+}
+
+/// The products waiting at a station, oldest first. Bounded: a tablet shows a screenful, and
+/// a station with hundreds waiting has a problem no list will fix.
+#[tracing::instrument(skip(db))]
+pub async fn station_queue(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    station: &str,
+) -> anyhow::Result<Vec<QueueRow>> {
+    sqlx::query_as(
+        "select p.id as product_id, p.order_id, o.number, p.name, p.size, p.modifiers,
+                p.entered_at, coalesce(p.route_targets[p.stage + 1], 0) as target_seconds,
+                p.pass, o.late
+         from products p join orders o on o.id = p.order_id
+         where p.pizzeria_id = $1 and p.station = $2
+         order by p.entered_at, p.id
+         limit 500",
+    )
+    .bind(pizzeria_id)
+    .bind(station)
+    .fetch_all(db)
+    .await
+    .context("cannot read the station queue")
+}
+
+/// The stations where the order's products wait.
+#[tracing::instrument(skip(conn))]
+pub async fn stations_of_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select distinct station from products where order_id = $1 and station is not null",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+    .context("cannot read where the order's products are")
+}

@@ -1,0 +1,162 @@
+//! Taps: the completed stages, what undo takes back, and the station report.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+const TAP_COLUMNS: &str = "id, product_id, order_id, pizzeria_id, station, stage, pass,
+    started_at, completed_at, duration_ms, target_seconds, actor, undone_at";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TapRow {
+    pub id: i64,
+    pub product_id: Uuid,
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub station: String,
+    pub stage: i32,
+    pub pass: i32,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub target_seconds: i32,
+    pub actor: Option<String>,
+    pub undone_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTap<'a> {
+    pub product_id: Uuid,
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub station: &'a str,
+    pub stage: i32,
+    pub pass: i32,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: DateTime<Utc>,
+    pub target_seconds: i32,
+    pub actor: Option<&'a str>,
+}
+
+#[tracing::instrument(skip(conn, tap), fields(product_id = %tap.product_id))]
+pub async fn insert_tap(conn: &mut PgConnection, tap: &NewTap<'_>) -> anyhow::Result<TapRow> {
+    let duration_ms = (tap.completed_at - tap.started_at)
+        .num_milliseconds()
+        .max(0);
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into taps (product_id, order_id, pizzeria_id, station, stage, pass, started_at,
+             completed_at, duration_ms, target_seconds, actor)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         returning {TAP_COLUMNS}"
+    )))
+    .bind(tap.product_id)
+    .bind(tap.order_id)
+    .bind(tap.pizzeria_id)
+    .bind(tap.station)
+    .bind(tap.stage)
+    .bind(tap.pass)
+    .bind(tap.started_at)
+    .bind(tap.completed_at)
+    .bind(duration_ms)
+    .bind(tap.target_seconds)
+    .bind(tap.actor)
+    .fetch_one(conn)
+    .await
+    .context("cannot record the tap")
+}
+
+/// The tap that completed `stage` of the product's pass `pass`, unless it was undone.
+#[tracing::instrument(skip(conn))]
+pub async fn live_tap(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    pass: i32,
+    stage: i32,
+) -> anyhow::Result<Option<TapRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {TAP_COLUMNS} from taps
+         where product_id = $1 and pass = $2 and stage = $3 and undone_at is null"
+    )))
+    .bind(product_id)
+    .bind(pass)
+    .bind(stage)
+    .fetch_optional(conn)
+    .await
+    .context("cannot read the recorded tap")
+}
+
+/// The newest tap at the station that has not been undone.
+#[tracing::instrument(skip(conn))]
+pub async fn last_tap_at_station(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+    station: &str,
+) -> anyhow::Result<Option<TapRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {TAP_COLUMNS} from taps
+         where pizzeria_id = $1 and station = $2 and undone_at is null
+         order by completed_at desc, id desc
+         limit 1"
+    )))
+    .bind(pizzeria_id)
+    .bind(station)
+    .fetch_optional(conn)
+    .await
+    .context("cannot find the last tap at the station")
+}
+
+#[tracing::instrument(skip(conn))]
+pub async fn mark_undone(
+    conn: &mut PgConnection,
+    id: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query("update taps set undone_at = $2 where id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await
+        .context("cannot mark the tap undone")?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StationReportRow {
+    pub station: String,
+    pub taps: i64,
+    pub average_ms: f64,
+    pub p90_ms: f64,
+    pub average_target_seconds: f64,
+    pub over_target: i64,
+}
+
+/// Per station: taps completed in `[from, to)` (undone taps excluded), with their average and
+/// 90th-percentile stage duration.
+#[tracing::instrument(skip(db))]
+pub async fn station_report(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<StationReportRow>> {
+    sqlx::query_as(
+        "select station,
+                count(*) as taps,
+                avg(duration_ms)::float8 as average_ms,
+                percentile_cont(0.9) within group (order by duration_ms) as p90_ms,
+                avg(target_seconds)::float8 as average_target_seconds,
+                count(*) filter (where duration_ms > target_seconds * 1000) as over_target
+         from taps
+         where pizzeria_id = $1 and completed_at >= $2 and completed_at < $3
+           and undone_at is null
+         group by station
+         order by station",
+    )
+    .bind(pizzeria_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await
+    .context("cannot build the station report")
+}

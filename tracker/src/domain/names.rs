@@ -1,0 +1,197 @@
+//! Small parsed values. Each has a private field, so holding one means it passed its rule.
+
+use super::ValidationError;
+
+/// Trims `raw` and checks its length in characters (not bytes: names are often Cyrillic).
+fn bounded_text(raw: &str, field: &str, max: usize) -> Result<String, ValidationError> {
+    let trimmed = raw.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if chars > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+macro_rules! text_newtype {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+                bounded_text(raw, $field, $max).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+text_newtype!(
+    /// The name on the TV board: 1 to 64 characters after trimming.
+    CustomerName,
+    "customer_name",
+    64
+);
+text_newtype!(
+    /// A menu product's name as the kitchen sees it.
+    ProductName,
+    "name",
+    128
+);
+text_newtype!(
+    /// A pizzeria's name.
+    PizzeriaName,
+    "name",
+    128
+);
+text_newtype!(
+    /// A station's human name, such as `Oven`.
+    StationName,
+    "name",
+    64
+);
+text_newtype!(
+    /// Why an order was cancelled or a product remade.
+    Reason,
+    "reason",
+    500
+);
+text_newtype!(
+    /// Whoever tapped, cancelled or handed over: an employee id or name, or a source system.
+    Actor,
+    "actor",
+    128
+);
+
+/// How many units of one item: 1 to 50. Each unit becomes a product of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(u32);
+
+impl Quantity {
+    pub const MAX: u32 = 50;
+
+    pub fn parse(raw: u32) -> Result<Self, ValidationError> {
+        if (1..=Self::MAX).contains(&raw) {
+            Ok(Quantity(raw))
+        } else {
+            Err(ValidationError::new(
+                "quantity",
+                format!("must be between 1 and {}", Self::MAX),
+            ))
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// A station code such as `oven`: 1 to 32 lowercase ASCII letters, digits, `-` or `_`, so it is
+/// safe in URLs and routing keys as it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StationCode(String);
+
+impl StationCode {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let ok = (1..=32).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(StationCode(raw.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "station",
+                "must be 1 to 32 characters of a-z, 0-9, - or _",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for StationCode {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl std::fmt::Display for StationCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_name_is_trimmed() {
+        assert_eq!(CustomerName::parse("  Anna ").unwrap().as_str(), "Anna");
+    }
+
+    #[test]
+    fn blank_customer_name_is_rejected() {
+        let err = CustomerName::parse("   ").unwrap_err();
+        assert_eq!(err.field, "customer_name");
+    }
+
+    #[test]
+    fn customer_name_length_counts_characters_not_bytes() {
+        assert!(CustomerName::parse(&"Я".repeat(64)).is_ok());
+        assert!(CustomerName::parse(&"Я".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn control_characters_are_rejected() {
+        assert!(ProductName::parse("Pep\u{0}peroni").is_err());
+    }
+
+    #[test]
+    fn quantity_bounds() {
+        assert!(Quantity::parse(0).is_err());
+        assert_eq!(Quantity::parse(1).unwrap().get(), 1);
+        assert_eq!(Quantity::parse(50).unwrap().get(), 50);
+        assert!(Quantity::parse(51).is_err());
+    }
+
+    #[test]
+    fn station_codes() {
+        assert!(StationCode::parse("oven").is_ok());
+        assert!(StationCode::parse("oven-2").is_ok());
+        assert!(StationCode::parse("").is_err());
+        assert!(StationCode::parse("Oven").is_err());
+        assert!(StationCode::parse("oven/1").is_err());
+        assert!(StationCode::parse(&"a".repeat(33)).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! Orders coming in from the order sources, and cancellations.
+
+use contracts::{OrderAcceptedByTracker, OrderCancelled, TrackedProduct};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    db::{orders, pizzerias, products, timeline::NewEntry},
+    domain::{Actor, NewOrder, OrderStatus, Reason, ValidationError},
+};
+
+use super::{Kitchen, KitchenError, change::OrderChange};
+
+/// Stores the order and puts each product at the first station of its category's route.
+/// Returns `false` when the order was known already: intake is idempotent on the order id, so
+/// a redelivered event or a retried POST changes nothing.
+#[tracing::instrument(skip_all, fields(order_id = %order.id, pizzeria_id = %order.pizzeria_id))]
+pub async fn accept_order(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    order: &NewOrder,
+) -> Result<bool, KitchenError> {
+    if orders::order_exists(&mut *conn, order.id).await? {
+        return Ok(false);
+    }
+    if pizzerias::find_pizzeria(&mut *conn, order.pizzeria_id)
+        .await?
+        .is_none()
+    {
+        return Err(KitchenError::NotFound("pizzeria"));
+    }
+    let routes = pizzerias::routes_of(&mut *conn, order.pizzeria_id).await?;
+    let mut planned = Vec::with_capacity(order.items.len());
+    let mut target_seconds: i64 = 0;
+    for (i, item) in order.items.iter().enumerate() {
+        let route = routes.get(item.category.as_str()).ok_or_else(|| {
+            ValidationError::new(
+                format!("items[{i}].category"),
+                "has no route at this pizzeria",
+            )
+        })?;
+        let stations: Vec<String> = route.iter().map(|s| s.station_code.clone()).collect();
+        let targets: Vec<i32> = route.iter().map(|s| s.target_seconds).collect();
+        target_seconds +=
+            i64::from(item.quantity.get()) * targets.iter().map(|t| i64::from(*t)).sum::<i64>();
+        planned.push((i, item, stations, targets));
+    }
+    let target_seconds = i32::try_from(target_seconds).unwrap_or(i32::MAX);
+
+    let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, 0);
+    if !orders::insert_order(&mut *conn, order, change.now, target_seconds).await? {
+        // A concurrent duplicate won the race between our check and our insert.
+        return Ok(false);
+    }
+    let mut tracked = Vec::new();
+    for (i, item, stations, targets) in &planned {
+        let item_index = i32::try_from(*i).unwrap_or(i32::MAX);
+        let new = products::NewProducts {
+            order_id: order.id,
+            pizzeria_id: order.pizzeria_id,
+            item_index,
+            item,
+            route_stations: stations,
+            route_targets: targets,
+            entered_at: change.now,
+        };
+        let ids = products::insert_products(&mut *conn, &new).await?;
+        if let Some(first) = stations.first() {
+            change.touch_station(first);
+        }
+        tracked.extend(ids.into_iter().map(|id| TrackedProduct {
+            id,
+            item_index: u32::try_from(*i).unwrap_or(u32::MAX),
+            route: stations.clone(),
+        }));
+    }
+    change.touch_board();
+    let event = OrderAcceptedByTracker {
+        order_id: order.id,
+        pizzeria_id: order.pizzeria_id,
+        number: order.number,
+        customer_name: order.customer_name.as_str().to_owned(),
+        show_number_only: order.show_number_only,
+        source: order.source,
+        placed_at: order.placed_at,
+        accepted_at: change.now,
+        target_seconds: u32::try_from(target_seconds).unwrap_or(0),
+        items: order.items.iter().map(|i| i.to_contract()).collect(),
+        products: tracked,
+    };
+    change.emit(&mut *conn, &event, NewEntry::default()).await?;
+    change.finish(conn, OrderStatus::Accepted).await?;
+    Ok(true)
+}
+
+/// Cancels the order: every product leaves its station at once. Cancelling a cancelled order
+/// changes nothing; a handed-over order cannot be cancelled.
+#[tracing::instrument(skip(conn, kitchen, reason, actor))]
+pub async fn cancel_order(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    pizzeria_id: Uuid,
+    order_id: Uuid,
+    reason: Option<&Reason>,
+    actor: Option<&Actor>,
+) -> Result<(), KitchenError> {
+    let order = orders::lock_order(&mut *conn, order_id)
+        .await?
+        .filter(|o| o.pizzeria_id == pizzeria_id)
+        .ok_or(KitchenError::NotFound("order"))?;
+    let transition = order.status()?.cancel()?;
+    if !transition.changed() {
+        return Ok(());
+    }
+    let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
+    for station in products::clear_stations_of_order(&mut *conn, order.id).await? {
+        change.touch_station(&station);
+    }
+    change.touch_board();
+    let reason = reason.map(Reason::as_str);
+    orders::record_cancel_reason(&mut *conn, order.id, reason).await?;
+    let actor = actor.map(Actor::as_str);
+    let event = OrderCancelled {
+        order_id: order.id,
+        pizzeria_id: order.pizzeria_id,
+        cancelled_at: change.now,
+        reason: reason.map(str::to_owned),
+        actor: actor.map(str::to_owned),
+    };
+    change
+        .emit(
+            &mut *conn,
+            &event,
+            NewEntry {
+                actor,
+                ..NewEntry::default()
+            },
+        )
+        .await?;
+    change.finish(conn, transition.to).await?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! What a manager does to a whole order: hand it over, have a product made again.
+
+use contracts::{OrderHandedOver, OrderInWork, ProductRemakeRequested};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        orders::{self, OrderRow},
+        products,
+        timeline::NewEntry,
+    },
+    domain::{Actor, OrderStatus, Reason},
+};
+
+use super::{Kitchen, KitchenError, change::OrderChange};
+
+async fn lock_order_of(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+    order_id: Uuid,
+) -> Result<OrderRow, KitchenError> {
+    orders::lock_order(conn, order_id)
+        .await?
+        .filter(|o| o.pizzeria_id == pizzeria_id)
+        .ok_or(KitchenError::NotFound("order"))
+}
+
+/// The packed order leaves the kitchen. Handing over twice is a retry and changes nothing.
+#[tracing::instrument(skip(conn, kitchen, actor))]
+pub async fn hand_over(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    pizzeria_id: Uuid,
+    order_id: Uuid,
+    actor: Option<&Actor>,
+) -> Result<OrderStatus, KitchenError> {
+    let order = lock_order_of(&mut *conn, pizzeria_id, order_id).await?;
+    let transition = order.status()?.hand_over()?;
+    if !transition.changed() {
+        return Ok(transition.to);
+    }
+    let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
+    let actor = actor.map(Actor::as_str);
+    let event = OrderHandedOver {
+        order_id: order.id,
+        pizzeria_id,
+        at: change.now,
+        actor: actor.map(str::to_owned),
+    };
+    let entry = NewEntry {
+        actor,
+        ..NewEntry::default()
+    };
+    change.emit(&mut *conn, &event, entry).await?;
+    change.touch_board();
+    change.finish(conn, transition.to).await?;
+    Ok(transition.to)
+}
+
+/// Sends one product back to its first station for a new pass; a packed order is in work
+/// again.
+#[tracing::instrument(skip(conn, kitchen, reason, actor))]
+pub async fn remake(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    pizzeria_id: Uuid,
+    order_id: Uuid,
+    product_id: Uuid,
+    reason: Option<&Reason>,
+    actor: Option<&Actor>,
+) -> Result<OrderStatus, KitchenError> {
+    let order = lock_order_of(&mut *conn, pizzeria_id, order_id).await?;
+    let product = products::find_product(&mut *conn, product_id)
+        .await?
+        .filter(|p| p.order_id == order.id)
+        .ok_or(KitchenError::NotFound("product"))?;
+    let transition = order.status()?.after_rework()?;
+    let first_station = product
+        .route_stations
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("product {} has an empty route", product.id))?;
+    let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
+    products::restart_product(&mut *conn, product.id, change.now).await?;
+    if let Some(current) = &product.station {
+        change.touch_station(current);
+    }
+    change.touch_station(&first_station);
+    let actor = actor.map(Actor::as_str);
+    let event = ProductRemakeRequested {
+        order_id: order.id,
+        pizzeria_id,
+        product_id: product.id,
+        first_station: first_station.clone(),
+        requested_at: change.now,
+        reason: reason.map(|r| r.as_str().to_owned()),
+        actor: actor.map(str::to_owned),
+    };
+    let entry = NewEntry {
+        station: Some(&first_station),
+        product_id: Some(product.id),
+        actor,
+    };
+    change.emit(&mut *conn, &event, entry).await?;
+    if transition.enters_work() {
+        let event = OrderInWork {
+            order_id: order.id,
+            pizzeria_id,
+            at: change.now,
+        };
+        change.emit(&mut *conn, &event, NewEntry::default()).await?;
+    }
+    if transition.changed() {
+        change.touch_board();
+    }
+    change.finish(conn, transition.to).await?;
+    Ok(transition.to)
+}

@@ -1,0 +1,307 @@
+//! The HTTP API, one module per audience. Every handler takes its pizzeria from the path
+//! through [`PizzeriaScope`] or [`StationScope`]; authentication will add a `Caller` extractor
+//! (a device or staff member of that pizzeria) beside them, without touching handler bodies.
+
+mod board;
+mod intake;
+mod kitchen;
+mod manager;
+mod pizzerias;
+
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse, ResponseError,
+    dev::Payload,
+    http::{StatusCode, header},
+    web,
+};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use service_kit::http::{ClientError, internal_error_response, parse_json, path_param};
+use uuid::Uuid;
+
+use crate::{
+    domain::{Conflict, StationCode, ValidationError},
+    kitchen::KitchenError,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/orders", web::post().to(intake::post_order))
+            .route(
+                "/pizzerias/{pizzeria_id}",
+                web::put().to(pizzerias::put_pizzeria),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}",
+                web::get().to(pizzerias::get_pizzeria),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/routes/{category}",
+                web::put().to(pizzerias::put_route),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/stations/{station}/queue",
+                web::get().to(kitchen::station_queue),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/stations/{station}/products/{product_id}/tap",
+                web::post().to(kitchen::tap),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/stations/{station}/undo",
+                web::post().to(kitchen::undo),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/board",
+                web::get().to(board::board),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/orders",
+                web::get().to(manager::list_orders),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/orders/{order_id}",
+                web::get().to(manager::get_order),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/orders/{order_id}/cancel",
+                web::post().to(manager::cancel),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/orders/{order_id}/hand-over",
+                web::post().to(manager::hand_over),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/orders/{order_id}/products/{product_id}/remake",
+                web::post().to(manager::remake),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/reports/stations",
+                web::get().to(manager::station_report),
+            ),
+    );
+}
+
+/// Everything a handler can fail with. Client mistakes become 4xx bodies that name the field
+/// or the state that stopped them; anything else is logged and answered with a bare 500.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Kitchen(#[from] KitchenError),
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Kitchen(KitchenError::Unexpected(e))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Kitchen(KitchenError::Invalid(e))
+    }
+}
+
+impl From<Conflict> for ApiError {
+    fn from(e: Conflict) -> Self {
+        ApiError::Kitchen(KitchenError::Conflict(e))
+    }
+}
+
+impl ApiError {
+    fn client_error(&self) -> Option<ClientError> {
+        match self {
+            ApiError::Client(e) => Some(e.clone()),
+            ApiError::Kitchen(KitchenError::NotFound(what)) => Some(ClientError::not_found(what)),
+            ApiError::Kitchen(KitchenError::Conflict(c)) => {
+                Some(ClientError::conflict(c.code, c.message))
+            }
+            ApiError::Kitchen(KitchenError::Invalid(v)) => {
+                Some(ClientError::invalid(&v.field, &v.rule))
+            }
+            ApiError::Kitchen(KitchenError::Unexpected(_)) => None,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.client_error()
+            .map_or(StatusCode::INTERNAL_SERVER_ERROR, |e| e.status)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match (self.client_error(), self) {
+            (Some(e), _) => e.error_response(),
+            (None, ApiError::Kitchen(KitchenError::Unexpected(e))) => internal_error_response(e),
+            (None, other) => internal_error_response(&anyhow::anyhow!("{other}")),
+        }
+    }
+}
+
+const UUID_RULE: &str = "must be a UUID";
+
+/// The pizzeria a request acts in, from `{pizzeria_id}`.
+// Authentication goes here: a `Caller` extractor will check the caller belongs to it.
+#[derive(Debug, Clone, Copy)]
+pub struct PizzeriaScope {
+    pub pizzeria_id: Uuid,
+}
+
+impl FromRequest for PizzeriaScope {
+    type Error = ClientError;
+    type Future = std::future::Ready<Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            path_param(req, "pizzeria_id", UUID_RULE)
+                .map(|pizzeria_id| PizzeriaScope { pizzeria_id }),
+        )
+    }
+}
+
+/// The station a tablet acts at, from `{pizzeria_id}` and `{station}`.
+// Authentication goes here too: a device token is bound to one pizzeria (and station).
+#[derive(Debug, Clone)]
+pub struct StationScope {
+    pub pizzeria_id: Uuid,
+    pub station: StationCode,
+}
+
+impl FromRequest for StationScope {
+    type Error = ClientError;
+    type Future = std::future::Ready<Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let scope = path_param(req, "pizzeria_id", UUID_RULE).and_then(|pizzeria_id| {
+            Ok(StationScope {
+                pizzeria_id,
+                station: path_param(
+                    req,
+                    "station",
+                    "must be 1 to 32 characters of a-z, 0-9, - or _",
+                )?,
+            })
+        });
+        std::future::ready(scope)
+    }
+}
+
+/// A UUID from the path, or a 400 naming the parameter.
+pub fn uuid_param(req: &HttpRequest, name: &str) -> Result<Uuid, ClientError> {
+    path_param(req, name, UUID_RULE)
+}
+
+/// A JSON body that may be left out entirely (`POST .../tap` with no body): an empty body is
+/// `T::default()`, anything else must be JSON and is read like [`service_kit::http::Json`].
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
+    type Error = ClientError;
+    type Future = LocalBoxFuture<'static, Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes
+                .await
+                .map_err(|e| ClientError::malformed("body", format!("cannot be read: {e}")))?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(T::default()));
+            }
+            if !is_json {
+                return Err(ClientError {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    code: "unsupported_media_type",
+                    ..ClientError::malformed("Content-Type", "must be application/json")
+                });
+            }
+            parse_json(&bytes).map(OptionalJson)
+        })
+    }
+}
+
+/// The body of actions that only say who did them.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorBody {
+    pub actor: Option<String>,
+}
+
+/// The body of actions that say who and why.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+pub fn parse_actor(raw: Option<&str>) -> Result<Option<crate::domain::Actor>, ValidationError> {
+    raw.map(crate::domain::Actor::parse).transpose()
+}
+
+pub fn parse_reason(raw: Option<&str>) -> Result<Option<crate::domain::Reason>, ValidationError> {
+    raw.map(crate::domain::Reason::parse).transpose()
+}
+
+/// A weak ETag from a version counter: the body also carries `generated_at`, so two bodies of
+/// one version are equivalent, not byte-identical.
+pub fn weak_etag(prefix: &str, version: i64) -> String {
+    format!("W/\"{prefix}{version}\"")
+}
+
+/// Whether the request's `If-None-Match` names `etag` (weak comparison, as RFC 9110 asks for
+/// If-None-Match), or is `*`.
+pub fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    let ours = opaque(etag);
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == "*" || opaque(tag) == ours)
+}
+
+/// 304 with the tag, for a poll that already has the current version.
+pub fn not_modified(etag: &str) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_reads_lists() {
+        let etag = weak_etag("q", 7);
+        let req = TestRequest::default()
+            .insert_header((header::IF_NONE_MATCH, "\"q6\", W/\"q7\""))
+            .to_http_request();
+        assert!(if_none_match(&req, &etag));
+        let req = TestRequest::default()
+            .insert_header((header::IF_NONE_MATCH, "\"q7\""))
+            .to_http_request();
+        assert!(if_none_match(&req, &etag));
+        let req = TestRequest::default()
+            .insert_header((header::IF_NONE_MATCH, "W/\"q8\""))
+            .to_http_request();
+        assert!(!if_none_match(&req, &etag));
+        assert!(!if_none_match(
+            &TestRequest::default().to_http_request(),
+            &etag
+        ));
+    }
+}
