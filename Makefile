@@ -1,0 +1,34 @@
+# Kitchen order tracker: developer entry points.
+#
+#   make run    PostgreSQL + RabbitMQ in .stack/run, build, migrate, seed the
+#               demo, start tracker (:8081) and sync-worker (:8082); Ctrl-C
+#               stops everything, data stays.      -> scripts/run.sh
+#   make stop   stop what a `make run` left running.
+#   make test   all workspace tests against a throwaway stack.
+#               Extra runner arguments: make test TEST_ARGS='-E test(foo)'
+#   make fmt    format the code;  make lint  fmt check + clippy.
+
+# Databases created by `make run`; each service picks its own.
+DATABASES := tracker legacy
+
+TEST_ARGS ?=
+
+SHELL := /bin/bash
+
+.PHONY: run stop test fmt lint
+
+run:
+	KITCHEN_DATABASES='$(DATABASES)' scripts/run.sh
+
+stop:
+	scripts/run.sh stop
+
+test:
+	scripts/test.sh $(TEST_ARGS)
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings

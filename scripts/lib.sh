@@ -1,0 +1,241 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/stack.sh, scripts/rabbitmq-node.sh, scripts/run.sh
+# and scripts/test.sh. Source it; do not run it.
+#
+# Everything here is written for Debian 12, run as root: PostgreSQL refuses to
+# run as root, so it runs as `postgres`; the Debian `rabbitmq-server` and
+# `rabbitmqctl` wrappers switch to the `rabbitmq` user by themselves (with
+# `su`, which keeps the environment and sets HOME=/var/lib/rabbitmq, so the
+# server and the CLI share /var/lib/rabbitmq/.erlang.cookie).
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+
+is_port() { [[ ${1:-} =~ ^[0-9]+$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
+
+# True if something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_port PORT SECONDS [PID]: wait until 127.0.0.1:PORT accepts connections.
+# If PID is given and that process dies, give up early.
+wait_port() {
+    local port=$1 secs=$2 pid=${3:-} i
+    for ((i = 0; i < secs * 5; i++)); do
+        port_open "$port" && return 0
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# wait_pid_gone PID SECONDS
+wait_pid_gone() {
+    local pid=$1 secs=$2 i
+    for ((i = 0; i < secs * 5; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# Print the pid stored in FILE if that process is alive.
+live_pid_from_file() {
+    local file=$1 pid
+    [[ -r $file ]] || return 1
+    pid=$(head -n1 "$file" 2>/dev/null | tr -dc '0-9')
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+    printf '%s\n' "$pid"
+}
+
+# Absolute path of DIR (which need not exist yet).
+abs_path() {
+    case $1 in
+        /*) printf '%s\n' "$1" ;;
+        *) printf '%s/%s\n' "$PWD" "$1" ;;
+    esac
+}
+
+# The postgres / rabbitmq users must be able to walk down to their folders:
+# add o+x to every parent of PATH that lacks it (mktemp -d and Rust's tempfile
+# create 0700 folders; /root is 0700).
+ensure_traversable() {
+    local p
+    p=$(dirname "$(abs_path "$1")")
+    while [[ $p != / && -n $p ]]; do
+        if [[ -d $p && -z $(find "$p" -maxdepth 0 -perm -o=x) ]]; then
+            chmod o+x "$p"
+        fi
+        p=$(dirname "$p")
+    done
+}
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root (postgres and rabbitmq run as their own users)"
+}
+
+# Install postgresql / rabbitmq-server with apt-get, only if missing.
+ensure_packages() {
+    local want=()
+    [[ -x $PG_BIN/initdb ]] || want+=(postgresql)
+    if ! command -v rabbitmq-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/rabbitmq-server ]]; then
+        want+=(rabbitmq-server)
+    fi
+    ((${#want[@]})) || return 0
+    need_root
+    log "installing ${want[*]} with apt-get (log: /tmp/kitchen-apt.log)"
+    {
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}"
+    } >>/tmp/kitchen-apt.log 2>&1 </dev/null || die "apt-get install ${want[*]} failed; see /tmp/kitchen-apt.log"
+    [[ -x $PG_BIN/initdb ]] || die "postgresql installed but $PG_BIN/initdb is missing"
+}
+
+# ---------------------------------------------------------------- RabbitMQ ---
+
+# NAME or NAME@host -> NAME@host (defaults to @localhost).
+rmq_full_node() {
+    case $1 in
+        *@*) printf '%s\n' "$1" ;;
+        *) printf '%s@localhost\n' "$1" ;;
+    esac
+}
+
+# rabbitmqctl / rabbitmq-diagnostics for a private node. The CLI tools start
+# their own Erlang node; by default they all listen on 35672-35682, which
+# allows only 11 CLI calls at once machine-wide. Port 0 lets the OS choose,
+# so tests may call these in parallel. RABBITMQ_CONF_ENV_FILE=/dev/null keeps
+# /etc/rabbitmq/rabbitmq-env.conf of a system node out of it.
+rmq_cli() {
+    local tool=$1
+    shift
+    env RABBITMQ_CTL_DIST_PORT_MIN=0 RABBITMQ_CTL_DIST_PORT_MAX=0 \
+        RABBITMQ_CONF_ENV_FILE=/dev/null \
+        "$tool" "$@" </dev/null
+}
+rmqctl() { rmq_cli rabbitmqctl "$@"; }
+
+# OS pid of a running node (empty + failure if it does not answer).
+rmq_os_pid() {
+    rmqctl -q -n "$1" eval 'os:getpid().' 2>/dev/null | tr -dc '0-9'
+}
+
+# rmq_start BASE NODE AMQP_PORT [DIST_PORT]
+# Start (or find already running) a private node whose files all live in BASE
+# (owned by rabbitmq): mnesia/, log/, pid, enabled_plugins, rabbitmq.conf.
+# Returns once the node accepts AMQP connections on 127.0.0.1:AMQP_PORT.
+rmq_start() {
+    local base node port dist pidfile pid
+    base=$(abs_path "$1")
+    node=$(rmq_full_node "$2")
+    port=$3
+    dist=${4:-}
+    is_port "$port" || die "bad AMQP port: '$port'"
+    if [[ -z $dist ]]; then
+        if ((port + 10000 <= 65535)); then dist=$((port + 10000)); else dist=$((port - 10000)); fi
+    fi
+    is_port "$dist" || die "bad distribution port: '$dist'"
+    pidfile=$base/pid
+
+    need_root
+    mkdir -p "$base/mnesia" "$base/log"
+    [[ -s $base/enabled_plugins ]] || printf '[].\n' >"$base/enabled_plugins"
+    [[ -s $base/advanced.config ]] || printf '[].\n' >"$base/advanced.config"
+    : >"$base/rabbitmq-env.conf" # empty: never read /etc/rabbitmq/rabbitmq-env.conf
+    cat >"$base/rabbitmq.conf" <<EOF
+# Written by scripts/lib.sh for the private node $node; rewritten on every start.
+# The listener (127.0.0.1:$port) comes from RABBITMQ_NODE_IP_ADDRESS/RABBITMQ_NODE_PORT.
+loopback_users.guest = true
+log.console = false
+log.file.level = info
+EOF
+    chown -R rabbitmq:rabbitmq "$base"
+    ensure_traversable "$base/mnesia"
+
+    if pid=$(live_pid_from_file "$pidfile"); then
+        log "RabbitMQ node $node already running (pid $pid)"
+        rmqctl -q -n "$node" await_startup --timeout 60 >>"$base/log/ctl.log" 2>&1 ||
+            die "RabbitMQ node $node (pid $pid) runs but does not finish booting; see $base/log/"
+        wait_port "$port" 30 ||
+            die "RabbitMQ node $node runs but nothing accepts AMQP on 127.0.0.1:$port (was it started with another port?)"
+        return 0
+    fi
+    port_open "$port" && die "port $port is already in use by another process; cannot start RabbitMQ node $node there"
+    port_open "$dist" && die "distribution port $dist is already in use; pass another one"
+    rm -f "$pidfile"
+
+    log "starting RabbitMQ node $node on 127.0.0.1:$port (logs: $base/log/)"
+    # Not `rabbitmq-server -detached`: a detached node that fails early (bad
+    # port, bad config) writes no log at all and `rabbitmqctl wait` only times
+    # out after 60 s. In its own session in the background, its early output
+    # lands in startup.log and we notice at once if it dies. The node ignores
+    # SIGINT (RabbitMQ's default +B i) and outlives this script.
+    local bg
+    (
+        cd /
+        export RABBITMQ_NODENAME=$node \
+            RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+            RABBITMQ_NODE_PORT=$port \
+            RABBITMQ_DIST_PORT=$dist \
+            RABBITMQ_MNESIA_BASE=$base/mnesia \
+            RABBITMQ_LOG_BASE=$base/log \
+            RABBITMQ_ENABLED_PLUGINS_FILE=$base/enabled_plugins \
+            RABBITMQ_PID_FILE=$pidfile \
+            RABBITMQ_CONFIG_FILE=$base/rabbitmq.conf \
+            RABBITMQ_ADVANCED_CONFIG_FILE=$base/advanced.config \
+            RABBITMQ_CONF_ENV_FILE=$base/rabbitmq-env.conf \
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+            ERL_CRASH_DUMP=$base/log/erl_crash.dump
+        exec setsid rabbitmq-server
+    ) >>"$base/log/startup.log" 2>&1 </dev/null &
+    bg=$!
+
+    local i ok=0
+    for ((i = 0; i < 300; i++)); do
+        [[ -s $pidfile ]] && { ok=1; break; }
+        kill -0 "$bg" 2>/dev/null || break
+        sleep 0.2
+    done
+    if ((ok)) && rmqctl -n "$node" wait "$pidfile" --timeout 60 >>"$base/log/ctl.log" 2>&1; then
+        :
+    else
+        log "RabbitMQ node $node did not start; last lines of its logs:"
+        tail -n 15 "$base/log/startup.log" "$base/log/$node.log" >&2 2>/dev/null || true
+        if pid=$(live_pid_from_file "$pidfile"); then kill -TERM "$pid" 2>/dev/null || true; fi
+        kill -TERM "$bg" 2>/dev/null || true
+        die "RabbitMQ node $node did not start (logs: $base/log/)"
+    fi
+    wait_port "$port" 30 || die "RabbitMQ node $node started but does not accept AMQP on 127.0.0.1:$port"
+    log "RabbitMQ node $node is up"
+}
+
+# rmq_stop NODE [PIDFILE]: stop the node and wait until its process is gone.
+rmq_stop() {
+    local node pidfile=${2:-} pid=""
+    node=$(rmq_full_node "$1")
+    [[ -z $pidfile ]] || pid=$(live_pid_from_file "$pidfile") || true
+    if [[ -z $pid ]]; then
+        # No pid file (yet): the node may still be booting; ask it by name.
+        pid=$(rmq_os_pid "$node") || true
+        # With a pid file, only stop the node if it is the one that writes it
+        # (another DIR may run a node of the same name).
+        if [[ -n $pid && -n $pidfile ]] &&
+            ! tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "RABBITMQ_PID_FILE=$pidfile"; then
+            pid=""
+        fi
+        [[ -n $pid ]] || { log "RabbitMQ node $node is not running"; return 0; }
+    fi
+    log "stopping RabbitMQ node $node (pid $pid)"
+    rmqctl -q -n "$node" stop >/dev/null 2>&1 || true
+    if ! wait_pid_gone "$pid" 60; then
+        log "RabbitMQ node $node did not stop in 60 s; killing pid $pid"
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_pid_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    [[ -z $pidfile ]] || rm -f "$pidfile"
+}
