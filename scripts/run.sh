@@ -187,7 +187,7 @@ cat <<EOF
   Tracker API          $api
   Oven station queue   $api/api/v1/pizzerias/$pz/stations/oven/queue
   TV board             $api/api/v1/pizzerias/$pz/board
-  Sync worker health   http://127.0.0.1:$SYNC_WORKER_PORT
+  Sync worker health   http://127.0.0.1:$SYNC_WORKER_PORT/health/ready   (metrics: /metrics)
   PostgreSQL           $DATABASE_URL   (databases: ${DATABASES[*]})
   RabbitMQ (AMQP)      $AMQP_URL${KITCHEN_RABBITMQ_NODE:+   (node $KITCHEN_RABBITMQ_NODE)}
   Logs                 $LOG_DIR/{tracker,sync-worker,seed-demo}.log
