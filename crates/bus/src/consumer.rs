@@ -16,8 +16,8 @@
 //!   queue with the reason in its headers. Then the original is acknowledged, so the messages
 //!   behind it flow on.
 //! - **Throughput.** A batch is applied in one transaction with one inbox insert for all of it.
-//!   If any handler in the batch fails, the batch is rolled back and re-run one message per
-//!   transaction, so only the failing message is retried.
+//!   If a handler in the batch fails, the batch is rolled back, the failing message is sent on
+//!   to be retried, and the rest are applied again without it.
 
 use std::{
     collections::HashSet,
@@ -372,32 +372,38 @@ impl<H: Handler> Shared<H> {
                 }
             }
         }
-        if good.is_empty() {
-            return Ok(());
-        }
-        if self.apply_all(&good).await? {
-            self.count("applied", good.len());
-            for pending in good {
-                pending.ack().await?;
-            }
-            return Ok(());
-        }
-        // Something in the batch failed: isolate it.
-        for pending in good {
-            match self.apply_one(&pending).await? {
-                Ok(()) => {
-                    self.count("applied", 1);
-                    pending.ack().await?;
+        // Each round applies what is left in one transaction. When a handler fails, that one
+        // message goes to its retry or dead-letter queue and the rest are applied again
+        // without it: a failure costs one re-run of its batch, not one transaction per message.
+        let mut todo = good;
+        while !todo.is_empty() {
+            match self.apply_batch(&todo).await? {
+                None => {
+                    self.count("applied", todo.len());
+                    for pending in todo {
+                        pending.ack().await?;
+                    }
+                    break;
                 }
-                Err(error) => self.fail(publish, pending, error).await?,
+                Some((index, error)) => {
+                    let after = todo.split_off(index + 1);
+                    if let Some(failed) = todo.pop() {
+                        self.fail(publish, failed, error).await?;
+                    }
+                    todo.extend(after);
+                }
             }
         }
         Ok(())
     }
 
-    /// Applies the whole batch in one transaction. `Ok(false)` when a handler failed (and the
-    /// transaction was rolled back); `Err` when the database itself failed.
-    async fn apply_all(&self, batch: &[Pending]) -> anyhow::Result<bool> {
+    /// Applies the batch in one transaction with one inbox insert for all of it. Returns the
+    /// position and error of the first message whose handler failed (the transaction is then
+    /// rolled back), or `None` once committed; `Err` when the database itself failed.
+    async fn apply_batch(
+        &self,
+        batch: &[Pending],
+    ) -> anyhow::Result<Option<(usize, HandlerError)>> {
         let mut tx = self
             .pool
             .begin()
@@ -420,60 +426,25 @@ impl<H: Handler> Shared<H> {
         .into_iter()
         .collect();
         let mut applied = HashSet::with_capacity(fresh.len());
-        for incoming in batch.iter().filter_map(|p| p.incoming.as_ref().ok()) {
+        let mut duplicates = 0;
+        for (index, pending) in batch.iter().enumerate() {
+            let Ok(incoming) = &pending.incoming else {
+                continue;
+            };
             let id = incoming.envelope.id;
             // Seen before, or twice in this batch: the effect is already there.
             if !fresh.contains(&id) || !applied.insert(id) {
+                duplicates += 1;
                 continue;
             }
-            if self.handle(&mut tx, incoming).await.is_err() {
+            if let Err(error) = self.handle(&mut tx, incoming).await {
                 tx.rollback().await.context("rolling back a failed batch")?;
-                return Ok(false);
+                return Ok(Some((index, error)));
             }
         }
         tx.commit().await.context("committing a consumer batch")?;
-        Ok(true)
-    }
-
-    /// Applies one message in its own transaction.
-    async fn apply_one(&self, pending: &Pending) -> anyhow::Result<Result<(), HandlerError>> {
-        let Ok(incoming) = &pending.incoming else {
-            return Ok(Err(HandlerError::Permanent(anyhow!("undecodable message"))));
-        };
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .context("starting a consumer transaction")?;
-        let fresh = sqlx::query(
-            "insert into inbox (consumer, event_id) values ($1, $2) on conflict do nothing",
-        )
-        .bind(self.spec.consumer)
-        .bind(incoming.envelope.id)
-        .execute(&mut *tx)
-        .await
-        .context("recording the event in the inbox")?
-        .rows_affected()
-            == 1;
-        if !fresh {
-            tx.rollback().await.context("rolling back a duplicate")?;
-            self.count("duplicate", 1);
-            return Ok(Ok(()));
-        }
-        match self.handle(&mut tx, incoming).await {
-            Ok(()) => {
-                tx.commit()
-                    .await
-                    .context("committing a consumer transaction")?;
-                Ok(Ok(()))
-            }
-            Err(error) => {
-                tx.rollback()
-                    .await
-                    .context("rolling back a failed message")?;
-                Ok(Err(error))
-            }
-        }
+        self.count("duplicate", duplicates);
+        Ok(None)
     }
 
     /// Runs the handler inside the event's trace, so whatever it logs or stages carries the

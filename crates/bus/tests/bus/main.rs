@@ -1,0 +1,377 @@
+//! The bus machinery against a real PostgreSQL and RabbitMQ: what the outbox relay and the
+//! consumer promise, independent of any one service.
+
+// Test code: a failed step should fail the test on the spot, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, atomic::AtomicBool},
+    time::Duration,
+};
+
+use anyhow::anyhow;
+use bus::{
+    Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Outbox, Publisher, Relay,
+    dead_letters, topology,
+};
+use chrono::Utc;
+use contracts::OrderPacked;
+use service_kit::{config::BusSettings, shutdown::Shutdown};
+use sqlx::{PgConnection, PgPool};
+use testkit::{PrivateBroker, TestDatabase, eventually, test_bus};
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Records every event it applies. Subjects named in `failures` fail that many times
+/// (`u32::MAX`: always) before they succeed.
+#[derive(Default)]
+struct Recorder {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Recorder {
+    fn fail(&self, subject: Uuid, times: u32) {
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(subject.to_string(), times);
+    }
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, conn: &mut PgConnection, event: &Incoming) -> Result<(), HandlerError> {
+        {
+            let mut failures = self.failures.lock().unwrap();
+            if let Some(left) = failures.get_mut(&event.envelope.subject)
+                && *left > 0
+            {
+                *left = left.saturating_sub(1);
+                return Err(HandlerError::Transient(anyhow!("order not there yet")));
+            }
+        }
+        let data: OrderPacked = event
+            .envelope
+            .decode()
+            .map_err(|e| HandlerError::Permanent(anyhow!(e)))?;
+        sqlx::query(
+            "insert into applied (event_id, subject, sequence, attempt) values ($1, $2, $3, $4)",
+        )
+        .bind(event.envelope.id)
+        .bind(data.order_id.to_string())
+        .bind(event.envelope.sequence)
+        .bind(event.attempt as i32)
+        .execute(conn)
+        .await
+        .map_err(|e| HandlerError::Transient(e.into()))?;
+        Ok(())
+    }
+}
+
+struct Harness {
+    db: TestDatabase,
+    bus: BusSettings,
+    recorder: Arc<Recorder>,
+    shutdown: Shutdown,
+}
+
+fn fast_retries() -> ConsumerSettings {
+    ConsumerSettings {
+        retry_delays_ms: vec![50, 100],
+        max_attempts: 3,
+        batch_size: 50,
+        ..ConsumerSettings::default()
+    }
+}
+
+impl Harness {
+    async fn start() -> Self {
+        Self::start_on(test_bus()).await
+    }
+
+    async fn start_on(bus: BusSettings) -> Self {
+        let db = TestDatabase::create(&MIGRATOR).await;
+        let harness = Harness {
+            db,
+            bus,
+            recorder: Arc::new(Recorder::default()),
+            shutdown: Shutdown::new(),
+        };
+        harness.spawn_relay();
+        harness.spawn_consumer();
+        harness
+    }
+
+    fn pool(&self) -> PgPool {
+        self.db.pool.clone()
+    }
+
+    fn spawn_relay(&self) {
+        let relay = Relay::new(
+            self.pool(),
+            self.bus.clone(),
+            "tracker",
+            Arc::new(AtomicBool::new(false)),
+            self.shutdown.clone(),
+        );
+        tokio::spawn(relay.run());
+    }
+
+    fn spawn_consumer(&self) {
+        let consumer = Consumer::new(
+            self.pool(),
+            self.bus.clone(),
+            topology::LEGACY_SYNC,
+            fast_retries(),
+            self.recorder.clone(),
+            Arc::new(AtomicBool::new(false)),
+            self.shutdown.clone(),
+        );
+        tokio::spawn(consumer.run());
+    }
+
+    /// Stages one event per order in its own transaction, as a service would.
+    async fn stage(&self, order_id: Uuid, sequence: i64) {
+        let mut tx = self.db.pool.begin().await.unwrap();
+        Outbox::new("tracker")
+            .stage(&mut tx, sequence, &packed(order_id))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn applied_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from applied")
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_applied(&self, n: i64) {
+        eventually(&format!("{n} events applied"), WAIT, || async {
+            (self.applied_count().await >= n).then_some(())
+        })
+        .await;
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+fn packed(order_id: Uuid) -> OrderPacked {
+    OrderPacked {
+        order_id,
+        pizzeria_id: Uuid::new_v4(),
+        at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn staged_events_are_published_consumed_and_marked_sent() {
+    let h = Harness::start().await;
+    for _ in 0..25 {
+        h.stage(Uuid::new_v4(), 1).await;
+    }
+    h.wait_applied(25).await;
+    let unsent: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    eventually("every outbox row marked published", WAIT, || async {
+        let unsent: i64 =
+            sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                .fetch_one(&h.db.pool)
+                .await
+                .unwrap();
+        (unsent == 0).then_some(())
+    })
+    .await;
+    assert!(unsent <= 25);
+    assert_eq!(h.applied_count().await, 25);
+}
+
+#[tokio::test]
+async fn a_row_that_commits_after_a_later_id_is_not_skipped() {
+    let h = Harness::start().await;
+    let early = Uuid::new_v4();
+    let late = Uuid::new_v4();
+    // The first transaction takes the lower id but commits last.
+    let mut slow = h.db.pool.begin().await.unwrap();
+    Outbox::new("tracker")
+        .stage(&mut slow, 1, &packed(early))
+        .await
+        .unwrap();
+    h.stage(late, 1).await;
+    h.wait_applied(1).await;
+    slow.commit().await.unwrap();
+    h.wait_applied(2).await;
+    let subjects: Vec<String> =
+        sqlx::query_scalar("select subject from applied order by applied_at")
+            .fetch_all(&h.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(subjects, vec![late.to_string(), early.to_string()]);
+}
+
+#[tokio::test]
+async fn a_duplicated_event_is_applied_once() {
+    let h = Harness::start().await;
+    let publisher = Publisher::connect(&h.bus, "test").await.unwrap();
+    let envelope = contracts::Envelope::wrap("tracker", &packed(Uuid::new_v4()), 1, None).unwrap();
+    for _ in 0..3 {
+        publisher
+            .publish("tracker.order.packed", &envelope)
+            .await
+            .unwrap();
+    }
+    // A different event after the duplicates proves they were all consumed.
+    publisher
+        .publish_event("tracker", 1, &packed(Uuid::new_v4()))
+        .await
+        .unwrap();
+    h.wait_applied(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.applied_count().await, 2);
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_without_blocking_the_others() {
+    let h = Harness::start().await;
+    let flaky = Uuid::new_v4();
+    h.recorder.fail(flaky, 2);
+    h.stage(flaky, 1).await;
+    for _ in 0..10 {
+        h.stage(Uuid::new_v4(), 1).await;
+    }
+    h.wait_applied(11).await;
+    let attempt: i32 = sqlx::query_scalar("select attempt from applied where subject = $1")
+        .bind(flaky.to_string())
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempt, 3, "applied on the third try");
+}
+
+#[tokio::test]
+async fn poison_messages_are_dead_lettered_with_their_reason_and_can_be_replayed() {
+    let h = Harness::start().await;
+    let publisher = Publisher::connect(&h.bus, "test").await.unwrap();
+    publisher
+        .publish_raw("tracker.order.packed", b"{not json")
+        .await
+        .unwrap();
+    let stuck = Uuid::new_v4();
+    h.recorder.fail(stuck, u32::MAX);
+    let stuck_envelope = publisher
+        .publish_event("tracker", 1, &packed(stuck))
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        publisher
+            .publish_event("tracker", 1, &packed(Uuid::new_v4()))
+            .await
+            .unwrap();
+    }
+    h.wait_applied(5).await;
+
+    let letters = eventually("two dead letters", WAIT, || async {
+        let letters = dead_letters::list(&h.bus, topology::LEGACY_SYNC)
+            .await
+            .unwrap();
+        (letters.len() == 2).then_some(letters)
+    })
+    .await;
+    let garbage = letters
+        .iter()
+        .find(|l| l.body == "{not json")
+        .expect("the garbage");
+    assert!(
+        garbage
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not a CloudEvents JSON envelope")
+    );
+    assert_eq!(
+        garbage.attempts,
+        Some(1),
+        "undecodable messages are not retried"
+    );
+    let stuck_letter = letters
+        .iter()
+        .find(|l| l.event_id.as_deref() == Some(&stuck_envelope.id.to_string()))
+        .expect("the failing event");
+    assert_eq!(stuck_letter.attempts, Some(3));
+    assert_eq!(
+        stuck_letter.routing_key.as_deref(),
+        Some("tracker.order.packed")
+    );
+    assert!(
+        stuck_letter
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("order not there yet")
+    );
+    assert!(stuck_letter.error_chain.is_some());
+
+    // The cause is fixed; replay just that event.
+    h.recorder.fail(stuck, 0);
+    let replayed = dead_letters::replay(&h.bus, topology::LEGACY_SYNC, Some(stuck_envelope.id))
+        .await
+        .unwrap();
+    assert_eq!(replayed, 1);
+    h.wait_applied(6).await;
+    let left = dead_letters::list(&h.bus, topology::LEGACY_SYNC)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.len(),
+        1,
+        "the garbage stays until someone deals with it"
+    );
+}
+
+#[tokio::test]
+async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
+    let broker = PrivateBroker::start();
+    let h = Harness::start_on(broker.bus()).await;
+    let total = 300;
+    let staging = {
+        let pool = h.pool();
+        tokio::spawn(async move {
+            for i in 0..total {
+                let mut tx = pool.begin().await.unwrap();
+                Outbox::new("tracker")
+                    .stage(&mut tx, 1, &packed(Uuid::new_v4()))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                if i % 10 == 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+    h.wait_applied(20).await;
+    broker.restart();
+    staging.await.unwrap();
+    eventually(
+        "every event applied after the restart",
+        Duration::from_secs(60),
+        || async { (h.applied_count().await >= total).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.applied_count().await, total, "nothing applied twice");
+    let unsent: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(unsent, 0);
+}
