@@ -146,7 +146,11 @@ impl PrivateBroker {
         let id = Uuid::new_v4().simple().to_string();
         let node = format!("kitchen-test-{}@localhost", &id[..12]);
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("kitchen-broker-{}", &id[..12]));
+        // `make test` names a folder it cleans up even if a test dies before its Drop runs.
+        let base = std::env::var_os("KITCHEN_TEST_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let dir = base.join(format!("kitchen-broker-{}", &id[..12]));
         let status = Command::new("bash")
             .arg(node_script())
             .args(["start", &dir.to_string_lossy(), &node, &port.to_string()])
