@@ -101,8 +101,9 @@ impl Application {
             let result = tokio::select! {
                 result = &mut server => result,
                 () = shutdown.wait() => {
-                    handle.stop(true).await;
-                    server.await
+                    // The server future carries out the stop, so it must be polled meanwhile.
+                    let ((), result) = tokio::join!(handle.stop(true), server);
+                    result
                 }
             };
             shutdown.trigger();
