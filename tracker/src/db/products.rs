@@ -172,9 +172,14 @@ pub async fn clear_stations_of_order(
     order_id: Uuid,
 ) -> anyhow::Result<Vec<String>> {
     let stations: Vec<String> = sqlx::query_scalar(
-        "update products set station = null
-         where order_id = $1 and station is not null
-         returning station",
+        // `returning` sees the new row, so the old station comes from the select.
+        "with waiting as (
+             select id, station from products
+             where order_id = $1 and station is not null
+         )
+         update products p set station = null
+         from waiting w where p.id = w.id
+         returning w.station",
     )
     .bind(order_id)
     .fetch_all(conn)

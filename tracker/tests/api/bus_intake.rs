@@ -1,0 +1,157 @@
+use std::time::Duration;
+
+use bus::Publisher;
+use contracts::{OrderCancelled, OrderItem, OrderPlaced, OrderSource, ProductCategory};
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, json_body, spawn_app};
+
+fn placed(app: &TestApp) -> OrderPlaced {
+    OrderPlaced {
+        order_id: Uuid::now_v7(),
+        pizzeria_id: app.pizzeria_id,
+        number: 42,
+        customer_name: "Vera".into(),
+        show_number_only: false,
+        source: OrderSource::Delivery,
+        placed_at: chrono::Utc::now(),
+        items: vec![OrderItem {
+            product_id: Uuid::now_v7(),
+            name: "Four cheese".into(),
+            category: ProductCategory::Pizza,
+            size: None,
+            quantity: 2,
+            modifiers: vec![],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn an_order_placed_on_the_bus_is_taken_once() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let publisher = Publisher::connect(&app.bus, "test-cashier").await.unwrap();
+    let order = placed(&app);
+
+    let envelope = publisher.publish_event("cashier", 1, &order).await.unwrap();
+    // The same envelope redelivered, and the same order sent again as a new event.
+    publisher
+        .publish("cashier.order.placed", &envelope)
+        .await
+        .unwrap();
+    publisher.publish_event("cashier", 1, &order).await.unwrap();
+
+    let detail = testkit::eventually("the order to arrive", Duration::from_secs(20), || async {
+        let response = app.get_order(order.order_id).await;
+        if response.status() == StatusCode::OK {
+            Some(json_body(response).await)
+        } else {
+            None
+        }
+    })
+    .await;
+    assert_eq!(detail["products"].as_array().unwrap().len(), 2);
+
+    // Give the duplicates time to be consumed, then check nothing doubled.
+    testkit::eventually(
+        "the inbox to see all three",
+        Duration::from_secs(20),
+        || async {
+            let seen: i64 = sqlx::query_scalar("select count(*) from inbox")
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+            (seen >= 2).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let products: i64 = sqlx::query_scalar("select count(*) from products")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(products, 2);
+    assert_eq!(app.outbox_of(order.order_id).await.len(), 1);
+
+    // The relay publishes what intake staged.
+    testkit::eventually(
+        "the outbox to be published",
+        Duration::from_secs(20),
+        || async {
+            let pending: i64 =
+                sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                    .fetch_one(&app.db.pool)
+                    .await
+                    .unwrap();
+            (pending == 0).then_some(())
+        },
+    )
+    .await;
+    publisher.close().await;
+}
+
+#[tokio::test]
+async fn a_source_cancellation_on_the_bus_cancels_the_order() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let publisher = Publisher::connect(&app.bus, "test-site").await.unwrap();
+    let order = placed(&app);
+    publisher.publish_event("site", 1, &order).await.unwrap();
+    let cancel = OrderCancelled {
+        order_id: order.order_id,
+        pizzeria_id: app.pizzeria_id,
+        cancelled_at: chrono::Utc::now(),
+        reason: Some("customer changed their mind".into()),
+        actor: None,
+    };
+    publisher.publish_event("site", 2, &cancel).await.unwrap();
+
+    let detail = testkit::eventually(
+        "the order to be cancelled",
+        Duration::from_secs(20),
+        || async {
+            let response = app.get_order(order.order_id).await;
+            if response.status() != StatusCode::OK {
+                return None;
+            }
+            let detail = json_body(response).await;
+            (detail["order"]["status"] == "cancelled").then_some(detail)
+        },
+    )
+    .await;
+    let cancelled = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "OrderCancelled")
+        .expect("a cancellation in the timeline")
+        .clone();
+    assert_eq!(cancelled["actor"], "site");
+    assert!(app.queue_ids("dough").await.is_empty());
+    publisher.close().await;
+}
+
+#[tokio::test]
+async fn an_order_for_an_unknown_pizzeria_is_dead_lettered_not_stored() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let publisher = Publisher::connect(&app.bus, "test-cashier").await.unwrap();
+    let mut order = placed(&app);
+    order.pizzeria_id = Uuid::now_v7();
+    publisher.publish_event("cashier", 1, &order).await.unwrap();
+    // A good order after it still flows: the bad one does not wedge the queue.
+    let good = placed(&app);
+    publisher.publish_event("cashier", 1, &good).await.unwrap();
+    testkit::eventually("the good order", Duration::from_secs(20), || async {
+        (app.get_order(good.order_id).await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let stored: bool = sqlx::query_scalar("select exists (select 1 from orders where id = $1)")
+        .bind(order.order_id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(!stored);
+    publisher.close().await;
+}

@@ -1,0 +1,337 @@
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use service_kit::{config::BusSettings, shutdown::Shutdown};
+use testkit::TestDatabase;
+use tracker::{config::Settings, startup::Application};
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub pizzeria_id: Uuid,
+    pub db: TestDatabase,
+    pub bus: BusSettings,
+    pub client: reqwest::Client,
+    shutdown: Shutdown,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// An app on a free port with its own database and exchange, and one pizzeria with the
+/// default stations and routes. `configure` adjusts the settings first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        service_kit::telemetry::init();
+    }
+    let db = TestDatabase::create(&tracker::db::MIGRATOR).await;
+    let mut settings = tracker::config::load().expect("settings");
+    settings.database = db.settings.clone();
+    settings.application.host = "127.0.0.1".into();
+    settings.application.port = 0;
+    settings.bus = testkit::test_bus();
+    settings.intake.retry_delays_ms = vec![200];
+    settings.intake.max_attempts = 3;
+    settings.kitchen.late_sweep_interval_ms = 200;
+    configure(&mut settings);
+    let bus = settings.bus.clone();
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown().clone();
+    tokio::spawn(app.run_until_stopped());
+    let app = TestApp {
+        address,
+        pizzeria_id: Uuid::now_v7(),
+        db,
+        bus,
+        client: reqwest::Client::new(),
+        shutdown,
+    };
+    let response = app
+        .put_pizzeria(app.pizzeria_id, &json!({ "name": "Test pizzeria" }))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    app
+}
+
+/// An `OrderPlaced` body for the app's pizzeria; `items` are (name, category, quantity).
+pub fn order_json(pizzeria_id: Uuid, items: &[(&str, &str, u32)]) -> Value {
+    json!({
+        "order_id": Uuid::now_v7(),
+        "pizzeria_id": pizzeria_id,
+        "number": 17,
+        "customer_name": "Anna",
+        "show_number_only": false,
+        "source": "restaurant",
+        "placed_at": chrono::Utc::now(),
+        "items": items.iter().map(|(name, category, quantity)| json!({
+            "product_id": Uuid::now_v7(),
+            "name": name,
+            "category": category,
+            "size": "30 cm",
+            "quantity": quantity,
+            "modifiers": ["no onion"],
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn json_body(response: Response) -> Value {
+    response.json().await.expect("a JSON body")
+}
+
+/// The `error.field` of an error body.
+pub async fn error_field(response: Response) -> String {
+    let body = json_body(response).await;
+    body["error"]["field"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.field in {body}"))
+        .to_owned()
+}
+
+pub async fn error_code(response: Response) -> String {
+    let body = json_body(response).await;
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"))
+        .to_owned()
+}
+
+pub fn uuid_of(value: &Value) -> Uuid {
+    value.as_str().and_then(|s| s.parse().ok()).expect("a UUID")
+}
+
+impl TestApp {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn pizzeria_path(&self) -> String {
+        format!("/api/v1/pizzerias/{}", self.pizzeria_id)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POSTs `body` as it is, with the given content type: for malformed requests.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_order(&self, order: &Value) -> Response {
+        self.post_json("/api/v1/orders", order).await
+    }
+
+    /// Posts an order for this pizzeria and returns its detail.
+    pub async fn place_order(&self, items: &[(&str, &str, u32)]) -> Value {
+        let response = self.post_order(&order_json(self.pizzeria_id, items)).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        json_body(response).await
+    }
+
+    pub async fn put_pizzeria(&self, id: Uuid, body: &Value) -> Response {
+        self.put_json(&format!("/api/v1/pizzerias/{id}"), body)
+            .await
+    }
+
+    pub async fn get_pizzeria(&self) -> Response {
+        self.get(&self.pizzeria_path()).await
+    }
+
+    pub async fn put_route(&self, category: &str, body: &Value) -> Response {
+        self.put_json(&format!("{}/routes/{category}", self.pizzeria_path()), body)
+            .await
+    }
+
+    pub async fn queue(&self, station: &str, if_none_match: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(&format!(
+            "{}/stations/{station}/queue",
+            self.pizzeria_path()
+        )));
+        if let Some(tag) = if_none_match {
+            request = request.header("if-none-match", tag);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// The product ids waiting at `station`, oldest first.
+    pub async fn queue_ids(&self, station: &str) -> Vec<Uuid> {
+        let response = self.queue(station, None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = json_body(response).await;
+        body["products"]
+            .as_array()
+            .expect("products")
+            .iter()
+            .map(|p| uuid_of(&p["product_id"]))
+            .collect()
+    }
+
+    pub async fn tap(&self, station: &str, product_id: Uuid, actor: Option<&str>) -> Response {
+        let path = format!(
+            "{}/stations/{station}/products/{product_id}/tap",
+            self.pizzeria_path()
+        );
+        match actor {
+            Some(actor) => self.post_json(&path, &json!({ "actor": actor })).await,
+            None => self.post_raw(&path, "application/json", "").await,
+        }
+    }
+
+    /// Taps and expects it to work.
+    pub async fn tap_ok(&self, station: &str, product_id: Uuid) -> Value {
+        let response = self.tap(station, product_id, Some("anna")).await;
+        assert_eq!(response.status(), StatusCode::OK, "tap at {station}");
+        json_body(response).await
+    }
+
+    pub async fn undo(&self, station: &str) -> Response {
+        self.post_json(
+            &format!("{}/stations/{station}/undo", self.pizzeria_path()),
+            &json!({ "actor": "anna" }),
+        )
+        .await
+    }
+
+    pub async fn board(&self, if_none_match: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .get(self.url(&format!("{}/board", self.pizzeria_path())));
+        if let Some(tag) = if_none_match {
+            request = request.header("if-none-match", tag);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn list_orders(&self, query: &str) -> Response {
+        self.get(&format!("{}/orders?{query}", self.pizzeria_path()))
+            .await
+    }
+
+    pub async fn get_order(&self, order_id: Uuid) -> Response {
+        self.get(&format!("{}/orders/{order_id}", self.pizzeria_path()))
+            .await
+    }
+
+    pub async fn order_detail(&self, order_id: Uuid) -> Value {
+        let response = self.get_order(order_id).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        json_body(response).await
+    }
+
+    pub async fn cancel(&self, order_id: Uuid, body: &Value) -> Response {
+        self.post_json(
+            &format!("{}/orders/{order_id}/cancel", self.pizzeria_path()),
+            body,
+        )
+        .await
+    }
+
+    pub async fn hand_over(&self, order_id: Uuid) -> Response {
+        self.post_json(
+            &format!("{}/orders/{order_id}/hand-over", self.pizzeria_path()),
+            &json!({ "actor": "cashier-1" }),
+        )
+        .await
+    }
+
+    pub async fn remake(&self, order_id: Uuid, product_id: Uuid) -> Response {
+        self.post_json(
+            &format!(
+                "{}/orders/{order_id}/products/{product_id}/remake",
+                self.pizzeria_path()
+            ),
+            &json!({ "reason": "burnt", "actor": "manager" }),
+        )
+        .await
+    }
+
+    pub async fn station_report(&self, query: &str) -> Response {
+        self.get(&format!(
+            "{}/reports/stations?{query}",
+            self.pizzeria_path()
+        ))
+        .await
+    }
+
+    /// Waits until the relay and the intake consumer are connected.
+    pub async fn wait_until_ready(&self) {
+        testkit::eventually("the app to be ready", Duration::from_secs(20), || async {
+            let response = self.get("/health/ready").await;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+
+    /// The outbox rows of an order as (event type, sequence), in the order they were staged.
+    pub async fn outbox_of(&self, order_id: Uuid) -> Vec<(String, i64)> {
+        sqlx::query_as(
+            "select payload->>'type', (payload->>'sequence')::bigint from outbox
+             where payload->>'subject' = $1 order by id",
+        )
+        .bind(order_id.to_string())
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("outbox rows")
+    }
+}
+
+/// The ids of the order's products in item order.
+pub fn product_ids(detail: &Value) -> Vec<Uuid> {
+    detail["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .map(|p| uuid_of(&p["id"]))
+        .collect()
+}
+
+pub fn order_id(detail: &Value) -> Uuid {
+    uuid_of(&detail["order"]["id"])
+}
+
+/// The product in `detail` with this id.
+pub fn product<'a>(detail: &'a Value, id: Uuid) -> &'a Value {
+    detail["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .find(|p| uuid_of(&p["id"]) == id)
+        .expect("the product is in the order")
+}

@@ -1,0 +1,147 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{error_code, json_body, order_id, product, product_ids, spawn_app};
+
+#[tokio::test]
+async fn cancel_takes_the_products_off_every_station() {
+    let app = spawn_app().await;
+    let detail = app
+        .place_order(&[("Pepperoni", "pizza", 2), ("Wings", "side", 1)])
+        .await;
+    let order = order_id(&detail);
+    let ids = product_ids(&detail);
+    app.tap_ok("dough", ids[0]).await;
+    assert_eq!(app.queue_ids("topping").await, vec![ids[0]]);
+
+    let response = app
+        .cancel(
+            order,
+            &json!({ "reason": "customer left", "actor": "manager" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let detail = json_body(response).await;
+    assert_eq!(detail["order"]["status"], "cancelled");
+    assert_eq!(detail["order"]["cancel_reason"], "customer left");
+    for station in ["dough", "topping", "oven", "packing"] {
+        assert!(
+            app.queue_ids(station).await.is_empty(),
+            "{station} is empty"
+        );
+    }
+
+    let response = app.tap("dough", ids[1], None).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "order_cancelled");
+    // Cancelling again changes nothing.
+    assert_eq!(app.cancel(order, &json!({})).await.status(), StatusCode::OK);
+    let outbox = app.outbox_of(order).await;
+    assert_eq!(
+        outbox.iter().filter(|(t, _)| t == "OrderCancelled").count(),
+        1
+    );
+    let response = app.hand_over(order).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "order_cancelled");
+}
+
+#[tokio::test]
+async fn hand_over_before_packed_is_a_conflict() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let response = app.hand_over(order_id(&detail)).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "not_packed");
+}
+
+#[tokio::test]
+async fn a_handed_over_order_cannot_be_cancelled() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Cola", "drink", 1)]).await;
+    let order = order_id(&detail);
+    app.tap_ok("packing", product_ids(&detail)[0]).await;
+    assert_eq!(app.hand_over(order).await.status(), StatusCode::OK);
+    let response = app.cancel(order, &json!({})).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "order_handed_over");
+}
+
+#[tokio::test]
+async fn remake_sends_the_product_back_to_its_first_station() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let order = order_id(&detail);
+    let pizza = product_ids(&detail)[0];
+    for station in ["dough", "topping", "oven", "packing"] {
+        app.tap_ok(station, pizza).await;
+    }
+    assert_eq!(app.order_detail(order).await["order"]["status"], "packed");
+
+    let response = app.remake(order, pizza).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let detail = json_body(response).await;
+    assert_eq!(detail["order"]["status"], "in_work");
+    let p = product(&detail, pizza);
+    assert_eq!(p["station"], "dough");
+    assert_eq!(p["pass"], 2);
+    assert_eq!(p["stage"], 0);
+    assert_eq!(app.queue_ids("dough").await, vec![pizza]);
+
+    // The new pass is tapped through like the first one.
+    assert_eq!(app.tap_ok("dough", pizza).await["pass"], 2);
+}
+
+#[tokio::test]
+async fn the_manager_lists_the_days_orders_by_status() {
+    let app = spawn_app().await;
+    let first = app.place_order(&[("Cola", "drink", 1)]).await;
+    app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    app.tap_ok("packing", product_ids(&first)[0]).await;
+
+    let all = json_body(app.list_orders("").await).await;
+    assert_eq!(all["orders"].as_array().unwrap().len(), 2);
+    let packed = json_body(app.list_orders("status=packed").await).await;
+    let packed = packed["orders"].as_array().unwrap();
+    assert_eq!(packed.len(), 1);
+    assert_eq!(packed[0]["id"], first["order"]["id"]);
+    let limited = json_body(app.list_orders("limit=1").await).await;
+    assert_eq!(limited["orders"].as_array().unwrap().len(), 1);
+    let other_day = json_body(app.list_orders("date=2020-01-01").await).await;
+    assert!(other_day["orders"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_order_past_its_target_is_flagged_late_once() {
+    let app = spawn_app().await;
+    let response = app
+        .put_route(
+            "drink",
+            &json!({ "stages": [{ "station": "packing", "target_seconds": 1 }] }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let detail = app.place_order(&[("Cola", "drink", 1)]).await;
+    let order = order_id(&detail);
+
+    testkit::eventually(
+        "the order to turn late",
+        Duration::from_secs(10),
+        || async {
+            let detail = app.order_detail(order).await;
+            (detail["order"]["late"] == true).then_some(())
+        },
+    )
+    .await;
+    // A few more sweeps must not flag it again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let late: Vec<_> = app
+        .outbox_of(order)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "OrderRunningLate")
+        .collect();
+    assert_eq!(late.len(), 1);
+}

@@ -1,0 +1,197 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    error_code, json_body, order_id, product, product_ids, spawn_app, spawn_app_with,
+};
+
+#[tokio::test]
+async fn taps_through_every_station_pack_the_order_and_hand_over_closes_it() {
+    let app = spawn_app().await;
+    let detail = app
+        .place_order(&[("Pepperoni", "pizza", 1), ("Cola", "drink", 1)])
+        .await;
+    let order = order_id(&detail);
+    let ids = product_ids(&detail);
+    let (pizza, drink) = (ids[0], ids[1]);
+
+    let first = app.tap_ok("dough", pizza).await;
+    assert_eq!(first["next_station"], "topping");
+    assert_eq!(first["order_status"], "in_work");
+    assert_eq!(first["actor"], "anna");
+    app.tap_ok("topping", pizza).await;
+    app.tap_ok("oven", pizza).await;
+    let packed_pizza = app.tap_ok("packing", pizza).await;
+    assert!(packed_pizza["next_station"].is_null());
+    assert_eq!(
+        packed_pizza["order_status"], "in_work",
+        "the drink is still open"
+    );
+    let last = app.tap_ok("packing", drink).await;
+    assert_eq!(last["order_status"], "packed");
+
+    let response = app.hand_over(order).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let detail = json_body(response).await;
+    assert_eq!(detail["order"]["status"], "handed_over");
+    assert!(
+        detail["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["station"].is_null())
+    );
+
+    let timeline = detail["timeline"].as_array().unwrap();
+    let stages: Vec<_> = timeline
+        .iter()
+        .filter(|t| t["kind"] == "ProductStageCompleted")
+        .collect();
+    assert_eq!(stages.len(), 5);
+    for stage in &stages {
+        assert_eq!(stage["actor"], "anna");
+        assert!(stage["station"].is_string());
+        assert!(stage["detail"]["duration_ms"].is_u64());
+        assert!(stage["detail"]["target_seconds"].as_u64().unwrap() > 0);
+    }
+    let kinds: Vec<&str> = timeline
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"OrderAcceptedByTracker"));
+    assert_eq!(kinds.iter().filter(|k| **k == "OrderInWork").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| **k == "OrderPacked").count(), 1);
+    assert_eq!(kinds.last(), Some(&"OrderHandedOver"));
+
+    // One outbox row per timeline entry, numbered 1, 2, 3, ... for the order.
+    let outbox = app.outbox_of(order).await;
+    assert_eq!(outbox.len(), timeline.len());
+    let sequences: Vec<i64> = outbox.iter().map(|(_, s)| *s).collect();
+    assert_eq!(sequences, (1..=outbox.len() as i64).collect::<Vec<_>>());
+    assert_eq!(detail["order"]["version"], outbox.len() as i64);
+
+    // Handing over twice is a retry.
+    assert_eq!(app.hand_over(order).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_double_tap_does_not_skip_a_stage() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+
+    let first = app.tap_ok("dough", pizza).await;
+    assert_eq!(first["repeated"], false);
+    let second = app.tap_ok("dough", pizza).await;
+    assert_eq!(second["repeated"], true);
+    assert_eq!(second["completed_at"], first["completed_at"]);
+
+    let detail = app.order_detail(order_id(&detail)).await;
+    assert_eq!(product(&detail, pizza)["station"], "topping");
+    assert_eq!(app.queue_ids("topping").await, vec![pizza]);
+    assert!(app.queue_ids("oven").await.is_empty());
+}
+
+#[tokio::test]
+async fn tapping_a_product_not_at_the_station_is_a_conflict() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+    let response = app.tap("oven", pizza, None).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "not_at_station");
+}
+
+#[tokio::test]
+async fn undo_within_the_window_puts_the_product_back() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+    let entered_at = product(&detail, pizza)["entered_at"].clone();
+
+    app.tap_ok("dough", pizza).await;
+    let response = app.undo("dough").await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let detail = app.order_detail(order_id(&detail)).await;
+    let p = product(&detail, pizza);
+    assert_eq!(p["station"], "dough");
+    assert_eq!(p["stage"], 0);
+    assert_eq!(
+        p["entered_at"], entered_at,
+        "the product keeps its place in the queue"
+    );
+    assert_eq!(app.queue_ids("dough").await, vec![pizza]);
+    assert!(app.queue_ids("topping").await.is_empty());
+    let kinds: Vec<_> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.contains(&"ProductStageUndone".to_owned()));
+
+    // The undone tap is gone: nothing left to undo, and the stage can be tapped again.
+    let response = app.undo("dough").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "nothing_to_undo");
+    assert_eq!(app.tap_ok("dough", pizza).await["repeated"], false);
+}
+
+#[tokio::test]
+async fn undo_after_the_window_is_refused() {
+    let app = spawn_app_with(|s| s.kitchen.undo_window_ms = 300).await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+    app.tap_ok("dough", pizza).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let response = app.undo("dough").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "undo_window_passed");
+}
+
+#[tokio::test]
+async fn undo_after_the_product_moved_on_is_refused() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+    app.tap_ok("dough", pizza).await;
+    app.tap_ok("topping", pizza).await;
+    let response = app.undo("dough").await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "product_moved_on");
+}
+
+#[tokio::test]
+async fn undoing_the_packing_tap_unpacks_the_order() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Cola", "drink", 1)]).await;
+    let order = order_id(&detail);
+    let drink = product_ids(&detail)[0];
+    assert_eq!(app.tap_ok("packing", drink).await["order_status"], "packed");
+
+    let body = json_body(app.undo("packing").await).await;
+    assert_eq!(body["order_status"], "in_work");
+    let detail = app.order_detail(order).await;
+    assert_eq!(detail["order"]["status"], "in_work");
+    assert!(detail["order"]["packed_at"].is_null());
+    let types: Vec<String> = app
+        .outbox_of(order)
+        .await
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "OrderAcceptedByTracker",
+            "ProductStageCompleted",
+            "OrderInWork",
+            "OrderPacked",
+            "ProductStageUndone",
+            "OrderInWork"
+        ]
+    );
+}
