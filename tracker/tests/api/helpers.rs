@@ -327,7 +327,7 @@ pub fn order_id(detail: &Value) -> Uuid {
 }
 
 /// The product in `detail` with this id.
-pub fn product<'a>(detail: &'a Value, id: Uuid) -> &'a Value {
+pub fn product(detail: &Value, id: Uuid) -> &Value {
     detail["products"]
         .as_array()
         .expect("products")
