@@ -53,8 +53,8 @@ use crate::{connection, headers, topology, topology::QueueSpec};
 static MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     service_kit::metrics::counter_vec(
         "consumer_messages_total",
-        "Messages a consumer settled, by outcome.",
-        &["consumer", "outcome"],
+        "Messages a consumer settled, by queue and outcome.",
+        &["queue", "outcome"],
     )
 });
 
@@ -185,6 +185,8 @@ pub struct Consumer<H> {
 
 struct Shared<H> {
     pool: PgPool,
+    /// The main queue's name, which also labels the metrics.
+    queue: String,
     handler: Arc<H>,
     spec: QueueSpec,
     exchange: String,
@@ -204,6 +206,7 @@ impl<H: Handler> Consumer<H> {
         Consumer {
             shared: Arc::new(Shared {
                 pool,
+                queue: topology::queue_name(&bus.exchange, spec),
                 handler,
                 spec,
                 exchange: bus.exchange.clone(),
@@ -272,7 +275,7 @@ impl<H: Handler> Consumer<H> {
             .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
             .await
             .context("setting prefetch")?;
-        let queue = topology::queue_name(&shared.exchange, shared.spec);
+        let queue = &shared.queue;
         let mut deliveries = consume
             .basic_consume(
                 queue.as_str().into(),
@@ -357,7 +360,7 @@ async fn lane<H: Handler>(
 impl<H: Handler> Shared<H> {
     fn count(&self, outcome: &str, n: usize) {
         MESSAGES
-            .with_label_values(&[self.spec.consumer, outcome])
+            .with_label_values(&[self.queue.as_str(), outcome])
             .inc_by(n as u64);
     }
 

@@ -1,0 +1,490 @@
+//! The kitchen end to end: an `OrderPlaced` on the bus, the tracker's stations tapped one by one
+//! over HTTP, and the legacy monolith's tables filled by the sync worker, all against real
+//! PostgreSQL and RabbitMQ.
+
+// Test code: a failed step should fail the test on the spot, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use bus::Publisher;
+use chrono::Utc;
+use contracts::{OrderItem, OrderPlaced, OrderSource, ProductCategory};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use service_kit::{config::BusSettings, shutdown::Shutdown};
+use testkit::{PrivateBroker, TestDatabase, eventually};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A tracker and a sync worker sharing one bus, each with its own database.
+struct Kitchen {
+    tracker_url: String,
+    pizzeria_id: Uuid,
+    tracker_db: TestDatabase,
+    legacy_db: TestDatabase,
+    bus: BusSettings,
+    client: reqwest::Client,
+    shutdowns: Vec<Shutdown>,
+}
+
+impl Drop for Kitchen {
+    fn drop(&mut self) {
+        for shutdown in &self.shutdowns {
+            shutdown.trigger();
+        }
+    }
+}
+
+impl Kitchen {
+    async fn start() -> Self {
+        Self::start_on(testkit::test_bus()).await
+    }
+
+    async fn start_on(bus: BusSettings) -> Self {
+        if std::env::var("TEST_LOG").is_ok() {
+            service_kit::telemetry::init();
+        }
+        let tracker_db = TestDatabase::create(&tracker::db::MIGRATOR).await;
+        let legacy_db = TestDatabase::create(&sync_worker::db::MIGRATOR).await;
+
+        let mut tracker_settings = tracker::config::load().unwrap();
+        tracker_settings.database = tracker_db.settings.clone();
+        tracker_settings.application.port = 0;
+        tracker_settings.bus = bus.clone();
+        tracker_settings.intake.retry_delays_ms = vec![100, 200];
+        let tracker_app = tracker::startup::Application::build(tracker_settings)
+            .await
+            .unwrap();
+        let tracker_url = format!("http://127.0.0.1:{}", tracker_app.port());
+
+        let mut sync_settings = sync_worker::config::Settings::load().unwrap();
+        sync_settings.database = legacy_db.settings.clone();
+        sync_settings.application.port = 0;
+        sync_settings.bus = bus.clone();
+        sync_settings.consumer.retry_delays_ms = vec![100, 200, 400];
+        sync_settings.consumer.max_attempts = 20;
+        let sync_app = sync_worker::startup::Application::build(sync_settings)
+            .await
+            .unwrap();
+
+        let shutdowns = vec![tracker_app.shutdown().clone(), sync_app.shutdown()];
+        tokio::spawn(tracker_app.run_until_stopped());
+        tokio::spawn(sync_app.run_until_stopped());
+
+        let kitchen = Kitchen {
+            tracker_url,
+            pizzeria_id: Uuid::now_v7(),
+            tracker_db,
+            legacy_db,
+            bus,
+            client: reqwest::Client::new(),
+            shutdowns,
+        };
+        let response = kitchen
+            .client
+            .put(kitchen.url(""))
+            .json(&json!({ "name": "Pizzeria on Lenina 1" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        kitchen
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/api/v1/pizzerias/{}{path}",
+            self.tracker_url, self.pizzeria_id
+        )
+    }
+
+    fn order(&self, number: u32) -> OrderPlaced {
+        let item = |name: &str, category, quantity| OrderItem {
+            product_id: Uuid::new_v4(),
+            name: name.into(),
+            category,
+            size: Some("30 cm".into()),
+            quantity,
+            modifiers: vec!["no onion".into()],
+        };
+        OrderPlaced {
+            order_id: Uuid::now_v7(),
+            pizzeria_id: self.pizzeria_id,
+            number,
+            customer_name: "Anna".into(),
+            show_number_only: false,
+            source: OrderSource::Restaurant,
+            placed_at: Utc::now(),
+            items: vec![
+                item("Pepperoni", ProductCategory::Pizza, 1),
+                item("Cola", ProductCategory::Drink, 2),
+            ],
+        }
+    }
+
+    async fn order_detail(&self, order_id: Uuid) -> Option<Value> {
+        let response = self
+            .client
+            .get(self.url(&format!("/orders/{order_id}")))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert_eq!(response.status(), StatusCode::OK);
+        Some(response.json().await.unwrap())
+    }
+
+    async fn wait_for_order(&self, order_id: Uuid) -> Value {
+        eventually("the tracker to accept the order", WAIT, || {
+            self.order_detail(order_id)
+        })
+        .await
+    }
+
+    /// Taps every product of the order through every station, as the station tablets would.
+    async fn tap_through(&self, order_id: Uuid, actor: &str) {
+        for _ in 0..50 {
+            let detail = self.order_detail(order_id).await.unwrap();
+            let waiting: Vec<(String, String)> = detail["products"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p["id"].as_str()?.to_owned(),
+                        p["station"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect();
+            if waiting.is_empty() {
+                return;
+            }
+            for (product, station) in waiting {
+                let response = self
+                    .client
+                    .post(self.url(&format!("/stations/{station}/products/{product}/tap")))
+                    .json(&json!({ "actor": actor }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK, "tap at {station}");
+            }
+        }
+        panic!("the order never left the stations");
+    }
+
+    async fn hand_over(&self, order_id: Uuid) {
+        let response = self
+            .client
+            .post(self.url(&format!("/orders/{order_id}/hand-over")))
+            .json(&json!({ "actor": "Shift manager" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    async fn legacy_status(&self, order_id: Uuid) -> Option<i16> {
+        sqlx::query_scalar("select status from orders where order_uuid = $1")
+            .bind(order_id)
+            .fetch_optional(&self.legacy_db.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn wait_legacy_status(&self, order_id: Uuid, status: i16) {
+        eventually(&format!("legacy status {status}"), WAIT, || async {
+            (self.legacy_status(order_id).await == Some(status)).then_some(())
+        })
+        .await;
+    }
+
+    async fn legacy_history(&self, order_id: Uuid) -> Vec<String> {
+        legacy_history(&self.legacy_db.pool, order_id).await
+    }
+
+    /// The tracker's timeline in the same words.
+    async fn tracker_timeline(&self, order_id: Uuid) -> Vec<String> {
+        let detail = self.order_detail(order_id).await.unwrap();
+        detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
+                match text("kind").as_str() {
+                    "OrderAcceptedByTracker" => "status 1".into(),
+                    "OrderInWork" => "status 2".into(),
+                    "OrderPacked" => "status 3".into(),
+                    "OrderHandedOver" => "status 4".into(),
+                    "OrderCancelled" => "status 5".into(),
+                    "ProductStageCompleted" => {
+                        format!("completed at {} by {}", text("station"), text("actor"))
+                    }
+                    other => other.to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    async fn legacy_count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.legacy_db.pool)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_order_from_the_bus_goes_through_every_station_and_into_the_legacy_tables() {
+    let kitchen = Kitchen::start().await;
+    let cashier = Publisher::connect(&kitchen.bus, "cashier").await.unwrap();
+    let order = kitchen.order(42);
+    cashier.publish_event("cashier", 1, &order).await.unwrap();
+
+    let detail = kitchen.wait_for_order(order.order_id).await;
+    assert_eq!(detail["order"]["status"], "accepted");
+    assert_eq!(
+        detail["products"].as_array().unwrap().len(),
+        3,
+        "1 pizza + 2 drinks"
+    );
+    kitchen.wait_legacy_status(order.order_id, 1).await;
+
+    kitchen.tap_through(order.order_id, "Pavel").await;
+    let detail = kitchen.order_detail(order.order_id).await.unwrap();
+    assert_eq!(detail["order"]["status"], "packed");
+    kitchen.wait_legacy_status(order.order_id, 3).await;
+
+    kitchen.hand_over(order.order_id).await;
+    kitchen.wait_legacy_status(order.order_id, 4).await;
+
+    let items: i64 = sqlx::query_scalar(
+        "select count(*) from order_items i join orders o on o.id = i.order_id where o.order_uuid = $1",
+    )
+    .bind(order.order_id)
+    .fetch_one(&kitchen.legacy_db.pool)
+    .await
+    .unwrap();
+    assert_eq!(items, 2, "one legacy row per sold line");
+
+    let timeline = kitchen.tracker_timeline(order.order_id).await;
+    // 4 stages for the pizza, 1 for each drink, plus accepted, in work, packed, handed over.
+    assert_eq!(timeline.len(), 4 + 2 + 4, "{timeline:#?}");
+    let history = eventually("the legacy history to catch up", WAIT, || async {
+        let history = kitchen.legacy_history(order.order_id).await;
+        (history.len() == timeline.len()).then_some(history)
+    })
+    .await;
+    assert_eq!(history, timeline);
+}
+
+#[tokio::test]
+async fn duplicated_and_redelivered_events_leave_the_same_end_state() {
+    let kitchen = Kitchen::start().await;
+    let cashier = Publisher::connect(&kitchen.bus, "cashier").await.unwrap();
+    let order = kitchen.order(7);
+    // The cashier's message arrives twice (a retry on its side).
+    cashier.publish_event("cashier", 1, &order).await.unwrap();
+    cashier.publish_event("cashier", 1, &order).await.unwrap();
+    kitchen.wait_for_order(order.order_id).await;
+    kitchen.tap_through(order.order_id, "Olga").await;
+    kitchen.hand_over(order.order_id).await;
+    kitchen.wait_legacy_status(order.order_id, 4).await;
+    let history = eventually("the whole history", WAIT, || async {
+        let history = kitchen.legacy_history(order.order_id).await;
+        (history.len() == 10).then_some(history)
+    })
+    .await;
+
+    // As if the relay crashed before marking anything sent: every event goes out again.
+    let republished = sqlx::query("update outbox set published_at = null")
+        .execute(&kitchen.tracker_db.pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(republished, 10);
+    eventually("the relay to republish", WAIT, || async {
+        let unsent: i64 =
+            sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                .fetch_one(&kitchen.tracker_db.pool)
+                .await
+                .unwrap();
+        (unsent == 0).then_some(())
+    })
+    .await;
+    // The consumer has seen them all again once its inbox counts only originals.
+    eventually("the duplicates to be consumed", WAIT, || async {
+        let dropped = kitchen.consumer_duplicates().await;
+        (dropped >= 10.0).then_some(())
+    })
+    .await;
+
+    assert_eq!(kitchen.legacy_history(order.order_id).await, history);
+    assert_eq!(kitchen.legacy_status(order.order_id).await, Some(4));
+    assert_eq!(kitchen.legacy_count("select count(*) from orders").await, 1);
+    let tracker_orders: i64 = sqlx::query_scalar("select count(*) from orders")
+        .fetch_one(&kitchen.tracker_db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        tracker_orders, 1,
+        "the doubled OrderPlaced was accepted once"
+    );
+}
+
+#[tokio::test]
+async fn events_replayed_in_reverse_order_reach_the_same_legacy_state() {
+    let kitchen = Kitchen::start().await;
+    let cashier = Publisher::connect(&kitchen.bus, "cashier").await.unwrap();
+    let order = kitchen.order(9);
+    cashier.publish_event("cashier", 1, &order).await.unwrap();
+    kitchen.wait_for_order(order.order_id).await;
+    kitchen.tap_through(order.order_id, "Olga").await;
+    kitchen.hand_over(order.order_id).await;
+    kitchen.wait_legacy_status(order.order_id, 4).await;
+    let expected_history = eventually("the whole history", WAIT, || async {
+        let history = kitchen.legacy_history(order.order_id).await;
+        (history.len() == 10).then_some(history)
+    })
+    .await;
+
+    // A second legacy database and worker get the tracker's events newest first.
+    let other = TestDatabase::create(&sync_worker::db::MIGRATOR).await;
+    let bus = testkit::test_bus();
+    let mut settings = sync_worker::config::Settings::load().unwrap();
+    settings.database = other.settings.clone();
+    settings.application.port = 0;
+    settings.bus = bus.clone();
+    settings.consumer.retry_delays_ms = vec![50, 100, 200];
+    settings.consumer.max_attempts = 30;
+    let worker = sync_worker::startup::Application::build(settings)
+        .await
+        .unwrap();
+    let stop = worker.shutdown();
+    tokio::spawn(worker.run_until_stopped());
+
+    let events: Vec<(String, sqlx::types::Json<contracts::Envelope>)> =
+        sqlx::query_as("select routing_key, payload from outbox order by id desc")
+            .fetch_all(&kitchen.tracker_db.pool)
+            .await
+            .unwrap();
+    let publisher = Publisher::connect(&bus, "replayer").await.unwrap();
+    for (routing_key, envelope) in &events {
+        publisher.publish(routing_key, &envelope.0).await.unwrap();
+    }
+
+    let status: i16 = eventually("the reversed stream to settle", WAIT, || async {
+        let history: i64 = sqlx::query_scalar("select count(*) from order_history")
+            .fetch_one(&other.pool)
+            .await
+            .unwrap();
+        if history < 10 {
+            return None;
+        }
+        sqlx::query_scalar("select status from orders where order_uuid = $1")
+            .bind(order.order_id)
+            .fetch_optional(&other.pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    stop.trigger();
+    assert_eq!(status, 4, "a stale event never overwrote the newer status");
+    assert_eq!(
+        legacy_history(&other.pool, order.order_id).await,
+        expected_history
+    );
+}
+
+#[tokio::test]
+async fn a_broker_restart_in_the_middle_of_a_stream_of_orders_loses_nothing() {
+    let broker = PrivateBroker::start();
+    let kitchen = Kitchen::start_on(broker.bus()).await;
+    let total = 40;
+    let orders: Vec<OrderPlaced> = (0..total).map(|n| kitchen.order(n + 1)).collect();
+    let cashier = Publisher::connect(&kitchen.bus, "cashier").await.unwrap();
+    for order in &orders[..total as usize / 2] {
+        cashier.publish_event("cashier", 1, order).await.unwrap();
+    }
+    cashier.close().await;
+    // Taps keep the tracker's outbox busy while the broker goes away.
+    kitchen.wait_for_order(orders[0].order_id).await;
+    let tapping = kitchen.tap_through(orders[0].order_id, "Pavel");
+    let (_, ()) = tokio::join!(tapping, async { broker.restart() });
+
+    let cashier = eventually("the broker to come back", WAIT, || async {
+        Publisher::connect(&kitchen.bus, "cashier").await.ok()
+    })
+    .await;
+    for order in &orders[total as usize / 2..] {
+        cashier.publish_event("cashier", 1, order).await.unwrap();
+    }
+    for order in &orders {
+        kitchen
+            .wait_legacy_status(
+                order.order_id,
+                if order.order_id == orders[0].order_id {
+                    3
+                } else {
+                    1
+                },
+            )
+            .await;
+    }
+    assert_eq!(
+        kitchen.legacy_count("select count(*) from orders").await,
+        total as i64
+    );
+    // Every order has exactly one accepted row; the tapped one has its 6 stages and 2 statuses.
+    assert_eq!(
+        kitchen
+            .legacy_count("select count(*) from order_history where status = 1")
+            .await,
+        total as i64
+    );
+    let first = kitchen.legacy_history(orders[0].order_id).await;
+    assert_eq!(first, kitchen.tracker_timeline(orders[0].order_id).await);
+}
+
+/// The legacy history as comparable lines, in the order the monolith's screen shows it.
+async fn legacy_history(pool: &sqlx::PgPool, order_id: Uuid) -> Vec<String> {
+    let rows: Vec<(Option<i16>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        "select h.status, h.stage, h.station, h.actor from order_history h \
+             join orders o on o.id = h.order_id where o.order_uuid = $1 \
+             order by h.happened_at, h.event_sequence, h.id",
+    )
+    .bind(order_id)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(status, stage, station, actor)| match status {
+            Some(status) => format!("status {status}"),
+            None => format!(
+                "{} at {} by {}",
+                stage.unwrap_or_default(),
+                station.unwrap_or_default(),
+                actor.unwrap_or_default()
+            ),
+        })
+        .collect()
+}
+
+impl Kitchen {
+    /// How many duplicates this kitchen's sync worker has dropped, from the process metrics
+    /// (labelled by queue, and every test has queues of its own).
+    async fn consumer_duplicates(&self) -> f64 {
+        let queue = format!("queue=\"{}.legacy-sync\"", self.bus.exchange);
+        service_kit::metrics::render()
+            .lines()
+            .filter(|l| l.starts_with("consumer_messages_total") && l.contains(&queue))
+            .filter(|l| l.contains("outcome=\"duplicate\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
