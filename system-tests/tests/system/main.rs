@@ -451,9 +451,12 @@ async fn a_broker_restart_in_the_middle_of_a_stream_of_orders_loses_nothing() {
     assert_eq!(first, kitchen.tracker_timeline(orders[0].order_id).await);
 }
 
+/// A legacy `order_history` row: status, stage, station, actor.
+type HistoryRow = (Option<i16>, Option<String>, Option<String>, Option<String>);
+
 /// The legacy history as comparable lines, in the order the monolith's screen shows it.
 async fn legacy_history(pool: &sqlx::PgPool, order_id: Uuid) -> Vec<String> {
-    let rows: Vec<(Option<i16>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<HistoryRow> = sqlx::query_as(
         "select h.status, h.stage, h.station, h.actor from order_history h \
              join orders o on o.id = h.order_id where o.order_uuid = $1 \
              order by h.happened_at, h.event_sequence, h.id",
