@@ -1,6 +1,6 @@
 //! The bookkeeping every change to an order shares: event sequence, timeline, version bumps.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use contracts::Event;
@@ -72,11 +72,43 @@ impl<'k> OrderChange<'k> {
 
     /// Saves the status and version and bumps the queues and the board that changed.
     pub async fn finish(self, conn: &mut PgConnection, status: OrderStatus) -> anyhow::Result<()> {
-        orders::save_order_state(&mut *conn, self.order_id, status, self.version, self.now).await?;
-        let stations: Vec<String> = self.stations.into_iter().collect();
-        pizzerias::bump_queue_versions(&mut *conn, self.pizzeria_id, &stations).await?;
-        if self.board {
-            pizzerias::bump_board_version(conn, self.pizzeria_id).await?;
+        let mut bumps = Bumps::default();
+        self.finish_into(conn, status, &mut bumps).await?;
+        bumps.apply(conn).await
+    }
+
+    /// Saves the status and version, and leaves the bumps to the caller, who applies those of
+    /// several changes at once.
+    pub async fn finish_into(
+        self,
+        conn: &mut PgConnection,
+        status: OrderStatus,
+        bumps: &mut Bumps,
+    ) -> anyhow::Result<()> {
+        orders::save_order_state(conn, self.order_id, status, self.version, self.now).await?;
+        let entry = bumps.by_pizzeria.entry(self.pizzeria_id).or_default();
+        entry.0.extend(self.stations);
+        entry.1 |= self.board;
+        Ok(())
+    }
+}
+
+/// Version bumps to apply at the end of a transaction. Every transaction bumps in the same
+/// order (pizzerias by id; per pizzeria its stations sorted by code in one statement, then its
+/// board), so two transactions never wait for each other's version rows in a cycle.
+#[derive(Default)]
+pub(crate) struct Bumps {
+    by_pizzeria: BTreeMap<Uuid, (BTreeSet<String>, bool)>,
+}
+
+impl Bumps {
+    pub async fn apply(self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        for (pizzeria_id, (stations, board)) in self.by_pizzeria {
+            let stations: Vec<String> = stations.into_iter().collect();
+            pizzerias::bump_queue_versions(&mut *conn, pizzeria_id, &stations).await?;
+            if board {
+                pizzerias::bump_board_version(&mut *conn, pizzeria_id).await?;
+            }
         }
         Ok(())
     }

@@ -9,7 +9,10 @@ use sqlx::PgPool;
 
 use crate::db::{orders, timeline::NewEntry};
 
-use super::{Kitchen, change::OrderChange};
+use super::{
+    Kitchen,
+    change::{Bumps, OrderChange},
+};
 
 /// Flags up to `batch` overdue orders in one transaction and emits `OrderRunningLate` for
 /// each; returns how many it flagged. Several tracker instances may sweep at once: each skips
@@ -23,6 +26,7 @@ pub async fn flag_late_orders(
     let mut tx = pool.begin().await.context("cannot start the sweep")?;
     let now = chrono::Utc::now();
     let overdue = orders::lock_overdue_orders(&mut tx, now, batch).await?;
+    let mut bumps = Bumps::default();
     for order in &overdue {
         let status = order.status()?;
         let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
@@ -39,8 +43,9 @@ pub async fn flag_late_orders(
         for station in crate::db::products::stations_of_order(&mut tx, order.id).await? {
             change.touch_station(&station);
         }
-        change.finish(&mut tx, status).await?;
+        change.finish_into(&mut tx, status, &mut bumps).await?;
     }
+    bumps.apply(&mut tx).await?;
     tx.commit().await.context("cannot commit the sweep")?;
     Ok(overdue.len())
 }

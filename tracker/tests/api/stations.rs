@@ -195,3 +195,35 @@ async fn undoing_the_packing_tap_unpacks_the_order() {
         ]
     );
 }
+
+#[tokio::test]
+async fn concurrent_taps_on_one_order_keep_its_event_sequence_gapless() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 8)]).await;
+    let order = order_id(&detail);
+    let ids = product_ids(&detail);
+
+    // Every product tapped at once, and the first one twice more (an impatient double tap).
+    let mut taps: Vec<_> = ids.iter().map(|id| app.tap("dough", *id, None)).collect();
+    taps.push(app.tap("dough", ids[0], None));
+    taps.push(app.tap("dough", ids[0], None));
+    let responses = futures_util::future::join_all(taps).await;
+    let mut repeated = 0;
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::OK);
+        if json_body(response).await["repeated"] == true {
+            repeated += 1;
+        }
+    }
+    assert_eq!(repeated, 2);
+    assert_eq!(app.queue_ids("topping").await.len(), 8);
+
+    let sequences: Vec<i64> = app
+        .outbox_of(order)
+        .await
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    // Accepted, 8 stage completions and one OrderInWork.
+    assert_eq!(sequences, (1..=10).collect::<Vec<_>>());
+}
