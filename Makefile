@@ -32,3 +32,12 @@ fmt:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# make bench    the load scenarios of docs/BENCHMARKS.md on a private stack in
+#               .stack/bench; BENCH_DURATION=15s for a quick check, and
+#               BENCH_SCENARIOS='a c' to run some of them.  -> scripts/bench.sh
+BENCH_SCENARIOS ?=
+
+.PHONY: bench
+bench:
+	scripts/bench.sh $(BENCH_SCENARIOS)
