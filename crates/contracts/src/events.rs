@@ -301,3 +301,97 @@ impl Event for OrderRunningLate {
         self.order_id
     }
 }
+
+/// One role a staff member holds: `chain_admin` (in every pizzeria, so without `pizzeria_id`),
+/// or `office_manager`, `shift_manager`, `cashier`, `kitchen_staff` in one pizzeria. Role names
+/// are strings on the wire so that a new role does not break older consumers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct StaffRoleGrant {
+    pub role: String,
+    /// Absent for `chain_admin`, which holds in every pizzeria.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pizzeria_id: Option<Uuid>,
+}
+
+/// A staff account was created in the auth service. Routing key `auth.user.created`; the
+/// subject is the user id. Carries everything a mirror (the legacy `membership` table) needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserCreated {
+    pub user_id: Uuid,
+    pub login: String,
+    pub display_name: String,
+    /// The full list of the user's roles.
+    pub roles: Vec<StaffRoleGrant>,
+    pub active: bool,
+    pub at: DateTime<Utc>,
+    /// Who created the account; absent when it was created from the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<Uuid>,
+}
+
+impl Event for UserCreated {
+    const TYPE: &'static str = "UserCreated";
+    const KEY: &'static str = "user.created";
+    fn subject(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// A user's roles changed (a grant or a revocation). Carries the full role list after the
+/// change, so a consumer replaces what it has instead of applying a diff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserRolesChanged {
+    pub user_id: Uuid,
+    pub login: String,
+    pub display_name: String,
+    pub roles: Vec<StaffRoleGrant>,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<Uuid>,
+}
+
+impl Event for UserRolesChanged {
+    const TYPE: &'static str = "UserRolesChanged";
+    const KEY: &'static str = "user.roles_changed";
+    fn subject(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// A user was deactivated: every session of theirs has ended and no new one can start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserDeactivated {
+    pub user_id: Uuid,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<Uuid>,
+}
+
+impl Event for UserDeactivated {
+    const TYPE: &'static str = "UserDeactivated";
+    const KEY: &'static str = "user.deactivated";
+    fn subject(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// A staff session ended before its time: logout, revoked by its owner or an admin.
+/// The subject is the session's user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionRevoked {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub at: DateTime<Utc>,
+    /// `logout`, `revoked_by_user` or `revoked_by_admin`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<Uuid>,
+}
+
+impl Event for SessionRevoked {
+    const TYPE: &'static str = "SessionRevoked";
+    const KEY: &'static str = "session.revoked";
+    fn subject(&self) -> Uuid {
+        self.user_id
+    }
+}

@@ -17,6 +17,10 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (OrderPacked::TYPE, of::<OrderPacked>()),
         (OrderHandedOver::TYPE, of::<OrderHandedOver>()),
         (OrderRunningLate::TYPE, of::<OrderRunningLate>()),
+        (UserCreated::TYPE, of::<UserCreated>()),
+        (UserRolesChanged::TYPE, of::<UserRolesChanged>()),
+        (UserDeactivated::TYPE, of::<UserDeactivated>()),
+        (SessionRevoked::TYPE, of::<SessionRevoked>()),
         ("Envelope", of::<Envelope>()),
     ]
 }
