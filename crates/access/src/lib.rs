@@ -1,1 +1,30 @@
-//! stub
+//! Who is calling, and what they may do: the client every service uses to check staff sessions.
+//!
+//! - [`StaffVerifier`] asks the auth service (`POST /internal/v1/introspect`, protected by a
+//!   service key) who a token belongs to, and caches the answer for a short while.
+//! - [`CacheInvalidation`] keeps that cache honest: it listens on the bus for `auth.#` events
+//!   (`UserRolesChanged`, `UserDeactivated`, `SessionRevoked`) through a queue of its own and
+//!   drops the user's cached sessions. While it is not connected, or has not proven its
+//!   connection for a moment, the cache is bypassed and every request introspects, so a broken
+//!   bus never lets a revoked session live on. See ARCHITECTURE.md, "Staff access".
+//! - [`Staff`] is the actix-web extractor: `Authorization: Bearer kst_...` (or the
+//!   [`SESSION_COOKIE`]) in, a [`StaffPrincipal`] out, or a 401 with a JSON body.
+//!
+//! Roles and permissions ([`Role`], [`Permission`]) are defined here once; the auth service
+//! grants with the same types.
+
+mod extractor;
+mod invalidation;
+pub mod permissions;
+mod principal;
+mod token;
+mod verifier;
+
+pub use extractor::{SESSION_COOKIE, Staff, request_token};
+pub use invalidation::CacheInvalidation;
+pub use permissions::{Permission, Role};
+pub use principal::{
+    Grant, IntrospectionRequest, IntrospectionResponse, SessionInfo, StaffPrincipal,
+};
+pub use token::{STAFF_TOKEN_PREFIX, is_staff_token, token_digest};
+pub use verifier::{AccessError, AccessSettings, INTROSPECTION_KEY_HEADER, StaffVerifier};

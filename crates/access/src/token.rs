@@ -1,0 +1,54 @@
+//! What a staff session token looks like, and the digest under which it is stored and cached.
+
+use sha2::{Digest, Sha256};
+
+/// Staff session tokens start with this, so a service can tell them from device tokens
+/// before asking anyone.
+pub const STAFF_TOKEN_PREFIX: &str = "kst_";
+
+/// Whether `token` could be a staff token at all: the prefix and a sane length. Anything else
+/// is refused without a network round trip.
+pub fn is_staff_token(token: &str) -> bool {
+    token.starts_with(STAFF_TOKEN_PREFIX)
+        && (STAFF_TOKEN_PREFIX.len() + 16..=256).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// SHA-256 of the token. The auth database keeps only this, and the cache is keyed by it, so
+/// neither holds a usable token. A plain hash is enough because the token has 256 random bits:
+/// there is nothing to brute-force.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_staff_tokens() {
+        assert!(is_staff_token(
+            "kst_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
+        assert!(!is_staff_token(
+            "kdt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
+        assert!(!is_staff_token("kst_short"));
+        assert!(!is_staff_token(
+            "kst_AAAAAAAAAAAAAAAA AAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
+        assert!(!is_staff_token(&format!("kst_{}", "A".repeat(300))));
+    }
+
+    #[test]
+    fn the_digest_is_sha256() {
+        assert_eq!(
+            hex_of(&token_digest("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    fn hex_of(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
