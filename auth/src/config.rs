@@ -1,0 +1,94 @@
+//! The auth service's settings: built-in defaults from `config/base.toml`, then
+//! `APP_CONFIG_FILE`, then `APP_*` environment variables (see `service_kit::config`).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use serde::Deserialize;
+use service_kit::config::{BusSettings, DatabaseSettings, HttpSettings};
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub application: HttpSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    pub sessions: SessionSettings,
+    pub login: LoginSettings,
+    pub introspection: IntrospectionSettings,
+    pub network: NetworkSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub idle_timeout_ms: u64,
+    pub absolute_timeout_ms: u64,
+}
+
+impl SessionSettings {
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn absolute_timeout(&self) -> Duration {
+        Duration::from_millis(self.absolute_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginSettings {
+    pub max_failures: i32,
+    pub lockout_base_ms: u64,
+    pub lockout_max_ms: u64,
+    pub failure_memory_ms: u64,
+    pub ip_max_failures: i32,
+    pub ip_window_ms: u64,
+}
+
+impl LoginSettings {
+    /// The lockout after `previous` earlier ones: doubling from the base, capped.
+    pub fn lockout(&self, previous: i32) -> Duration {
+        let factor = 1u64 << previous.clamp(0, 20);
+        Duration::from_millis(
+            self.lockout_base_ms
+                .saturating_mul(factor)
+                .min(self.lockout_max_ms),
+        )
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct IntrospectionSettings {
+    pub key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkSettings {
+    pub trust_forwarded_for: bool,
+}
+
+pub fn load() -> anyhow::Result<Settings> {
+    service_kit::config::load(include_str!("../config/base.toml"))
+        .context("cannot read the auth settings")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_defaults_load() {
+        let settings = super::load().expect("base.toml is valid");
+        assert_eq!(settings.application.port, 8083);
+        assert_eq!(settings.database.database_name, "auth");
+        assert_eq!(settings.sessions.idle_timeout().as_secs(), 1800);
+    }
+
+    #[test]
+    fn lockouts_double_and_cap() {
+        let login = super::load().expect("base.toml is valid").login;
+        assert_eq!(login.lockout(0).as_secs(), 30);
+        assert_eq!(login.lockout(1).as_secs(), 60);
+        assert_eq!(login.lockout(3).as_secs(), 240);
+        assert_eq!(login.lockout(10).as_secs(), 900);
+        assert_eq!(login.lockout(1000).as_secs(), 900);
+    }
+}

@@ -1,0 +1,259 @@
+//! The HTTP API. Staff endpoints live under `/api/v1` and take the caller from the session
+//! token ([`Caller`], checked against the database on every request); the other services'
+//! introspection lives under `/internal/v1` behind the service key.
+
+mod audit;
+mod introspect;
+mod pizzerias;
+mod sessions;
+mod users;
+
+use std::{sync::Arc, time::Duration};
+
+use access::{Permission, StaffPrincipal};
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, http::StatusCode,
+    http::header, web,
+};
+use futures_util::future::LocalBoxFuture;
+use service_kit::http::{ClientError, internal_error_response, path_param};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    accounts::{self, Accounts, AuthError, Origin},
+    config::NetworkSettings,
+    domain::ValidationError,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/sessions", web::post().to(sessions::login))
+            .route("/sessions", web::get().to(sessions::list_mine))
+            .route("/sessions", web::delete().to(sessions::revoke_mine))
+            .route("/sessions/current", web::delete().to(sessions::logout))
+            .route(
+                "/sessions/{session_id}",
+                web::delete().to(sessions::revoke_one),
+            )
+            .route("/me", web::get().to(sessions::me))
+            .route("/users", web::post().to(users::create))
+            .route("/users/{user_id}", web::get().to(users::get))
+            .route("/users/{user_id}/roles", web::post().to(users::grant_role))
+            .route(
+                "/users/{user_id}/roles/revoke",
+                web::post().to(users::revoke_role),
+            )
+            .route(
+                "/users/{user_id}/deactivate",
+                web::post().to(users::deactivate),
+            )
+            .route(
+                "/users/{user_id}/sessions",
+                web::get().to(sessions::list_for_user),
+            )
+            .route(
+                "/users/{user_id}/sessions",
+                web::delete().to(sessions::revoke_for_user),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}",
+                web::put().to(pizzerias::register),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/staff",
+                web::get().to(pizzerias::staff),
+            )
+            .route("/audit", web::get().to(audit::list)),
+    )
+    .route(
+        "/internal/v1/introspect",
+        web::post().to(introspect::introspect),
+    );
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Auth(AuthError::Invalid(e))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Auth(e.into())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Auth(AuthError::Unexpected(e))
+    }
+}
+
+impl ApiError {
+    fn client_error(&self) -> Option<ClientError> {
+        Some(match self {
+            ApiError::Client(e) => e.clone(),
+            ApiError::Auth(AuthError::NotFound(what)) => ClientError::not_found(what),
+            ApiError::Auth(AuthError::Invalid(v)) => ClientError::invalid(&v.field, &v.rule),
+            ApiError::Auth(AuthError::Conflict {
+                code,
+                field,
+                message,
+            }) => ClientError {
+                field: field.map(str::to_owned),
+                ..ClientError::conflict(code, message.clone())
+            },
+            ApiError::Auth(AuthError::Forbidden(message)) => ClientError::forbidden(message),
+            ApiError::Auth(AuthError::BadCredentials) => ClientError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid login or password",
+            ),
+            ApiError::Auth(AuthError::TooManyAttempts { code, .. }) => ClientError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                "too many failed sign-in attempts; wait and try again",
+            ),
+            ApiError::Auth(AuthError::Unexpected(_)) => return None,
+        })
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.client_error()
+            .map_or(StatusCode::INTERNAL_SERVER_ERROR, |e| e.status)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match (self.client_error(), self) {
+            (Some(e), ApiError::Auth(AuthError::TooManyAttempts { retry_after, .. })) => {
+                let mut response = e.error_response();
+                let seconds = ceil_secs(*retry_after).max(1);
+                if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            (Some(e), _) => e.error_response(),
+            (None, ApiError::Auth(AuthError::Unexpected(e))) => internal_error_response(e),
+            (None, other) => internal_error_response(&anyhow::anyhow!("{other}")),
+        }
+    }
+}
+
+/// Where the request came from: the peer address, or the first `X-Forwarded-For` entry when
+/// the service is configured to sit behind a proxy that sets it.
+pub fn origin(req: &HttpRequest, network: &NetworkSettings) -> Origin {
+    let forwarded = network
+        .trust_forwarded_for
+        .then(|| {
+            req.headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|ip| ip.trim().to_owned())
+                .filter(|ip| !ip.is_empty() && ip.len() <= 64)
+        })
+        .flatten();
+    let ip = forwarded.unwrap_or_else(|| {
+        req.peer_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    });
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(200).collect());
+    Origin { ip, user_agent }
+}
+
+/// The signed-in staff member making the request, checked against the database every time.
+pub struct Caller {
+    pub principal: Arc<StaffPrincipal>,
+    pub origin: Origin,
+}
+
+impl Caller {
+    pub fn id(&self) -> Uuid {
+        self.principal.user_id
+    }
+
+    pub fn require_chain_admin(&self) -> Result<(), ApiError> {
+        if self.principal.chain_admin {
+            Ok(())
+        } else {
+            Err(ClientError::forbidden("only a chain admin may do this").into())
+        }
+    }
+
+    pub fn require(&self, pizzeria_id: Uuid, permission: Permission) -> Result<(), ApiError> {
+        if self.principal.can(pizzeria_id, permission) {
+            Ok(())
+        } else {
+            Err(ClientError::forbidden(format!(
+                "you need the {permission} permission in this pizzeria"
+            ))
+            .into())
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = access::request_token(req);
+        let pool = req.app_data::<web::Data<PgPool>>().cloned();
+        let accounts = req.app_data::<web::Data<Accounts>>().cloned();
+        let network = req.app_data::<web::Data<NetworkSettings>>().cloned();
+        let origin = network.as_ref().map(|n| origin(req, n));
+        Box::pin(async move {
+            let (Some(pool), Some(accounts), Some(origin)) = (pool, accounts, origin) else {
+                return Err(
+                    anyhow::anyhow!("the app lacks its pool, accounts or network data").into(),
+                );
+            };
+            let Some(token) = token else {
+                return Err(ClientError::unauthorized(
+                    "sign in: send Authorization: Bearer <staff session token>",
+                )
+                .into());
+            };
+            let mut conn = pool.acquire().await.map_err(AuthError::from)?;
+            match accounts::principal_for_token(&mut conn, &accounts, &token).await? {
+                Some(principal) => Ok(Caller {
+                    principal: Arc::new(principal),
+                    origin,
+                }),
+                None => Err(ClientError::unauthorized(
+                    "the session is invalid, expired or revoked; sign in again",
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+const UUID_RULE: &str = "must be a UUID";
+
+pub fn uuid_param(req: &HttpRequest, name: &str) -> Result<Uuid, ClientError> {
+    path_param(req, name, UUID_RULE)
+}
+
+/// A duration as whole seconds, rounded up (for `Retry-After`-like fields).
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
