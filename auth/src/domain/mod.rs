@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(err.field, "password");
         assert!(err.rule.contains("at most"));
         assert_eq!(
-            format!("{:?}", Password::parse("secret-secret")),
+            format!("{:?}", Password::parse("secret-secret").expect("valid")),
             "Password(..)"
         );
     }

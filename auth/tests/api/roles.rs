@@ -1,0 +1,162 @@
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+fn can(answer: &serde_json::Value, pizzeria_id: Uuid, permission: &str) -> bool {
+    answer["session"]["chain_admin"] == true
+        || answer["session"]["grants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|g| {
+                g["pizzeria_id"] == pizzeria_id.to_string()
+                    && g["permissions"]
+                        .as_array()
+                        .is_some_and(|p| p.contains(&permission.into()))
+            })
+}
+
+#[tokio::test]
+async fn role_grants_and_revocations_show_at_the_next_introspection() {
+    let app = spawn_app().await;
+    let (user, token) = app.staff_session("kira", "cashier").await;
+    let p = app.pizzeria_id;
+    assert!(!can(&app.introspect(&token).await, p, "kitchen.work"));
+
+    let response = app.grant(user, "kitchen_staff").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let roles = json_body(response).await["roles"].clone();
+    assert_eq!(roles.as_array().expect("roles").len(), 2);
+    assert!(can(&app.introspect(&token).await, p, "kitchen.work"));
+
+    let response = app.revoke(user, "kitchen_staff").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!can(&app.introspect(&token).await, p, "kitchen.work"));
+    assert!(can(&app.introspect(&token).await, p, "orders.intake"));
+    let actions = app.audit_actions(user).await;
+    assert!(actions.contains(&"role_granted".to_owned()));
+    assert!(actions.contains(&"role_revoked".to_owned()));
+}
+
+#[tokio::test]
+async fn deactivation_ends_every_session_and_blocks_login() {
+    let app = spawn_app().await;
+    let (user, token) = app.staff_session("lev", "kitchen_staff").await;
+    let response = app
+        .post_with(
+            &app.admin_token,
+            &format!("/api/v1/users/{user}/deactivate"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["active"], false);
+    assert_eq!(app.introspect(&token).await["active"], false);
+    let response = app.login("lev", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(response).await, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn an_office_manager_manages_their_pizzeria_only() {
+    let app = spawn_app().await;
+    let (_, manager) = app.staff_session("mila", "office_manager").await;
+    let other = Uuid::now_v7();
+    let response = app
+        .put_with(
+            &app.admin_token,
+            &format!("/api/v1/pizzerias/{other}"),
+            &json!({"name": "Other"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let create = |pizzeria: Uuid, role: &str, login: &str| {
+        json!({
+            "login": login, "display_name": "New", "password": PASSWORD,
+            "roles": [{"role": role, "pizzeria_id": pizzeria}],
+        })
+    };
+    let response = app
+        .post_with(
+            &manager,
+            "/api/v1/users",
+            &create(app.pizzeria_id, "kitchen_staff", "nina"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let nina = uuid_of(&json_body(response).await["id"]);
+    let response = app
+        .post_with(
+            &manager,
+            "/api/v1/users",
+            &create(other, "kitchen_staff", "oleg"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = app
+        .post_with(
+            &manager,
+            &format!("/api/v1/users/{nina}/roles"),
+            &json!({"role": "chain_admin"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = app
+        .post_with(
+            &manager,
+            &format!("/api/v1/users/{nina}/deactivate"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = app
+        .put_with(
+            &manager,
+            &format!("/api/v1/pizzerias/{other}"),
+            &json!({"name": "Mine"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_kitchen_staff_list_is_for_the_pizzerias_staff() {
+    let app = spawn_app().await;
+    let (_, kitchen) = app.staff_session("pavel", "kitchen_staff").await;
+    app.create_staff("rita", "kitchen_staff").await;
+    app.create_staff("sasha", "cashier").await;
+    let path = format!(
+        "/api/v1/pizzerias/{}/staff?role=kitchen_staff",
+        app.pizzeria_id
+    );
+    let response = app.get_with(&kitchen, &path).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = json_body(response).await;
+    let names: Vec<&str> = body["staff"]
+        .as_array()
+        .expect("staff")
+        .iter()
+        .map(|s| s["display_name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, vec!["pavel (test)", "rita (test)"]);
+
+    let outsider_pizzeria = Uuid::now_v7();
+    let response = app
+        .get_with(
+            &kitchen,
+            &format!("/api/v1/pizzerias/{outsider_pizzeria}/staff"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = app
+        .get_with(
+            &kitchen,
+            &format!("/api/v1/pizzerias/{}/staff?role=baker", app.pizzeria_id),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_field(response).await, "role");
+}

@@ -1,0 +1,176 @@
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn login_then_logout() {
+    let app = spawn_app().await;
+    let (user_id, _) = app.staff_session("anna", "shift_manager").await;
+    let response = app.login("anna", PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
+    let body = json_body(response).await;
+    let token = body["token"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("kst_"));
+    assert!(cookie.starts_with(&format!("{}={token}", access::SESSION_COOKIE)));
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Secure"));
+    assert_eq!(uuid_of(&body["user_id"]), user_id);
+
+    let me = json_body(app.get_with(&token, "/api/v1/me").await).await;
+    assert_eq!(me["login"], "anna");
+    assert_eq!(me["grants"][0]["role"], "shift_manager");
+    assert!(
+        me["grants"][0]["permissions"]
+            .as_array()
+            .expect("permissions")
+            .contains(&"kitchen.work".into())
+    );
+
+    let response = app.delete_with(&token, "/api/v1/sessions/current").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = app.get_with(&token, "/api/v1/me").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.introspect(&token).await["active"], false);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_login_look_the_same() {
+    let app = spawn_app().await;
+    app.create_staff("boris", "cashier").await;
+    let wrong = app.login("boris", "not-the-password").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let wrong = json_body(wrong).await;
+    let unknown = app.login("nobody", "not-the-password").await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong, json_body(unknown).await);
+    assert_eq!(wrong["error"]["code"], "invalid_credentials");
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_401() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(response).await, "unauthorized");
+    let response = app
+        .get_with("kst_made-up-token-made-up-token-made-up", "/api/v1/me")
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn listing_and_revoking_all_sessions() {
+    let app = spawn_app().await;
+    app.create_staff("carla", "cashier").await;
+    let first = app.login_ok("carla", PASSWORD).await;
+    let second = app.login_ok("carla", PASSWORD).await;
+    let list = json_body(app.get_with(&second, "/api/v1/sessions").await).await;
+    let sessions = list["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    assert_eq!(sessions[0]["ip"], "10.0.0.1");
+
+    let response = app.delete_with(&first, "/api/v1/sessions").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["revoked"], 2);
+    for token in [&first, &second] {
+        assert_eq!(app.introspect(token).await["active"], false);
+    }
+}
+
+#[tokio::test]
+async fn revoking_one_session_leaves_the_others() {
+    let app = spawn_app().await;
+    app.create_staff("dora", "cashier").await;
+    let first = app.login_ok("dora", PASSWORD).await;
+    let second = app.login_ok("dora", PASSWORD).await;
+    let first_id = uuid_of(&app.introspect(&first).await["session"]["session_id"]);
+    let response = app
+        .delete_with(&second, &format!("/api/v1/sessions/{first_id}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.introspect(&first).await["active"], false);
+    assert_eq!(app.introspect(&second).await["active"], true);
+}
+
+#[tokio::test]
+async fn an_admin_revokes_another_users_sessions_and_others_cannot() {
+    let app = spawn_app().await;
+    let (eva, eva_token) = app.staff_session("eva", "kitchen_staff").await;
+    let (_, fedor_token) = app.staff_session("fedor", "kitchen_staff").await;
+    let eva_session = uuid_of(&app.introspect(&eva_token).await["session"]["session_id"]);
+
+    // Someone else's session does not exist for a colleague.
+    let response = app
+        .delete_with(&fedor_token, &format!("/api/v1/sessions/{eva_session}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = app
+        .get_with(&fedor_token, &format!("/api/v1/users/{eva}/sessions"))
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let list = json_body(
+        app.get_with(&app.admin_token, &format!("/api/v1/users/{eva}/sessions"))
+            .await,
+    )
+    .await;
+    assert_eq!(list["sessions"].as_array().expect("sessions").len(), 1);
+    let response = app
+        .delete_with(&app.admin_token, &format!("/api/v1/sessions/{eva_session}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.introspect(&eva_token).await["active"], false);
+
+    let again = app.login_ok("eva", PASSWORD).await;
+    let response = app
+        .delete_with(&app.admin_token, &format!("/api/v1/users/{eva}/sessions"))
+        .await;
+    assert_eq!(json_body(response).await["revoked"], 1);
+    assert_eq!(app.introspect(&again).await["active"], false);
+    let actions = app.audit_actions(eva).await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "session_revoked").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_and_a_used_one_does_not() {
+    let app = spawn_app_with(|s| s.sessions.idle_timeout_ms = 1500).await;
+    app.create_staff("gleb", "cashier").await;
+    let used = app.login_ok("gleb", PASSWORD).await;
+    let idle = app.login_ok("gleb", PASSWORD).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.introspect(&used).await["active"], true);
+    }
+    assert_eq!(app.introspect(&idle).await["active"], false);
+}
+
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_timeout_however_used() {
+    let app = spawn_app_with(|s| s.sessions.absolute_timeout_ms = 1500).await;
+    app.create_staff("hanna", "cashier").await;
+    let token = app.login_ok("hanna", PASSWORD).await;
+    let answer = app.introspect(&token).await;
+    assert_eq!(answer["active"], true);
+    let mut active = true;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        active = app.introspect(&token).await["active"] == true;
+    }
+    assert!(!active, "the session outlived its absolute timeout");
+}
