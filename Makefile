@@ -1,7 +1,8 @@
 # Kitchen order tracker: developer entry points.
 #
 #   make run    PostgreSQL + RabbitMQ in .stack/run, build, migrate, seed the
-#               demo, start tracker (:8081) and sync-worker (:8082); Ctrl-C
+#               demo, start tracker (:8081), sync-worker (:8082) and auth
+#               (:8083, prints the demo staff logins); Ctrl-C
 #               stops everything, data stays.      -> scripts/run.sh
 #   make stop   stop what a `make run` left running.
 #   make test   all workspace tests against a throwaway stack.
@@ -9,7 +10,7 @@
 #   make fmt    format the code;  make lint  fmt check + clippy.
 
 # Databases created by `make run`; each service picks its own.
-DATABASES := tracker legacy
+DATABASES := tracker legacy auth
 
 TEST_ARGS ?=
 

@@ -27,10 +27,11 @@ PG_PORT=55433
 AMQP_PORT=55673
 TRACKER_PORT=8081
 SYNC_WORKER_PORT=8082
+AUTH_PORT=8083
 BIN_DIR=${KITCHEN_BIN_DIR:-$ROOT/target/release}
 LOG_DIR=$RUN_DIR/logs
 PID_DIR=$RUN_DIR/pids
-SERVICES=(tracker sync-worker)
+SERVICES=(tracker sync-worker auth)
 
 # ------------------------------------------------------------------ stop ---
 
@@ -115,7 +116,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-for port in "$TRACKER_PORT" "$SYNC_WORKER_PORT"; do
+for port in "$TRACKER_PORT" "$SYNC_WORKER_PORT" "$AUTH_PORT"; do
     if port_open "$port"; then
         # Do not stop a stack that another `make run` is using.
         OWN_STACK=0
@@ -157,8 +158,12 @@ run_step() {
 }
 run_step migrate-tracker "$BIN_DIR/tracker" migrate
 run_step migrate-sync-worker "$BIN_DIR/sync-worker" migrate
+run_step migrate-auth "$BIN_DIR/auth" migrate
 run_step seed-demo "$BIN_DIR/tracker" seed-demo
 PIZZERIA_ID=$(sed -n 's/.*pizzeria_id=\([0-9a-fA-F-]\{36\}\).*/\1/p' "$LOG_DIR/seed-demo.log" | head -n1)
+# The demo pizzeria's staff, each with a fresh password (printed below, kept nowhere else).
+run_step seed-auth "$BIN_DIR/auth" seed-demo
+STAFF_LOGINS=$(sed -n 's/^login=\([^ ]*\) password=\(.*\)$/\1 \2/p' "$LOG_DIR/seed-auth.log")
 
 # 6. Services, each in its own session: Ctrl-C reaches only this script,
 # which then stops them in order.
@@ -176,6 +181,7 @@ start_service() {
 }
 start_service tracker "$TRACKER_PORT" serve
 start_service sync-worker "$SYNC_WORKER_PORT" run
+start_service auth "$AUTH_PORT" serve
 
 # 7. Where to look.
 api=http://127.0.0.1:$TRACKER_PORT
@@ -188,9 +194,10 @@ cat <<EOF
   Oven station queue   $api/api/v1/pizzerias/$pz/stations/oven/queue
   TV board             $api/api/v1/pizzerias/$pz/board
   Sync worker health   http://127.0.0.1:$SYNC_WORKER_PORT/health/ready   (metrics: /metrics)
+  Auth API             http://127.0.0.1:$AUTH_PORT   (sign in: POST /api/v1/sessions)
   PostgreSQL           $DATABASE_URL   (databases: ${DATABASES[*]})
   RabbitMQ (AMQP)      $AMQP_URL${KITCHEN_RABBITMQ_NODE:+   (node $KITCHEN_RABBITMQ_NODE)}
-  Logs                 $LOG_DIR/{tracker,sync-worker,seed-demo}.log
+  Logs                 $LOG_DIR/{tracker,sync-worker,auth,seed-demo,seed-auth}.log
 EOF
 if ((OWN_STACK)); then
     cat <<EOF
@@ -198,6 +205,19 @@ if ((OWN_STACK)); then
 EOF
 fi
 [[ -n ${PIZZERIA_ID:-} ]] || log "warning: 'tracker seed-demo' printed no pizzeria_id=<uuid> line; see $LOG_DIR/seed-demo.log"
+if [[ -n $STAFF_LOGINS ]]; then
+    echo
+    echo "  Demo staff of the demo pizzeria (new passwords on every 'make run'):"
+    while read -r staff_login staff_password; do
+        printf '    %-16s password %s\n' "$staff_login" "$staff_password"
+    done <<<"$STAFF_LOGINS"
+    manager_password=$(awk '$1 == "demo.manager" {print $2}' <<<"$STAFF_LOGINS")
+    echo "  Sign in as the shift manager:"
+    echo "    curl -s -X POST http://127.0.0.1:$AUTH_PORT/api/v1/sessions -H 'content-type: application/json' \\"
+    echo "         -d '{\"login\": \"demo.manager\", \"password\": \"$manager_password\"}'"
+else
+    log "warning: 'auth seed-demo' printed no logins; see $LOG_DIR/seed-auth.log"
+fi
 cat <<EOF
 
   Ctrl-C stops everything (data stays in $RUN_DIR).
