@@ -205,7 +205,9 @@ seconds_of() {
 
 # ------------------------------------------------------------------ run ---
 
-# 1. Stack. fsync stays on: the figures are meant to hold for production.
+# 1. Stack, always the private one (not servers named by DATABASE_URL/AMQP_URL).
+# fsync stays on: the figures are meant to hold for production.
+unset DATABASE_URL AMQP_URL
 stack_env=$(STACK_FAST=0 "$SCRIPT_DIR/stack.sh" up "$BENCH_DIR" "$PG_PORT" "$AMQP_PORT")
 eval "$stack_env"
 export DATABASE_URL AMQP_URL
@@ -213,7 +215,7 @@ if [[ $(psql "$DATABASE_URL" -X -At -c 'show shared_preload_libraries') != *pg_s
     log "loading pg_stat_statements (restarts the bench stack once)"
     psql "$DATABASE_URL" -X -q -c "alter system set shared_preload_libraries = 'pg_stat_statements'"
     "$SCRIPT_DIR/stack.sh" down "$BENCH_DIR"
-    STACK_FAST=0 "$SCRIPT_DIR/stack.sh" up "$BENCH_DIR" "$PG_PORT" "$AMQP_PORT" >/dev/null
+    env -u DATABASE_URL -u AMQP_URL STACK_FAST=0 "$SCRIPT_DIR/stack.sh" up "$BENCH_DIR" "$PG_PORT" "$AMQP_PORT" >/dev/null
 fi
 "$SCRIPT_DIR/stack.sh" createdb tracker legacy
 
@@ -246,6 +248,8 @@ kitchen() {
     local name=$1 pizzerias=$2
     local secs
     secs=$(seconds_of "$DURATION")
+    "$BIN_DIR/loadgen" kitchen --setup-only --pizzerias "$pizzerias" \
+        --tracker "http://127.0.0.1:$TRACKER_PORT" --amqp "$AMQP_URL" --legacy-db "$LEGACY_DB"
     profiled "$name" "$((secs / 2 + 5))" "$BIN_DIR/loadgen" kitchen \
         --pizzerias "$pizzerias" --tablets-per-pizzeria 5 --poll-interval 10s \
         --orders-per-minute "$ORDERS_PER_MINUTE" --duration "$DURATION" \

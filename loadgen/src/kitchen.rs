@@ -76,6 +76,10 @@ pub struct KitchenArgs {
     /// Pizzerias created at once during setup.
     #[arg(long, default_value_t = 16)]
     pub setup_concurrency: usize,
+    /// Only create the pizzerias, then stop: lets a benchmark reset its statistics after
+    /// setup.
+    #[arg(long)]
+    pub setup_only: bool,
 }
 
 /// What a tablet shows; the board polls like a station but never taps.
@@ -205,6 +209,9 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
     );
     let legacy = legacy::connect(&args.legacy_db).await?;
     set_up_pizzerias(&client, &tracker, &pizzerias, args.setup_concurrency).await?;
+    if args.setup_only {
+        return Ok(());
+    }
 
     let publisher = if args.orders_per_minute > 0.0 {
         let bus = BusSettings {
