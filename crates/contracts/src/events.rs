@@ -395,3 +395,76 @@ impl Event for SessionRevoked {
         self.user_id
     }
 }
+
+/// A kitchen device (a station tablet, a TV board, a screen) was approved by a staff member and
+/// picked up its token. Routing key `devices.device.registered`; the subject is the device id.
+/// Carries everything a mirror (the legacy `devices` table) needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceRegistered {
+    pub device_id: Uuid,
+    pub pizzeria_id: Uuid,
+    /// `kitchen_station` (a station tablet), `order_board` (the TV order board),
+    /// `motivation_board` or `shift_manager_screen`. A string, so a new kind does not break
+    /// older consumers.
+    pub kind: String,
+    pub name: String,
+    /// The station code (`oven`) of a station tablet; absent for every other kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
+    /// The staff member who approved the device.
+    pub approved_by: Uuid,
+    pub approved_by_name: String,
+    /// When the device asked for its code.
+    pub requested_at: DateTime<Utc>,
+    pub approved_at: DateTime<Utc>,
+    /// When the device picked up its token: the device exists from then on.
+    pub at: DateTime<Utc>,
+}
+
+impl Event for DeviceRegistered {
+    const TYPE: &'static str = "DeviceRegistered";
+    const KEY: &'static str = "device.registered";
+    fn subject(&self) -> Uuid {
+        self.device_id
+    }
+}
+
+/// A device was renamed or moved to another station. Carries the full state after the change,
+/// so a consumer replaces what it has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceRenamed {
+    pub device_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
+    pub at: DateTime<Utc>,
+    pub actor_id: Uuid,
+}
+
+impl Event for DeviceRenamed {
+    const TYPE: &'static str = "DeviceRenamed";
+    const KEY: &'static str = "device.renamed";
+    fn subject(&self) -> Uuid {
+        self.device_id
+    }
+}
+
+/// A device's token was revoked: the device is refused from its next request on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeviceRevoked {
+    pub device_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub actor_id: Uuid,
+}
+
+impl Event for DeviceRevoked {
+    const TYPE: &'static str = "DeviceRevoked";
+    const KEY: &'static str = "device.revoked";
+    fn subject(&self) -> Uuid {
+        self.device_id
+    }
+}

@@ -21,6 +21,9 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (UserRolesChanged::TYPE, of::<UserRolesChanged>()),
         (UserDeactivated::TYPE, of::<UserDeactivated>()),
         (SessionRevoked::TYPE, of::<SessionRevoked>()),
+        (DeviceRegistered::TYPE, of::<DeviceRegistered>()),
+        (DeviceRenamed::TYPE, of::<DeviceRenamed>()),
+        (DeviceRevoked::TYPE, of::<DeviceRevoked>()),
         ("Envelope", of::<Envelope>()),
     ]
 }
