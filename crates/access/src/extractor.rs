@@ -1,4 +1,5 @@
-//! The actix-web side: [`Staff`] turns the request's token into a principal or a 401.
+//! The actix-web side: [`Staff`] turns the request's staff token into a principal or a 401;
+//! [`Caller`] takes a staff token or a device token, told apart by their prefixes.
 
 use std::{ops::Deref, sync::Arc};
 
@@ -7,7 +8,10 @@ use futures_util::future::LocalBoxFuture;
 use service_kit::http::ClientError;
 use uuid::Uuid;
 
-use crate::{Permission, StaffPrincipal, StaffVerifier};
+use crate::{
+    DeviceKind, DevicePrincipal, DeviceVerifier, Permission, StaffPrincipal, StaffVerifier,
+    token::is_device_token,
+};
 
 /// The cookie the web UI will carry the staff session token in (`HttpOnly`, `Secure`,
 /// `SameSite=Strict`), for browsers that cannot set an `Authorization` header on every request.
@@ -82,35 +86,157 @@ impl FromRequest for Staff {
         let token = request_token(req);
         let verifier = req.app_data::<web::Data<StaffVerifier>>().cloned();
         Box::pin(async move {
-            let Some(verifier) = verifier else {
-                tracing::error!("the Staff extractor needs a web::Data<StaffVerifier> in the app");
-                return Err(ClientError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "something went wrong on our side; it has been logged",
-                ));
-            };
-            let Some(token) = token else {
-                return Err(ClientError::unauthorized(
+            let verifier = verifier.ok_or_else(|| misconfigured("Staff", "StaffVerifier"))?;
+            let token = token.ok_or_else(|| {
+                ClientError::unauthorized(
                     "sign in: send Authorization: Bearer <staff session token>",
-                ));
+                )
+            })?;
+            verify_staff(&verifier, &token).await.map(Staff)
+        })
+    }
+}
+
+async fn verify_staff(
+    verifier: &StaffVerifier,
+    token: &str,
+) -> Result<Arc<StaffPrincipal>, ClientError> {
+    match verifier.verify(token).await {
+        Ok(Some(principal)) => Ok(principal),
+        Ok(None) => Err(ClientError::unauthorized(
+            "the session is invalid, expired or revoked; sign in again",
+        )),
+        Err(e) => Err(unavailable(
+            e,
+            "cannot check a staff token",
+            "auth_unavailable",
+            "sign-in cannot be checked right now; try again shortly",
+        )),
+    }
+}
+
+fn unavailable(e: crate::AccessError, log: &str, code: &'static str, message: &str) -> ClientError {
+    tracing::error!(error = format!("{:#}", anyhow::Error::new(e)), "{log}");
+    ClientError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+}
+
+/// The app was built without what an extractor needs: our mistake, logged, never a pass.
+fn misconfigured(extractor: &str, data: &str) -> ClientError {
+    tracing::error!("the {extractor} extractor needs a web::Data<{data}> in the app");
+    ClientError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "something went wrong on our side; it has been logged",
+    )
+}
+
+/// Whoever is calling: a signed-in staff member (`kst_` token) or a kitchen device (`kdt_`
+/// token). Needs a `web::Data<StaffVerifier>` and a `web::Data<DeviceVerifier>` in the app. A
+/// missing, unknown, expired or revoked token is a 401; the `require_*` helpers give 403s.
+///
+/// ```ignore
+/// async fn queue(caller: Caller, scope: StationScope) -> Result<HttpResponse, ApiError> {
+///     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
+///     ...
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Staff(Arc<StaffPrincipal>),
+    Device(Arc<DevicePrincipal>),
+}
+
+impl Caller {
+    pub fn staff(&self) -> Option<&StaffPrincipal> {
+        match self {
+            Caller::Staff(s) => Some(s),
+            Caller::Device(_) => None,
+        }
+    }
+
+    pub fn device(&self) -> Option<&DevicePrincipal> {
+        match self {
+            Caller::Staff(_) => None,
+            Caller::Device(d) => Some(d),
+        }
+    }
+
+    /// Who to record as the actor: the staff member's display name or the device's name.
+    pub fn display_name(&self) -> &str {
+        match self {
+            Caller::Staff(s) => &s.display_name,
+            Caller::Device(d) => &d.name,
+        }
+    }
+
+    /// A staff permission; a device holds none, so it gets a 403.
+    pub fn require(&self, pizzeria_id: Uuid, permission: Permission) -> Result<(), ClientError> {
+        match self {
+            Caller::Staff(s) => Staff(s.clone()).require(pizzeria_id, permission),
+            Caller::Device(_) => Err(ClientError::forbidden(format!(
+                "a device cannot do this; a staff member with {permission} can"
+            ))),
+        }
+    }
+
+    /// The station's work: the tablet of `station` in `pizzeria_id`, or staff with
+    /// `kitchen.work` there.
+    pub fn require_station(&self, pizzeria_id: Uuid, station: &str) -> Result<(), ClientError> {
+        match self {
+            Caller::Device(d) if d.is_station(pizzeria_id, station) => Ok(()),
+            Caller::Device(_) => Err(ClientError::forbidden(format!(
+                "this device is not the {station} tablet of this pizzeria"
+            ))),
+            Caller::Staff(_) => self.require(pizzeria_id, Permission::KitchenWork),
+        }
+    }
+
+    /// The TV order board: an order-board device of `pizzeria_id`, or staff with `orders.read`
+    /// there.
+    pub fn require_board(&self, pizzeria_id: Uuid) -> Result<(), ClientError> {
+        match self {
+            Caller::Device(d) if d.is_kind(pizzeria_id, DeviceKind::OrderBoard) => Ok(()),
+            Caller::Device(_) => Err(ClientError::forbidden(
+                "this device is not an order board of this pizzeria",
+            )),
+            Caller::Staff(_) => self.require(pizzeria_id, Permission::OrdersRead),
+        }
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ClientError;
+    type Future = LocalBoxFuture<'static, Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = request_token(req);
+        let staff = req.app_data::<web::Data<StaffVerifier>>().cloned();
+        let devices = req.app_data::<web::Data<DeviceVerifier>>().cloned();
+        let client = devices.as_ref().map(|d| d.client_of(req));
+        Box::pin(async move {
+            let token = token.ok_or_else(|| {
+                ClientError::unauthorized(
+                    "sign in: send Authorization: Bearer <staff session or device token>",
+                )
+            })?;
+            if !is_device_token(&token) {
+                let staff = staff.ok_or_else(|| misconfigured("Caller", "StaffVerifier"))?;
+                return verify_staff(&staff, &token).await.map(Caller::Staff);
+            }
+            let (Some(devices), Some(client)) = (devices, client) else {
+                return Err(misconfigured("Caller", "DeviceVerifier"));
             };
-            match verifier.verify(&token).await {
-                Ok(Some(principal)) => Ok(Staff(principal)),
+            match devices.verify(&token, &client).await {
+                Ok(Some(device)) => Ok(Caller::Device(device)),
                 Ok(None) => Err(ClientError::unauthorized(
-                    "the session is invalid, expired or revoked; sign in again",
+                    "the device token is invalid or revoked; pair the device again",
                 )),
-                Err(e) => {
-                    tracing::error!(
-                        error = format!("{:#}", anyhow::Error::new(e)),
-                        "cannot check a staff token"
-                    );
-                    Err(ClientError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "auth_unavailable",
-                        "sign-in cannot be checked right now; try again shortly",
-                    ))
-                }
+                Err(e) => Err(unavailable(
+                    e,
+                    "cannot check a device token",
+                    "devices_unavailable",
+                    "the device cannot be checked right now; try again shortly",
+                )),
             }
         })
     }
@@ -158,5 +284,36 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status, StatusCode::FORBIDDEN);
         assert!(err.message.contains("orders.manage"));
+    }
+
+    #[test]
+    fn a_device_gets_its_own_station_or_board_only() {
+        let (here, there) = (Uuid::new_v4(), Uuid::new_v4());
+        let device = |kind, station: Option<&str>| {
+            Caller::Device(Arc::new(DevicePrincipal {
+                device_id: Uuid::new_v4(),
+                pizzeria_id: here,
+                kind,
+                station: station.map(str::to_owned),
+                name: "Tablet".into(),
+            }))
+        };
+        let oven = device(DeviceKind::KitchenStation, Some("oven"));
+        assert!(oven.require_station(here, "oven").is_ok());
+        assert!(oven.require_station(here, "dough").is_err());
+        assert!(oven.require_station(there, "oven").is_err());
+        assert!(oven.require_board(here).is_err());
+        assert!(oven.require(here, Permission::KitchenWork).is_err());
+        let board = device(DeviceKind::OrderBoard, None);
+        assert!(board.require_board(here).is_ok());
+        assert!(board.require_board(there).is_err());
+        assert!(board.require_station(here, "oven").is_err());
+        let motivation = device(DeviceKind::MotivationBoard, None);
+        assert_eq!(
+            motivation.require_board(here).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(oven.display_name(), "Tablet");
+        assert!(oven.device().is_some() && oven.staff().is_none());
     }
 }

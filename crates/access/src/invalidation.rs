@@ -1,6 +1,8 @@
-//! Keeps a [`StaffVerifier`]'s cache honest: every process listens for the auth service's
-//! events through an exclusive, auto-delete queue of its own bound to `auth.#`, and evicts the
-//! user's cached sessions on every role change, deactivation or revoked session.
+//! Keeps a verifier's cache honest: every process listens for the events of the service that
+//! owns the tokens through an exclusive, auto-delete queue of its own, and evicts what they make
+//! stale. A [`StaffVerifier`] binds `auth.#` and evicts the user's cached sessions on every role
+//! change, deactivation or revoked session; a [`DeviceVerifier`] binds `devices.#` and evicts the
+//! device on a rename or a revocation. `(staff, devices)` does both over one connection.
 //!
 //! The cache is used only under a *lease*: each time the subscription proves its connection
 //! (a round trip to the broker every [`PROBE_EVERY`]), it may use the cache for [`LEASE`] more.
@@ -12,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bus::{connection, topology};
-use contracts::{Envelope, Event, SessionRevoked, UserCreated, UserDeactivated, UserRolesChanged};
+use contracts::{
+    DeviceRegistered, DeviceRenamed, DeviceRevoked, Envelope, Event, SessionRevoked, UserCreated,
+    UserDeactivated, UserRolesChanged,
+};
 use futures_util::StreamExt;
 use lapin::{
     Channel,
@@ -22,7 +27,7 @@ use lapin::{
 use service_kit::{config::BusSettings, shutdown::Shutdown};
 use uuid::Uuid;
 
-use crate::verifier::StaffVerifier;
+use crate::{device::DeviceVerifier, verifier::StaffVerifier};
 
 /// How long one proof of connection lets the cache be used.
 pub const LEASE: Duration = Duration::from_millis(750);
@@ -31,23 +36,177 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// A probe slower than this counts as a lost connection.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(400);
 
-/// The background task behind a [`StaffVerifier`]'s cache. Spawn [`CacheInvalidation::run`]
-/// once per process; without it the verifier simply never caches.
-pub struct CacheInvalidation {
-    verifier: StaffVerifier,
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A verifier whose cache a [`CacheInvalidation`] keeps honest: [`StaffVerifier`],
+/// [`DeviceVerifier`], or a pair of them sharing one subscription. Sealed: the lease rules
+/// live in this crate.
+pub trait Invalidates: sealed::Sealed + Clone + Send + Sync + 'static {
+    /// The routing keys (patterns) whose events can make a cached answer stale.
+    #[doc(hidden)]
+    fn bindings(&self) -> Vec<&'static str>;
+    /// Evicts what the message (`body`, routed with `routing_key`) makes stale.
+    #[doc(hidden)]
+    fn apply(&self, routing_key: &str, body: &[u8]);
+    #[doc(hidden)]
+    fn renew_lease(&self, until: Instant);
+    #[doc(hidden)]
+    fn end_lease(&self);
+}
+
+/// What one service's events mean for a cache: the events are routed `<service>.…` and their
+/// subject names what to evict.
+struct Subjects<'a> {
+    service: &'static str,
+    /// Events that cannot make an answer stale (a creation).
+    harmless: &'static str,
+    /// Events known to narrow access; any other one evicts its subject too.
+    known: &'a [&'static str],
+}
+
+impl Subjects<'_> {
+    fn apply(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        evict: impl FnOnce(Uuid),
+        evict_all: impl FnOnce(),
+    ) {
+        let in_scope = routing_key
+            .strip_prefix(self.service)
+            .is_some_and(|rest| rest.starts_with('.'));
+        if !in_scope {
+            return;
+        }
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+            tracing::warn!(
+                service = self.service,
+                "an unreadable event; dropping the whole cache"
+            );
+            evict_all();
+            return;
+        };
+        if envelope.event_type == self.harmless {
+            return;
+        }
+        match envelope.subject.parse::<Uuid>() {
+            Ok(subject) => {
+                if !self.known.contains(&envelope.event_type.as_str()) {
+                    // A newer service may say more; about its subject, it can only narrow.
+                    tracing::debug!(event_type = %envelope.event_type, "unknown event; evicting its subject");
+                }
+                evict(subject);
+            }
+            Err(_) => evict_all(),
+        }
+    }
+}
+
+impl sealed::Sealed for StaffVerifier {}
+
+impl Invalidates for StaffVerifier {
+    fn bindings(&self) -> Vec<&'static str> {
+        vec!["auth.#"]
+    }
+
+    fn apply(&self, routing_key: &str, body: &[u8]) {
+        Subjects {
+            service: "auth",
+            harmless: UserCreated::TYPE,
+            known: &[
+                UserRolesChanged::TYPE,
+                UserDeactivated::TYPE,
+                SessionRevoked::TYPE,
+            ],
+        }
+        .apply(
+            routing_key,
+            body,
+            |user_id| self.invalidate_user(user_id),
+            || self.invalidate_all(),
+        );
+    }
+
+    fn renew_lease(&self, until: Instant) {
+        self.cache_lease().renew_lease(until);
+    }
+
+    fn end_lease(&self) {
+        self.cache_lease().end_lease();
+    }
+}
+
+impl sealed::Sealed for DeviceVerifier {}
+
+impl Invalidates for DeviceVerifier {
+    fn bindings(&self) -> Vec<&'static str> {
+        vec!["devices.#"]
+    }
+
+    fn apply(&self, routing_key: &str, body: &[u8]) {
+        // A new device has a new token that nobody can have asked about before.
+        Subjects {
+            service: "devices",
+            harmless: DeviceRegistered::TYPE,
+            known: &[DeviceRenamed::TYPE, DeviceRevoked::TYPE],
+        }
+        .apply(
+            routing_key,
+            body,
+            |device_id| self.invalidate_device(device_id),
+            || self.invalidate_all(),
+        );
+    }
+
+    fn renew_lease(&self, until: Instant) {
+        self.cache_lease().renew_lease(until);
+    }
+
+    fn end_lease(&self) {
+        self.cache_lease().end_lease();
+    }
+}
+
+impl<A: Invalidates, B: Invalidates> sealed::Sealed for (A, B) {}
+
+/// Both caches under one subscription (one connection per process).
+impl<A: Invalidates, B: Invalidates> Invalidates for (A, B) {
+    fn bindings(&self) -> Vec<&'static str> {
+        let mut bindings = self.0.bindings();
+        bindings.extend(self.1.bindings());
+        bindings
+    }
+
+    fn apply(&self, routing_key: &str, body: &[u8]) {
+        self.0.apply(routing_key, body);
+        self.1.apply(routing_key, body);
+    }
+
+    fn renew_lease(&self, until: Instant) {
+        self.0.renew_lease(until);
+        self.1.renew_lease(until);
+    }
+
+    fn end_lease(&self) {
+        self.0.end_lease();
+        self.1.end_lease();
+    }
+}
+
+/// The background task behind a verifier's cache. Spawn [`CacheInvalidation::run`] once per
+/// process (for both verifiers, pass the pair); without it the verifier simply never caches.
+pub struct CacheInvalidation<V: Invalidates = StaffVerifier> {
+    verifier: V,
     bus: BusSettings,
     role: String,
     shutdown: Shutdown,
 }
 
-impl CacheInvalidation {
+impl<V: Invalidates> CacheInvalidation<V> {
     /// `service` names the connection (`tracker-access-cache`) in the broker's tools.
-    pub fn new(
-        verifier: StaffVerifier,
-        bus: BusSettings,
-        service: &str,
-        shutdown: Shutdown,
-    ) -> Self {
+    pub fn new(verifier: V, bus: BusSettings, service: &str, shutdown: Shutdown) -> Self {
         CacheInvalidation {
             verifier,
             bus,
@@ -107,16 +266,19 @@ impl CacheInvalidation {
             .await
             .context("declaring the invalidation queue")?;
         let queue = queue.name().to_string();
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                self.bus.exchange.as_str().into(),
-                "auth.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .context("binding the invalidation queue")?;
+        let bindings = self.verifier.bindings();
+        for binding in &bindings {
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    self.bus.exchange.as_str().into(),
+                    (*binding).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("binding the invalidation queue to {binding}"))?;
+        }
         let mut deliveries = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -133,15 +295,15 @@ impl CacheInvalidation {
         // Bound and consuming: every event from now on reaches us, so caching may start.
         self.verifier.renew_lease(Instant::now() + LEASE);
         backoff.reset();
-        tracing::info!(queue = %queue, "access cache subscribed to auth events");
+        tracing::info!(queue = %queue, ?bindings, "access cache subscribed");
 
         let mut probe = tokio::time::interval(PROBE_EVERY);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 delivery = deliveries.next() => match delivery {
-                    Some(Ok(delivery)) => self.apply(&delivery.data),
-                    Some(Err(e)) => return Err(anyhow::Error::new(e).context("receiving auth events")),
+                    Some(Ok(delivery)) => self.verifier.apply(delivery.routing_key.as_str(), &delivery.data),
+                    Some(Err(e)) => return Err(anyhow::Error::new(e).context("receiving invalidation events")),
                     None => anyhow::bail!("the broker ended the subscription"),
                 },
                 _ = probe.tick() => {
@@ -157,34 +319,6 @@ impl CacheInvalidation {
                     return Ok(());
                 }
             }
-        }
-    }
-
-    /// Evicts what an auth event makes stale.
-    fn apply(&self, body: &[u8]) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
-            tracing::warn!("an unreadable message on auth.#; dropping the whole access cache");
-            self.verifier.invalidate_all();
-            return;
-        };
-        if envelope.event_type == UserCreated::TYPE {
-            return;
-        }
-        match envelope.subject.parse::<Uuid>() {
-            Ok(user_id) => {
-                if ![
-                    UserRolesChanged::TYPE,
-                    UserDeactivated::TYPE,
-                    SessionRevoked::TYPE,
-                ]
-                .contains(&envelope.event_type.as_str())
-                {
-                    // A newer auth service may say more; about a user, it can only narrow.
-                    tracing::debug!(event_type = %envelope.event_type, "unknown auth event; evicting its user");
-                }
-                self.verifier.invalidate_user(user_id);
-            }
-            Err(_) => self.verifier.invalidate_all(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Who is calling, and what they may do: the client every service uses to check staff sessions.
+//! Who is calling, and what they may do: the client every service uses to check staff sessions
+//! and kitchen devices.
 //!
 //! - [`StaffVerifier`] asks the auth service (`POST /internal/v1/introspect`, protected by a
 //!   service key) who a token belongs to, and caches the answer for a short while.
@@ -9,10 +10,15 @@
 //!   bus never lets a revoked session live on. See ARCHITECTURE.md, "Staff access".
 //! - [`Staff`] is the actix-web extractor: `Authorization: Bearer kst_...` (or the
 //!   [`SESSION_COOKIE`]) in, a [`StaffPrincipal`] out, or a 401 with a JSON body.
+//! - [`DeviceVerifier`] does the same for device tokens (`kdt_...`) against the devices service,
+//!   its cache kept honest by `devices.#` events; [`Caller`] takes either kind of token and
+//!   answers `require_station` / `require_board` for a station tablet, a TV board or staff.
 //!
 //! Roles and permissions ([`Role`], [`Permission`]) are defined here once; the auth service
 //! grants with the same types.
 
+mod cache;
+mod device;
 mod extractor;
 mod invalidation;
 pub mod permissions;
@@ -20,11 +26,17 @@ mod principal;
 mod token;
 mod verifier;
 
-pub use extractor::{SESSION_COOKIE, Staff, request_token};
-pub use invalidation::CacheInvalidation;
+pub use device::{
+    ClientInfo, DeviceAccessSettings, DeviceInfo, DeviceIntrospectionRequest,
+    DeviceIntrospectionResponse, DeviceKind, DevicePrincipal, DeviceVerifier,
+};
+pub use extractor::{Caller, SESSION_COOKIE, Staff, request_token};
+pub use invalidation::{CacheInvalidation, Invalidates};
 pub use permissions::{Permission, Role};
 pub use principal::{
     Grant, IntrospectionRequest, IntrospectionResponse, SessionInfo, StaffPrincipal,
 };
-pub use token::{STAFF_TOKEN_PREFIX, is_staff_token, token_digest};
+pub use token::{
+    DEVICE_TOKEN_PREFIX, STAFF_TOKEN_PREFIX, is_device_token, is_staff_token, token_digest,
+};
 pub use verifier::{AccessError, AccessSettings, INTROSPECTION_KEY_HEADER, StaffVerifier};

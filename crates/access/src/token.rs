@@ -1,4 +1,5 @@
-//! What a staff session token looks like, and the digest under which it is stored and cached.
+//! What staff session and device tokens look like, and the digest under which they are stored
+//! and cached.
 
 use sha2::{Digest, Sha256};
 
@@ -6,11 +7,23 @@ use sha2::{Digest, Sha256};
 /// before asking anyone.
 pub const STAFF_TOKEN_PREFIX: &str = "kst_";
 
+/// Device tokens (station tablets, TV boards) start with this.
+pub const DEVICE_TOKEN_PREFIX: &str = "kdt_";
+
 /// Whether `token` could be a staff token at all: the prefix and a sane length. Anything else
 /// is refused without a network round trip.
 pub fn is_staff_token(token: &str) -> bool {
-    token.starts_with(STAFF_TOKEN_PREFIX)
-        && (STAFF_TOKEN_PREFIX.len() + 16..=256).contains(&token.len())
+    looks_like(token, STAFF_TOKEN_PREFIX)
+}
+
+/// Whether `token` could be a device token at all, by the same rules.
+pub fn is_device_token(token: &str) -> bool {
+    looks_like(token, DEVICE_TOKEN_PREFIX)
+}
+
+fn looks_like(token: &str, prefix: &str) -> bool {
+    token.starts_with(prefix)
+        && (prefix.len() + 16..=256).contains(&token.len())
         && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
@@ -38,6 +51,12 @@ mod tests {
             "kst_AAAAAAAAAAAAAAAA AAAAAAAAAAAAAAAAAAAAAAAAAA"
         ));
         assert!(!is_staff_token(&format!("kst_{}", "A".repeat(300))));
+        assert!(is_device_token(
+            "kdt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
+        assert!(!is_device_token(
+            "kst_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ));
     }
 
     #[test]

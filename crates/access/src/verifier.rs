@@ -1,17 +1,14 @@
 //! [`StaffVerifier`]: token in, principal out, through the auth service's introspection and a
 //! short cache that is only trusted while the bus subscription proves it is connected.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::{
+    cache::{Introspector, LeasedCache, Lookup},
     principal::{IntrospectionRequest, IntrospectionResponse, StaffPrincipal},
     token::{is_staff_token, token_digest},
 };
@@ -45,25 +42,26 @@ pub struct AccessSettings {
     pub cache_capacity: usize,
 }
 
-fn default_cache_ttl_ms() -> u64 {
+pub(crate) fn default_cache_ttl_ms() -> u64 {
     10_000
 }
 
-fn default_request_timeout_ms() -> u64 {
+pub(crate) fn default_request_timeout_ms() -> u64 {
     2_000
 }
 
-fn default_cache_capacity() -> usize {
+pub(crate) fn default_cache_capacity() -> usize {
     100_000
 }
 
-/// Why a token could not be checked. Not "the token is bad" (that is `Ok(None)`): the auth
-/// service could not answer, so the caller should answer 503, never let the request through.
+/// Why a token could not be checked. Not "the token is bad" (that is `Ok(None)`): the service
+/// that owns the token (auth for staff, devices for devices) could not answer, so the caller
+/// should answer 503, never let the request through.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("the auth service could not be reached")]
+    #[error("the introspecting service could not be reached")]
     Unreachable(#[source] reqwest::Error),
-    #[error("the auth service answered {0}")]
+    #[error("the introspecting service answered {0}")]
     BadAnswer(String),
 }
 
@@ -74,58 +72,23 @@ pub struct StaffVerifier {
 }
 
 struct Inner {
-    http: reqwest::Client,
-    introspect_url: String,
-    key: SecretString,
-    ttl: Duration,
-    capacity: usize,
-    cache: Mutex<Cache>,
-}
-
-#[derive(Default)]
-struct Cache {
-    entries: HashMap<[u8; 32], Entry>,
-    /// Bumped by every invalidation, so an introspection that started before an invalidation
-    /// does not store its (possibly stale) answer after it.
-    generation: u64,
-    /// Until when the bus subscription has proven itself connected. The cache is read and
-    /// written only before this instant.
-    lease_until: Option<Instant>,
-}
-
-struct Entry {
-    principal: Option<Arc<StaffPrincipal>>,
-    until: Instant,
-}
-
-impl Cache {
-    fn usable(&self, now: Instant) -> bool {
-        self.lease_until.is_some_and(|until| now < until)
-    }
-
-    fn clear(&mut self) {
-        self.entries.clear();
-        self.generation += 1;
-    }
+    introspector: Introspector,
+    cache: LeasedCache<StaffPrincipal>,
 }
 
 impl StaffVerifier {
     pub fn new(settings: &AccessSettings) -> Result<Self, AccessError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.request_timeout_ms))
-            .build()
-            .map_err(AccessError::Unreachable)?;
         Ok(StaffVerifier {
             inner: Arc::new(Inner {
-                http,
-                introspect_url: format!(
-                    "{}/internal/v1/introspect",
-                    settings.auth_url.trim_end_matches('/')
+                introspector: Introspector::new(
+                    &settings.auth_url,
+                    settings.introspection_key.clone(),
+                    Duration::from_millis(settings.request_timeout_ms),
+                )?,
+                cache: LeasedCache::new(
+                    Duration::from_millis(settings.cache_ttl_ms),
+                    settings.cache_capacity,
                 ),
-                key: settings.introspection_key.clone(),
-                ttl: Duration::from_millis(settings.cache_ttl_ms),
-                capacity: settings.cache_capacity.max(1),
-                cache: Mutex::default(),
             }),
         })
     }
@@ -137,65 +100,31 @@ impl StaffVerifier {
             return Ok(None);
         }
         let key = token_digest(token);
-        let generation = {
-            let now = Instant::now();
-            let cache = self.cache();
-            if cache.usable(now)
-                && let Some(entry) = cache.entries.get(&key)
-                && now < entry.until
-            {
-                return Ok(entry.principal.clone());
-            }
-            cache.generation
+        let generation = match self.inner.cache.lookup(&key) {
+            Lookup::Hit(principal) => return Ok(principal),
+            Lookup::Miss { generation } => generation,
         };
         let principal = self.introspect(token).await?.map(Arc::new);
-        let now = Instant::now();
-        let mut cache = self.cache();
-        if cache.usable(now) && cache.generation == generation {
-            let mut until = now + self.inner.ttl;
-            if let Some(p) = &principal {
-                // Never past the session's own end.
-                let left = (p.expires_at - chrono::Utc::now())
-                    .to_std()
-                    .unwrap_or_default();
-                until = until.min(now + left);
-            }
-            if cache.entries.len() >= self.inner.capacity {
-                cache.entries.retain(|_, e| now < e.until);
-                if cache.entries.len() >= self.inner.capacity {
-                    cache.entries.clear();
-                }
-            }
-            cache.entries.insert(
-                key,
-                Entry {
-                    principal: principal.clone(),
-                    until,
-                },
-            );
-        }
+        // Never cached past the session's own end.
+        let left = principal.as_ref().map(|p| {
+            (p.expires_at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default()
+        });
+        self.inner
+            .cache
+            .store(key, generation, principal.clone(), left);
         Ok(principal)
     }
 
     async fn introspect(&self, token: &str) -> Result<Option<StaffPrincipal>, AccessError> {
-        let response = self
+        let answer: IntrospectionResponse = self
             .inner
-            .http
-            .post(&self.inner.introspect_url)
-            .header(INTROSPECTION_KEY_HEADER, self.inner.key.expose_secret())
-            .json(&IntrospectionRequest {
+            .introspector
+            .ask(&IntrospectionRequest {
                 token: token.to_owned(),
             })
-            .send()
-            .await
-            .map_err(AccessError::Unreachable)?;
-        if !response.status().is_success() {
-            return Err(AccessError::BadAnswer(response.status().to_string()));
-        }
-        let answer: IntrospectionResponse = response
-            .json()
-            .await
-            .map_err(|e| AccessError::BadAnswer(format!("an unreadable body ({e})")))?;
+            .await?;
         Ok(match (answer.active, answer.session) {
             (true, Some(session)) => Some(session.into()),
             _ => None,
@@ -205,51 +134,25 @@ impl StaffVerifier {
     /// Forgets every cached session of `user_id`: what a role change, a deactivation or a
     /// revoked session means for the cache.
     pub fn invalidate_user(&self, user_id: Uuid) {
-        let mut cache = self.cache();
-        cache
-            .entries
-            .retain(|_, e| e.principal.as_ref().is_none_or(|p| p.user_id != user_id));
-        cache.generation += 1;
+        self.inner.cache.evict(|p| p.user_id == user_id);
     }
 
     /// Forgets everything.
     pub fn invalidate_all(&self) {
-        self.cache().clear();
+        self.inner.cache.clear();
     }
 
     /// Whether answers are being cached right now (the subscription holds its lease).
     pub fn cache_in_use(&self) -> bool {
-        self.cache().usable(Instant::now())
+        self.inner.cache.in_use()
     }
 
     /// How many answers are cached.
     pub fn cached_entries(&self) -> usize {
-        self.cache().entries.len()
+        self.inner.cache.len()
     }
 
-    /// Called by the subscription after it proved its connection: the cache may be used until
-    /// `until`. After a lapse the cache starts empty, because events may have been missed.
-    pub(crate) fn renew_lease(&self, until: Instant) {
-        let mut cache = self.cache();
-        if !cache.usable(Instant::now()) {
-            cache.clear();
-        }
-        cache.lease_until = Some(until);
-    }
-
-    /// Called by the subscription when it loses its connection: bypass the cache from now on.
-    pub(crate) fn end_lease(&self) {
-        let mut cache = self.cache();
-        cache.lease_until = None;
-        cache.clear();
-    }
-
-    fn cache(&self) -> MutexGuard<'_, Cache> {
-        // A panic while holding the lock cannot leave the map half-updated in a way that
-        // matters (entries are independent), so a poisoned lock is still usable.
-        self.inner
-            .cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(crate) fn cache_lease(&self) -> &LeasedCache<StaffPrincipal> {
+        &self.inner.cache
     }
 }
