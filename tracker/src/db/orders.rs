@@ -13,7 +13,8 @@ const ORDER_COLUMNS: &str = "id, pizzeria_id, number, customer_name, show_number
     placed_at, accepted_at, status, target_seconds, due_at, late, version, items, packed_at,
     handed_over_at, cancelled_at, cancel_reason";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Serialised as it is for the manager: every column is meant for them.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct OrderRow {
     pub id: Uuid,
     pub pizzeria_id: Uuid,
@@ -24,9 +25,11 @@ pub struct OrderRow {
     pub placed_at: DateTime<Utc>,
     pub accepted_at: DateTime<Utc>,
     pub status: String,
+    /// The sum of the products' targets.
     pub target_seconds: i32,
     pub due_at: DateTime<Utc>,
     pub late: bool,
+    /// The sequence of the last event published about the order.
     pub version: i64,
     pub items: Json<Vec<OrderItem>>,
     pub packed_at: Option<DateTime<Utc>>,

@@ -26,54 +26,6 @@ use super::{
 };
 
 #[derive(Debug, Serialize)]
-pub struct OrderView {
-    pub id: Uuid,
-    pub pizzeria_id: Uuid,
-    pub number: i32,
-    pub customer_name: String,
-    pub show_number_only: bool,
-    pub source: String,
-    pub status: String,
-    pub late: bool,
-    pub placed_at: DateTime<Utc>,
-    pub accepted_at: DateTime<Utc>,
-    pub due_at: DateTime<Utc>,
-    pub target_seconds: i32,
-    pub packed_at: Option<DateTime<Utc>>,
-    pub handed_over_at: Option<DateTime<Utc>>,
-    pub cancelled_at: Option<DateTime<Utc>>,
-    pub cancel_reason: Option<String>,
-    /// The sequence of the last event published about the order.
-    pub version: i64,
-    pub items: Vec<contracts::OrderItem>,
-}
-
-impl From<OrderRow> for OrderView {
-    fn from(o: OrderRow) -> Self {
-        OrderView {
-            id: o.id,
-            pizzeria_id: o.pizzeria_id,
-            number: o.number,
-            customer_name: o.customer_name,
-            show_number_only: o.show_number_only,
-            source: o.source,
-            status: o.status,
-            late: o.late,
-            placed_at: o.placed_at,
-            accepted_at: o.accepted_at,
-            due_at: o.due_at,
-            target_seconds: o.target_seconds,
-            packed_at: o.packed_at,
-            handed_over_at: o.handed_over_at,
-            cancelled_at: o.cancelled_at,
-            cancel_reason: o.cancel_reason,
-            version: o.version,
-            items: o.items.0,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
 pub struct RouteStageView {
     pub station: String,
     pub target_seconds: i32,
@@ -126,33 +78,10 @@ impl From<ProductRow> for ProductView {
 }
 
 #[derive(Debug, Serialize)]
-pub struct TimelineView {
-    pub at: DateTime<Utc>,
-    pub kind: String,
-    pub station: Option<String>,
-    pub product_id: Option<Uuid>,
-    pub actor: Option<String>,
-    pub detail: Option<serde_json::Value>,
-}
-
-impl From<TimelineRow> for TimelineView {
-    fn from(t: TimelineRow) -> Self {
-        TimelineView {
-            at: t.at,
-            kind: t.kind,
-            station: t.station,
-            product_id: t.product_id,
-            actor: t.actor,
-            detail: t.detail,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
 pub struct OrderDetail {
-    pub order: OrderView,
+    pub order: OrderRow,
     pub products: Vec<ProductView>,
-    pub timeline: Vec<TimelineView>,
+    pub timeline: Vec<TimelineRow>,
 }
 
 /// The order with its products and timeline, or 404 when the pizzeria has no such order.
@@ -168,9 +97,9 @@ pub async fn order_detail(
     let products = products::products_of_order(&mut *conn, order_id).await?;
     let timeline = timeline::timeline_of(&mut *conn, order_id).await?;
     Ok(OrderDetail {
-        order: order.into(),
+        order,
         products: products.into_iter().map(Into::into).collect(),
-        timeline: timeline.into_iter().map(Into::into).collect(),
+        timeline,
     })
 }
 
@@ -235,9 +164,22 @@ pub async fn list_orders(
         to,
         limit,
     };
-    let rows = orders::list_orders(&mut *conn, scope.pizzeria_id, &filter).await?;
-    let orders: Vec<OrderView> = rows.into_iter().map(Into::into).collect();
+    let orders = orders::list_orders(&mut *conn, scope.pizzeria_id, &filter).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "date": date, "orders": orders })))
+}
+
+/// Runs `change` on the order in one transaction and answers with the order as it is after it.
+async fn change_order(
+    pool: &PgPool,
+    pizzeria_id: Uuid,
+    order_id: Uuid,
+    change: impl AsyncFnOnce(&mut PgConnection) -> Result<(), KitchenError>,
+) -> Result<HttpResponse, ApiError> {
+    let mut tx = pool.begin().await.context("cannot start the change")?;
+    change(&mut tx).await?;
+    let detail = order_detail(&mut tx, pizzeria_id, order_id).await?;
+    tx.commit().await.context("cannot commit the change")?;
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 /// `POST .../orders/{order_id}/cancel` with optional `{"reason", "actor"}`.
@@ -251,19 +193,11 @@ pub async fn cancel(
     let order_id = uuid_param(&req, "order_id")?;
     let actor = parse_actor(body.actor.as_deref())?;
     let reason = parse_reason(body.reason.as_deref())?;
-    let mut tx = pool.begin().await.context("cannot start the cancel")?;
-    kitchen::cancel_order(
-        &mut tx,
-        &kitchen,
-        scope.pizzeria_id,
-        order_id,
-        reason.as_ref(),
-        actor.as_ref(),
-    )
-    .await?;
-    let detail = order_detail(&mut tx, scope.pizzeria_id, order_id).await?;
-    tx.commit().await.context("cannot commit the cancel")?;
-    Ok(HttpResponse::Ok().json(detail))
+    let p = scope.pizzeria_id;
+    change_order(&pool, p, order_id, async |conn| {
+        kitchen::cancel_order(conn, &kitchen, p, order_id, reason.as_ref(), actor.as_ref()).await
+    })
+    .await
 }
 
 /// `POST .../orders/{order_id}/hand-over` with optional `{"actor"}`.
@@ -276,18 +210,13 @@ pub async fn hand_over(
 ) -> Result<HttpResponse, ApiError> {
     let order_id = uuid_param(&req, "order_id")?;
     let actor = parse_actor(body.actor.as_deref())?;
-    let mut tx = pool.begin().await.context("cannot start the hand-over")?;
-    kitchen::hand_over(
-        &mut tx,
-        &kitchen,
-        scope.pizzeria_id,
-        order_id,
-        actor.as_ref(),
-    )
-    .await?;
-    let detail = order_detail(&mut tx, scope.pizzeria_id, order_id).await?;
-    tx.commit().await.context("cannot commit the hand-over")?;
-    Ok(HttpResponse::Ok().json(detail))
+    let p = scope.pizzeria_id;
+    change_order(&pool, p, order_id, async |conn| {
+        kitchen::hand_over(conn, &kitchen, p, order_id, actor.as_ref())
+            .await
+            .map(drop)
+    })
+    .await
 }
 
 /// `POST .../orders/{order_id}/products/{product_id}/remake` with optional `{"reason", "actor"}`.
@@ -302,20 +231,14 @@ pub async fn remake(
     let product_id = uuid_param(&req, "product_id")?;
     let actor = parse_actor(body.actor.as_deref())?;
     let reason = parse_reason(body.reason.as_deref())?;
-    let mut tx = pool.begin().await.context("cannot start the remake")?;
-    kitchen::remake(
-        &mut tx,
-        &kitchen,
-        scope.pizzeria_id,
-        order_id,
-        product_id,
-        reason.as_ref(),
-        actor.as_ref(),
-    )
-    .await?;
-    let detail = order_detail(&mut tx, scope.pizzeria_id, order_id).await?;
-    tx.commit().await.context("cannot commit the remake")?;
-    Ok(HttpResponse::Ok().json(detail))
+    let p = scope.pizzeria_id;
+    change_order(&pool, p, order_id, async |conn| {
+        let (reason, actor) = (reason.as_ref(), actor.as_ref());
+        kitchen::remake(conn, &kitchen, p, order_id, product_id, reason, actor)
+            .await
+            .map(drop)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
