@@ -124,6 +124,15 @@ impl ResponseError for ClientError {
     }
 }
 
+/// A `ClientError` can be returned as it is from a handler, e.g. the default service.
+impl actix_web::Responder for ClientError {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        self.error_response()
+    }
+}
+
 /// The response for a failure that is ours, not the caller's. The cause goes to the log with
 /// the trace id; the caller gets only the trace id to quote.
 pub fn internal_error_response(error: &anyhow::Error) -> HttpResponse {
@@ -368,7 +377,8 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(prometheus_metrics));
 }
 
-/// The answer for routes that do not exist, in the same JSON shape as every other error.
+/// The answer for routes that do not exist, in the same JSON shape as every other error;
+/// register it with `.default_service(web::to(not_found))`.
 pub async fn not_found() -> ClientError {
     ClientError::not_found("route")
 }
