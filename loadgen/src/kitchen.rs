@@ -188,7 +188,9 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(90))
+        // Below actix-web's 5 s keep-alive: a connection the server is about to close is
+        // never picked for the next poll, which would fail it with a transport error.
+        .pool_idle_timeout(Duration::from_secs(4))
         .build()
         .context("building the HTTP client")?;
     let range = PizzeriaRange {
@@ -217,6 +219,7 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
         let bus = BusSettings {
             url: SecretString::from(args.amqp.clone()),
             exchange: args.exchange.clone(),
+            queue_expiry_ms: None,
         };
         Some(Arc::new(
             bus::Publisher::connect(&bus, "loadgen-cashier")
@@ -623,7 +626,7 @@ fn report(
         println!("  the --max-requests budget ran out: {budget_exhausted} requests not sent");
     }
     println!(
-        "  tap → legacy row lag   {} of {} taps mirrored{}  p50 {:>12}  p99 {:>12}  max {:>12}",
+        "  tap → legacy row lag   {} rows for {} taps answered 200{}  p50 {:>12}  p99 {:>12}  max {:>12}",
         lag.summary.count,
         lag.expected,
         if lag.settled {

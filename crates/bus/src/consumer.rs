@@ -260,7 +260,7 @@ impl<H: Handler> Consumer<H> {
             .context("enabling publisher confirms")?;
         topology::declare_consumer(
             &publish,
-            &shared.exchange,
+            &self.bus,
             shared.spec,
             &shared.settings.retry_delays_ms,
         )

@@ -150,7 +150,7 @@ impl Relay {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .context("enabling publisher confirms")?;
-        topology::declare_consumer_queues(&channel, &self.bus.exchange)
+        topology::declare_consumer_queues(&channel, &self.bus)
             .await
             .context("declaring the topology")?;
         // Listen before the first pass, so a row committed during it still wakes us.

@@ -32,7 +32,7 @@ impl Publisher {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .context("enabling publisher confirms")?;
-        topology::declare_consumer_queues(&channel, &bus.exchange)
+        topology::declare_consumer_queues(&channel, bus)
             .await
             .context("declaring the topology")?;
         Ok(Publisher {

@@ -9,6 +9,8 @@
 //! Queue names derive from the exchange name, so a test with its own exchange has its own
 //! queues too.
 
+use service_kit::config::BusSettings;
+
 use lapin::{
     Channel, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
@@ -71,6 +73,19 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
+/// The arguments every queue of ours gets: quorum type, and the expiry tests ask for.
+fn queue_args(bus: &BusSettings, extra: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut pairs = vec![("x-queue-type", text("quorum"))];
+    if let Some(ms) = bus.queue_expiry_ms {
+        pairs.push((
+            "x-expires",
+            AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
+        ));
+    }
+    pairs.extend(extra.iter().cloned());
+    args(&pairs)
+}
+
 fn durable() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
@@ -97,16 +112,13 @@ pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), l
 /// grows, and safe across a broker restart.
 pub async fn declare_main_queue(
     channel: &Channel,
-    exchange: &str,
+    bus: &BusSettings,
     spec: QueueSpec,
 ) -> Result<(), lapin::Error> {
+    let exchange = bus.exchange.as_str();
     let queue = queue_name(exchange, spec);
     channel
-        .queue_declare(
-            queue.as_str().into(),
-            durable(),
-            args(&[("x-queue-type", text("quorum"))]),
-        )
+        .queue_declare(queue.as_str().into(), durable(), queue_args(bus, &[]))
         .await?;
     for binding in spec.bindings {
         channel
@@ -126,11 +138,11 @@ pub async fn declare_main_queue(
 /// publishes, so that nothing it sends is unroutable.
 pub async fn declare_consumer_queues(
     channel: &Channel,
-    exchange: &str,
+    bus: &BusSettings,
 ) -> Result<(), lapin::Error> {
-    declare_exchange(channel, exchange).await?;
+    declare_exchange(channel, &bus.exchange).await?;
     for spec in ALL {
-        declare_main_queue(channel, exchange, *spec).await?;
+        declare_main_queue(channel, bus, *spec).await?;
     }
     Ok(())
 }
@@ -141,12 +153,13 @@ pub async fn declare_consumer_queues(
 /// a broker crash (it needs `reject-publish` overflow, which these queues never hit).
 pub async fn declare_consumer(
     channel: &Channel,
-    exchange: &str,
+    bus: &BusSettings,
     spec: QueueSpec,
     retry_delays_ms: &[u64],
 ) -> Result<(), lapin::Error> {
+    let exchange = bus.exchange.as_str();
     declare_exchange(channel, exchange).await?;
-    declare_main_queue(channel, exchange, spec).await?;
+    declare_main_queue(channel, bus, spec).await?;
     let main = queue_name(exchange, spec);
     for (level, delay) in retry_delays_ms.iter().enumerate() {
         let delay = i64::try_from(*delay).unwrap_or(i64::MAX);
@@ -154,14 +167,16 @@ pub async fn declare_consumer(
             .queue_declare(
                 retry_queue_name(exchange, spec, level).as_str().into(),
                 durable(),
-                args(&[
-                    ("x-queue-type", text("quorum")),
-                    ("x-message-ttl", AMQPValue::LongLongInt(delay)),
-                    ("x-dead-letter-exchange", text("")),
-                    ("x-dead-letter-routing-key", text(&main)),
-                    ("x-dead-letter-strategy", text("at-least-once")),
-                    ("x-overflow", text("reject-publish")),
-                ]),
+                queue_args(
+                    bus,
+                    &[
+                        ("x-message-ttl", AMQPValue::LongLongInt(delay)),
+                        ("x-dead-letter-exchange", text("")),
+                        ("x-dead-letter-routing-key", text(&main)),
+                        ("x-dead-letter-strategy", text("at-least-once")),
+                        ("x-overflow", text("reject-publish")),
+                    ],
+                ),
             )
             .await?;
     }
@@ -169,7 +184,7 @@ pub async fn declare_consumer(
         .queue_declare(
             dead_letter_queue_name(exchange, spec).as_str().into(),
             durable(),
-            args(&[("x-queue-type", text("quorum"))]),
+            queue_args(bus, &[]),
         )
         .await?;
     Ok(())

@@ -91,6 +91,11 @@ pub struct BusSettings {
     pub url: SecretString,
     /// The durable topic exchange every service publishes to. Tests use a unique name each.
     pub exchange: String,
+    /// When set, queues are deleted after this long without consumers. Production leaves it
+    /// unset (a queue must outlive any outage); tests set it so their throwaway queues do not
+    /// pile up in the broker.
+    #[serde(default)]
+    pub queue_expiry_ms: Option<u64>,
 }
 
 #[cfg(test)]
