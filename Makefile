@@ -10,7 +10,7 @@
 #   make fmt    format the code;  make lint  fmt check + clippy.
 
 # Databases created by `make run`; each service picks its own.
-DATABASES := tracker legacy auth
+DATABASES := tracker legacy auth devices
 
 TEST_ARGS ?=
 

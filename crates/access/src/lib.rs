@@ -37,6 +37,9 @@ pub use principal::{
     Grant, IntrospectionRequest, IntrospectionResponse, SessionInfo, StaffPrincipal,
 };
 pub use token::{
-    DEVICE_TOKEN_PREFIX, STAFF_TOKEN_PREFIX, is_device_token, is_staff_token, token_digest,
+    DEVICE_TOKEN_PREFIX, STAFF_TOKEN_PREFIX, is_device_token, is_staff_token, random_url_safe,
+    token_digest,
 };
-pub use verifier::{AccessError, AccessSettings, INTROSPECTION_KEY_HEADER, StaffVerifier};
+pub use verifier::{
+    AccessError, AccessSettings, INTROSPECTION_KEY_HEADER, StaffVerifier, has_service_key,
+};

@@ -1,6 +1,8 @@
 //! What staff session and device tokens look like, and the digest under which they are stored
 //! and cached.
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use rand::{TryRngCore, rngs::OsRng};
 use sha2::{Digest, Sha256};
 
 /// Staff session tokens start with this, so a service can tell them from device tokens
@@ -25,6 +27,14 @@ fn looks_like(token: &str, prefix: &str) -> bool {
     token.starts_with(prefix)
         && (prefix.len() + 16..=256).contains(&token.len())
         && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// `bytes` random bytes from the OS random source, base64url without padding: the body of a
+/// new token or device code.
+pub fn random_url_safe(bytes: usize) -> Result<String, rand::rand_core::OsError> {
+    let mut buf = vec![0u8; bytes];
+    OsRng.try_fill_bytes(&mut buf)?;
+    Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
 /// SHA-256 of the token. The auth database keeps only this, and the cache is keyed by it, so
@@ -65,6 +75,17 @@ mod tests {
             hex_of(&token_digest("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn random_text_is_url_safe_and_fresh() {
+        let a = random_url_safe(32).unwrap_or_default();
+        assert_eq!(a.len(), 43);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_ne!(a, random_url_safe(32).unwrap_or_default());
     }
 
     fn hex_of(bytes: &[u8]) -> String {

@@ -16,6 +16,20 @@ use crate::{
 /// The header that carries the service key on introspection requests.
 pub const INTROSPECTION_KEY_HEADER: &str = "x-introspection-key";
 
+/// Whether `req` carries `key` in [`INTROSPECTION_KEY_HEADER`]: the check an introspection
+/// endpoint makes. Both sides are hashed before comparing, so the comparison takes the same
+/// time whatever the caller sent.
+pub fn has_service_key(req: &actix_web::HttpRequest, key: &SecretString) -> bool {
+    use secrecy::ExposeSecret;
+    use sha2::{Digest, Sha256};
+    let sent = req
+        .headers()
+        .get(INTROSPECTION_KEY_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    Sha256::digest(sent) == Sha256::digest(key.expose_secret().as_bytes())
+}
+
 /// What a service puts in its config to check staff tokens, e.g.
 ///
 /// ```toml

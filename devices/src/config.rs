@@ -1,0 +1,83 @@
+//! The devices service's settings: built-in defaults from `config/base.toml`, then
+//! `APP_CONFIG_FILE`, then `APP_*` environment variables (see `service_kit::config`).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::SecretString;
+use serde::Deserialize;
+use service_kit::config::{BusSettings, DatabaseSettings, HttpSettings};
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub application: HttpSettings,
+    pub database: DatabaseSettings,
+    pub bus: BusSettings,
+    /// How staff tokens are checked (against the auth service).
+    pub access: access::AccessSettings,
+    pub oauth: OAuthSettings,
+    pub approval: ApprovalSettings,
+    pub introspection: IntrospectionSettings,
+    pub network: NetworkSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthSettings {
+    pub client_ids: Vec<String>,
+    pub verification_uri: String,
+    pub code_lifetime_ms: u64,
+    pub interval_seconds: u32,
+}
+
+impl OAuthSettings {
+    pub fn code_lifetime(&self) -> Duration {
+        Duration::from_millis(self.code_lifetime_ms)
+    }
+
+    pub fn knows_client(&self, client_id: &str) -> bool {
+        self.client_ids.iter().any(|c| c == client_id)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApprovalSettings {
+    pub session_max_lookups: i32,
+    pub ip_max_lookups: i32,
+    pub window_ms: u64,
+}
+
+impl ApprovalSettings {
+    pub fn window(&self) -> Duration {
+        Duration::from_millis(self.window_ms)
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct IntrospectionSettings {
+    pub key: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkSettings {
+    pub trust_forwarded_for: bool,
+}
+
+pub fn load() -> anyhow::Result<Settings> {
+    service_kit::config::load(include_str!("../config/base.toml"))
+        .context("cannot read the devices settings")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_defaults_load() {
+        let settings = super::load().expect("base.toml is valid");
+        assert_eq!(settings.application.port, 8084);
+        assert_eq!(settings.database.database_name, "devices");
+        assert_eq!(settings.oauth.code_lifetime().as_secs(), 600);
+        assert_eq!(settings.oauth.interval_seconds, 5);
+        assert!(settings.oauth.knows_client("kitchen-web"));
+        assert!(!settings.oauth.knows_client("kitchen-web2"));
+        assert_eq!(settings.approval.window().as_secs(), 60);
+    }
+}

@@ -1,0 +1,158 @@
+//! The approver's side: a staff member with `devices.approve` types the user code the device
+//! shows, sees who asked, and approves (choosing what the device is) or denies. Every entry of
+//! a code counts against the session's and the client IP's budget (RFC 8628 §5.1).
+
+use access::{ClientInfo, Permission, Staff, StaffPrincipal};
+use actix_web::{HttpRequest, HttpResponse, web};
+use anyhow::Context;
+use chrono::Utc;
+use serde::Deserialize;
+use service_kit::http::{ClientError, Json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    config::{ApprovalSettings, NetworkSettings},
+    db::throttle,
+    domain::{Binding, DeviceName, UserCode},
+    pairing::{self, AuthorizationView, Choice},
+};
+
+use super::ApiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    user_code: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    user_code: String,
+    pizzeria_id: Uuid,
+    kind: String,
+    name: String,
+    #[serde(default)]
+    station: Option<String>,
+}
+
+/// 403 unless the caller may approve devices in some pizzeria: before approval a request
+/// belongs to no pizzeria yet.
+fn require_approver(staff: &StaffPrincipal) -> Result<(), ApiError> {
+    let approver = staff.chain_admin
+        || staff
+            .grants
+            .iter()
+            .any(|g| g.permissions.contains(&Permission::DevicesApprove));
+    if approver {
+        Ok(())
+    } else {
+        Err(ClientError::forbidden(format!(
+            "you need the {} permission in a pizzeria",
+            Permission::DevicesApprove
+        ))
+        .into())
+    }
+}
+
+/// Counts one code entry for the session and for the client IP; 429 with `Retry-After` when
+/// either is over its budget for the window. Committed on its own, so refused and failed
+/// entries count too.
+async fn spend_entry(
+    pool: &PgPool,
+    settings: &ApprovalSettings,
+    staff: &StaffPrincipal,
+    client: &ClientInfo,
+) -> Result<(), ApiError> {
+    let mut conn = pool.acquire().await.context("no database connection")?;
+    let window = settings.window().as_secs_f64();
+    let session_key = format!("session:{}", staff.session_id);
+    let ip_key = format!("ip:{}", client.ip);
+    let (by_session, session_until) =
+        throttle::count_lookup(&mut conn, &session_key, window).await?;
+    let (by_ip, ip_until) = throttle::count_lookup(&mut conn, &ip_key, window).await?;
+    let until = [
+        (by_session > settings.session_max_lookups).then_some(session_until),
+        (by_ip > settings.ip_max_lookups).then_some(ip_until),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    match until {
+        None => Ok(()),
+        Some(until) => {
+            tracing::warn!(
+                user_id = %staff.user_id, ip = %client.ip, by_session, by_ip,
+                "device code entries throttled"
+            );
+            Err(ApiError::TooManyAttempts {
+                retry_after: (until - Utc::now()).to_std().unwrap_or_default(),
+            })
+        }
+    }
+}
+
+fn client(req: &HttpRequest, network: &NetworkSettings) -> ClientInfo {
+    ClientInfo::of(req, network.trust_forwarded_for)
+}
+
+/// `POST /api/v1/device-authorizations/lookup`: what the code belongs to, before deciding.
+pub async fn lookup(
+    req: HttpRequest,
+    staff: Staff,
+    pool: web::Data<PgPool>,
+    settings: web::Data<ApprovalSettings>,
+    network: web::Data<NetworkSettings>,
+    Json(body): Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    require_approver(&staff)?;
+    let code = UserCode::parse(&body.user_code)?;
+    spend_entry(&pool, &settings, &staff, &client(&req, &network)).await?;
+    let mut tx = pool.begin().await.context("cannot start the lookup")?;
+    let row = pairing::find_live(&mut tx, &code).await?;
+    tx.commit().await.context("cannot end the lookup")?;
+    Ok(HttpResponse::Ok().json(AuthorizationView::from(row)))
+}
+
+/// `POST /api/v1/device-authorizations/approve`: the device becomes what the approver chose,
+/// in the pizzeria they chose (where they need `devices.approve`).
+pub async fn approve(
+    req: HttpRequest,
+    staff: Staff,
+    pool: web::Data<PgPool>,
+    settings: web::Data<ApprovalSettings>,
+    network: web::Data<NetworkSettings>,
+    Json(body): Json<ApproveBody>,
+) -> Result<HttpResponse, ApiError> {
+    staff.require(body.pizzeria_id, Permission::DevicesApprove)?;
+    let code = UserCode::parse(&body.user_code)?;
+    let choice = Choice {
+        pizzeria_id: body.pizzeria_id,
+        binding: Binding::parse(&body.kind, body.station.as_deref())?,
+        name: DeviceName::parse(&body.name)?,
+    };
+    spend_entry(&pool, &settings, &staff, &client(&req, &network)).await?;
+    let mut tx = pool.begin().await.context("cannot start the approval")?;
+    let view = pairing::approve(&mut tx, &code, &choice, &staff).await?;
+    tx.commit().await.context("cannot commit the approval")?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `POST /api/v1/device-authorizations/deny`: final; the device is told `access_denied`.
+pub async fn deny(
+    req: HttpRequest,
+    staff: Staff,
+    pool: web::Data<PgPool>,
+    settings: web::Data<ApprovalSettings>,
+    network: web::Data<NetworkSettings>,
+    Json(body): Json<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    require_approver(&staff)?;
+    let code = UserCode::parse(&body.user_code)?;
+    spend_entry(&pool, &settings, &staff, &client(&req, &network)).await?;
+    let mut tx = pool.begin().await.context("cannot start the denial")?;
+    let view = pairing::deny(&mut tx, &code, &staff).await?;
+    tx.commit().await.context("cannot commit the denial")?;
+    Ok(HttpResponse::Ok().json(view))
+}

@@ -1,0 +1,60 @@
+//! `POST /internal/v1/introspect`: the other services ask what a device token is bound to, and
+//! forward the end client they saw, recorded as the device's last IP and user agent.
+
+use access::{
+    DeviceInfo, DeviceIntrospectionRequest, DeviceIntrospectionResponse, INTROSPECTION_KEY_HEADER,
+    has_service_key,
+};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use anyhow::Context;
+use service_kit::http::{ClientError, Json};
+use sqlx::PgPool;
+
+use crate::{config::IntrospectionSettings, db::devices};
+
+use super::ApiError;
+
+pub async fn introspect(
+    req: HttpRequest,
+    pool: web::Data<PgPool>,
+    settings: web::Data<IntrospectionSettings>,
+    Json(body): Json<DeviceIntrospectionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    if !has_service_key(&req, &settings.key) {
+        return Err(ClientError::unauthorized(format!(
+            "send the service key in {INTROSPECTION_KEY_HEADER}"
+        ))
+        .into());
+    }
+    let device = if access::is_device_token(&body.token) {
+        let client = body.client.as_ref();
+        let ip = client.map(|c| truncate(&c.ip, 64));
+        let user_agent = client.and_then(|c| c.user_agent.as_deref().map(|ua| truncate(ua, 200)));
+        let mut conn = pool.acquire().await.context("no database connection")?;
+        devices::touch_live_device(
+            &mut conn,
+            &access::token_digest(&body.token),
+            ip.as_deref(),
+            user_agent.as_deref(),
+        )
+        .await?
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(DeviceIntrospectionResponse {
+            active: device.is_some(),
+            device: device.map(|d| DeviceInfo {
+                device_id: d.id,
+                pizzeria_id: d.pizzeria_id,
+                kind: d.kind,
+                station: d.station,
+                name: d.name,
+            }),
+        }))
+}
+
+fn truncate(text: &str, chars: usize) -> String {
+    text.chars().take(chars).collect()
+}

@@ -1,0 +1,97 @@
+//! Managing a pizzeria's devices (`devices.manage` there): list, rename or move, revoke.
+
+use access::{Permission, Staff};
+use actix_web::{HttpRequest, HttpResponse, web};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use service_kit::http::Json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    db::devices::{self, DeviceRow},
+    domain::{DeviceName, StationCode},
+    pairing::{self, DeviceChange, Pairing},
+};
+
+use super::{ApiError, uuid_param};
+
+/// The pizzeria of the path, after checking the caller may manage its devices.
+fn managed_pizzeria(req: &HttpRequest, staff: &Staff) -> Result<Uuid, ApiError> {
+    let pizzeria_id = uuid_param(req, "pizzeria_id")?;
+    staff.require(pizzeria_id, Permission::DevicesManage)?;
+    Ok(pizzeria_id)
+}
+
+#[derive(Serialize)]
+struct DeviceList {
+    devices: Vec<DeviceRow>,
+}
+
+/// `GET /api/v1/pizzerias/{pizzeria_id}/devices`: newest first, revoked ones included.
+pub async fn list(
+    req: HttpRequest,
+    staff: Staff,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, ApiError> {
+    let pizzeria_id = managed_pizzeria(&req, &staff)?;
+    let mut conn = pool.acquire().await.context("no database connection")?;
+    let devices = devices::list_devices(&mut conn, pizzeria_id).await?;
+    Ok(HttpResponse::Ok().json(DeviceList { devices }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    station: Option<String>,
+}
+
+/// `PATCH /api/v1/pizzerias/{pizzeria_id}/devices/{device_id}`: a new name and/or station.
+pub async fn change(
+    req: HttpRequest,
+    staff: Staff,
+    pool: web::Data<PgPool>,
+    pairing: web::Data<Pairing>,
+    Json(body): Json<ChangeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let pizzeria_id = managed_pizzeria(&req, &staff)?;
+    let device_id = uuid_param(&req, "device_id")?;
+    let change = DeviceChange {
+        name: body.name.as_deref().map(DeviceName::parse).transpose()?,
+        station: body
+            .station
+            .as_deref()
+            .map(StationCode::parse)
+            .transpose()?,
+    };
+    let mut tx = pool.begin().await.context("cannot start the change")?;
+    let device = pairing::change_device(
+        &mut tx,
+        &pairing,
+        pizzeria_id,
+        device_id,
+        change,
+        staff.user_id,
+    )
+    .await?;
+    tx.commit().await.context("cannot commit the change")?;
+    Ok(HttpResponse::Ok().json(device))
+}
+
+/// `DELETE /api/v1/pizzerias/{pizzeria_id}/devices/{device_id}`: revoke.
+pub async fn revoke(
+    req: HttpRequest,
+    staff: Staff,
+    pool: web::Data<PgPool>,
+    pairing: web::Data<Pairing>,
+) -> Result<HttpResponse, ApiError> {
+    let pizzeria_id = managed_pizzeria(&req, &staff)?;
+    let device_id = uuid_param(&req, "device_id")?;
+    let mut tx = pool.begin().await.context("cannot start the revocation")?;
+    pairing::revoke_device(&mut tx, &pairing, pizzeria_id, device_id, staff.user_id).await?;
+    tx.commit().await.context("cannot commit the revocation")?;
+    Ok(HttpResponse::NoContent().finish())
+}
