@@ -1,0 +1,602 @@
+//! The shift manager: the current shift's orders filtered by status, with age and late flags;
+//! an order's page with its timeline and the actions (cancel, hand over, remake a product);
+//! today's performance as server-rendered SVG charts.
+
+use access::Permission;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Timelike, Utc};
+use actix_web::http::StatusCode;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    charts::{HourChart, StationChart, StationFigures},
+    config::Settings,
+    errors::{LiveError, PageError, html},
+    screens::{self, Modifier},
+    session::{Csrf, Form, StaffViewer},
+    upstream::{Body, Service, UpstreamError},
+};
+
+use super::{
+    AppState, live_fragment, pizzeria_param, see_other,
+    staff::{Nav, require},
+    uuid_param, with_csrf,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Item {
+    pub name: String,
+    pub quantity: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    pub id: Uuid,
+    pub number: i32,
+    pub customer_name: String,
+    pub show_number_only: bool,
+    pub source: String,
+    pub accepted_at: DateTime<Utc>,
+    pub status: String,
+    pub target_seconds: i64,
+    pub due_at: DateTime<Utc>,
+    pub late: bool,
+    pub version: i64,
+    pub items: Vec<Item>,
+    pub packed_at: Option<DateTime<Utc>>,
+    pub handed_over_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+}
+
+impl Order {
+    fn is_open(&self) -> bool {
+        matches!(self.status.as_str(), "accepted" | "in_work")
+    }
+
+    /// How long the kitchen has had it: until now while open, until it was packed (or ended)
+    /// after.
+    fn age_seconds(&self, now: DateTime<Utc>) -> i64 {
+        let end = if self.is_open() {
+            now
+        } else {
+            self.packed_at
+                .or(self.handed_over_at)
+                .or(self.cancelled_at)
+                .unwrap_or(now)
+        };
+        (end - self.accepted_at).num_seconds()
+    }
+
+    fn is_late(&self, now: DateTime<Utc>) -> bool {
+        self.late || (self.is_open() && now > self.due_at)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OrderList {
+    pub orders: Vec<Order>,
+}
+
+/// Today's orders (the tracker's UTC day), newest first.
+pub async fn todays_orders(
+    state: &AppState,
+    pizzeria_id: Uuid,
+    bearer: &str,
+    status: Option<&str>,
+) -> Result<Vec<Order>, UpstreamError> {
+    let mut query = vec![("limit", "500")];
+    if let Some(status) = status {
+        query.push(("status", status));
+    }
+    let path = format!(
+        "/api/v1/pizzerias/{pizzeria_id}/orders?{}",
+        serde_urlencoded::to_string(&query).unwrap_or_default()
+    );
+    let list: OrderList = state.upstream.get(Service::Tracker, &path, bearer).await?;
+    Ok(list.orders)
+}
+
+pub struct OrderLine {
+    id: Uuid,
+    number: i32,
+    customer: String,
+    status: String,
+    status_label: &'static str,
+    items: String,
+    accepted: String,
+    age: String,
+    late: bool,
+}
+
+#[derive(Template)]
+#[template(path = "orders_table.html")]
+struct OrdersTable {
+    pizzeria_id: Uuid,
+    lines: Vec<OrderLine>,
+}
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage {
+    nav: Nav,
+    pizzeria_id: Uuid,
+    status: String,
+    filters: Vec<(&'static str, &'static str)>,
+    lines: Vec<OrderLine>,
+    poll_seconds: u64,
+    live_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OrdersQuery {
+    status: Option<String>,
+}
+
+fn known_status(status: Option<&str>) -> Option<&'static str> {
+    let s = status?;
+    screens::STATUS_FILTERS
+        .iter()
+        .find(|(value, _)| !value.is_empty() && *value == s)
+        .map(|(value, _)| *value)
+}
+
+async fn order_lines(
+    state: &AppState,
+    viewer: &StaffViewer,
+    pizzeria_id: Uuid,
+    status: Option<&str>,
+) -> Result<Vec<OrderLine>, PageError> {
+    let orders = todays_orders(state, pizzeria_id, &viewer.token, status).await?;
+    let now = Utc::now();
+    Ok(orders
+        .into_iter()
+        .map(|o| OrderLine {
+            id: o.id,
+            number: o.number,
+            customer: if o.show_number_only {
+                "(number only)".into()
+            } else {
+                o.customer_name.clone()
+            },
+            status_label: screens::status_label(&o.status),
+            items: o
+                .items
+                .iter()
+                .map(|i| format!("{}× {}", i.quantity, i.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            accepted: screens::clock(o.accepted_at),
+            age: format!("{} min", o.age_seconds(now) / 60),
+            late: o.is_late(now),
+            status: o.status,
+        })
+        .collect())
+}
+
+/// `GET /p/{p}/orders?status=`
+pub async fn orders_page(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    settings: web::Data<Settings>,
+    csrf: Csrf,
+    query: web::Query<OrdersQuery>,
+) -> Result<HttpResponse, PageError> {
+    let pizzeria_id = pizzeria_param(&req)?;
+    require(&viewer, pizzeria_id, Permission::OrdersRead)?;
+    let status = known_status(query.status.as_deref());
+    let page = OrdersPage {
+        nav: Nav::new(&viewer, pizzeria_id, &csrf, "orders"),
+        pizzeria_id,
+        status: status.unwrap_or_default().to_owned(),
+        filters: screens::STATUS_FILTERS.to_vec(),
+        lines: order_lines(&state, &viewer, pizzeria_id, status).await?,
+        poll_seconds: settings.screens.poll_seconds,
+        live_url: format!(
+            "/p/{pizzeria_id}/orders/live?{}",
+            serde_urlencoded::to_string([("status", status.unwrap_or_default())]).unwrap_or_default()
+        ),
+    };
+    Ok(with_csrf(html(&page)?, &csrf))
+}
+
+/// `GET /p/{p}/orders/live?status=`
+pub async fn orders_live(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    query: web::Query<OrdersQuery>,
+) -> Result<HttpResponse, LiveError> {
+    let pizzeria_id = pizzeria_param(&req)?;
+    require(&viewer, pizzeria_id, Permission::OrdersRead)?;
+    let status = known_status(query.status.as_deref());
+    let lines = order_lines(&state, &viewer, pizzeria_id, status).await?;
+    let body = OrdersTable { pizzeria_id, lines }
+        .render()
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the orders: {e}")))?;
+    Ok(live_fragment(&req, body))
+}
+
+#[derive(Debug, Deserialize)]
+struct RouteStage {
+    station: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Product {
+    id: Uuid,
+    name: String,
+    size: Option<String>,
+    modifiers: Vec<String>,
+    route: Vec<RouteStage>,
+    pass: i32,
+    station: Option<String>,
+    done_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub station: Option<String>,
+    pub product_id: Option<Uuid>,
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderDetail {
+    order: Order,
+    products: Vec<Product>,
+    timeline: Vec<TimelineEntry>,
+}
+
+struct ProductLine {
+    id: Uuid,
+    name: String,
+    size: String,
+    modifiers: Vec<Modifier>,
+    route: String,
+    place: String,
+    remake: bool,
+}
+
+struct TimelineLine {
+    at: String,
+    label: &'static str,
+    station: String,
+    product: String,
+    actor: String,
+    note: String,
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage {
+    nav: Nav,
+    pizzeria_id: Uuid,
+    order_id: Uuid,
+    number: i32,
+    customer: String,
+    status: String,
+    status_label: &'static str,
+    source: String,
+    accepted: String,
+    due: String,
+    age: String,
+    target: String,
+    late: bool,
+    cancel_reason: Option<String>,
+    can_manage: bool,
+    can_cancel: bool,
+    can_hand_over: bool,
+    can_remake: bool,
+    products: Vec<ProductLine>,
+    timeline: Vec<TimelineLine>,
+    notice: Option<String>,
+    problem: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OrderQuery {
+    done: Option<String>,
+    problem: Option<String>,
+}
+
+/// `GET /p/{p}/orders/{id}`
+pub async fn order_page(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    csrf: Csrf,
+    query: web::Query<OrderQuery>,
+) -> Result<HttpResponse, PageError> {
+    let pizzeria_id = pizzeria_param(&req)?;
+    let order_id = uuid_param(&req, "order_id")?;
+    require(&viewer, pizzeria_id, Permission::OrdersRead)?;
+    let detail: OrderDetail = state
+        .upstream
+        .get(
+            Service::Tracker,
+            &format!("/api/v1/pizzerias/{pizzeria_id}/orders/{order_id}"),
+            &viewer.token,
+        )
+        .await?;
+    let now = Utc::now();
+    let o = &detail.order;
+    let name_of = |id: Option<Uuid>| {
+        id.and_then(|id| detail.products.iter().find(|p| p.id == id))
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    };
+    let open_or_packed = matches!(o.status.as_str(), "accepted" | "in_work" | "packed");
+    let can_manage = viewer.principal.can(pizzeria_id, Permission::OrdersManage);
+    let page = OrderPage {
+        nav: Nav::new(&viewer, pizzeria_id, &csrf, "orders"),
+        pizzeria_id,
+        order_id,
+        number: o.number,
+        customer: if o.show_number_only {
+            format!("{} (shown by number only)", o.customer_name)
+        } else {
+            o.customer_name.clone()
+        },
+        status_label: screens::status_label(&o.status),
+        status: o.status.clone(),
+        source: o.source.clone(),
+        accepted: screens::clock(o.accepted_at),
+        due: screens::clock(o.due_at),
+        age: screens::duration(o.age_seconds(now)),
+        target: screens::duration(o.target_seconds),
+        late: o.is_late(now),
+        cancel_reason: o.cancel_reason.clone(),
+        can_manage,
+        can_cancel: can_manage && open_or_packed,
+        can_hand_over: can_manage && o.status == "packed",
+        can_remake: can_manage && open_or_packed,
+        products: detail
+            .products
+            .iter()
+            .map(|p| ProductLine {
+                id: p.id,
+                name: p.name.clone(),
+                size: p.size.clone().unwrap_or_default(),
+                modifiers: screens::modifiers(&p.modifiers),
+                route: p
+                    .route
+                    .iter()
+                    .map(|s| screens::station_title(&s.station))
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                place: match (&p.station, p.done_at) {
+                    (Some(station), _) => format!("at {}", screens::station_title(station)),
+                    (None, Some(_)) if o.status == "cancelled" => "stopped".into(),
+                    (None, Some(_)) => "done".into(),
+                    (None, None) => "—".into(),
+                } + &if p.pass > 1 { format!(" (pass {})", p.pass) } else { String::new() },
+                remake: true,
+            })
+            .collect(),
+        timeline: detail
+            .timeline
+            .iter()
+            .map(|t| TimelineLine {
+                at: t.at.with_timezone(&chrono::Local).format("%H:%M:%S").to_string(),
+                label: screens::timeline_label(&t.kind),
+                station: t.station.as_deref().map(screens::station_title).unwrap_or_default(),
+                product: name_of(t.product_id),
+                actor: t.actor.clone().unwrap_or_default(),
+                note: timeline_note(t),
+            })
+            .collect(),
+        notice: query.done.clone(),
+        problem: query.problem.clone(),
+    };
+    Ok(with_csrf(html(&page)?, &csrf))
+}
+
+/// The detail worth a glance: a stage's time against its target, a reason.
+fn timeline_note(t: &TimelineEntry) -> String {
+    let d = &t.detail;
+    if let (Some(ms), Some(target)) = (d["duration_ms"].as_i64(), d["target_seconds"].as_i64()) {
+        let flag = if ms / 1000 > target { " — over target" } else { "" };
+        return format!(
+            "{} of {}{flag}",
+            screens::duration(ms / 1000),
+            screens::duration(target)
+        );
+    }
+    d["reason"].as_str().map(str::to_owned).unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReasonForm {
+    reason: Option<String>,
+}
+
+async fn order_action(
+    req: &HttpRequest,
+    viewer: &StaffViewer,
+    state: &AppState,
+    path_tail: String,
+    reason: Option<&str>,
+    done: &str,
+) -> Result<HttpResponse, PageError> {
+    let pizzeria_id = pizzeria_param(req)?;
+    let order_id = uuid_param(req, "order_id")?;
+    require(viewer, pizzeria_id, Permission::OrdersManage)?;
+    let mut body = json!({ "actor": viewer.principal.display_name });
+    if let Some(reason) = reason.map(str::trim).filter(|r| !r.is_empty()) {
+        body["reason"] = json!(reason);
+    }
+    let path = format!("/api/v1/pizzerias/{pizzeria_id}/orders/{order_id}{path_tail}");
+    let answer: Result<serde_json::Value, _> = state
+        .upstream
+        .call(
+            Service::Tracker,
+            Method::POST,
+            &path,
+            Some(&viewer.token),
+            Body::Json(&body),
+        )
+        .await;
+    let (key, text) = match answer {
+        Ok(_) => ("done", done.to_owned()),
+        Err(UpstreamError::Refused {
+            status, message, ..
+        }) if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY => {
+            ("problem", format!("Not done: {message}."))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(see_other(&format!(
+        "/p/{pizzeria_id}/orders/{order_id}?{}",
+        serde_urlencoded::to_string([(key, text.as_str())]).unwrap_or_default()
+    )))
+}
+
+/// `POST /p/{p}/orders/{id}/cancel`
+pub async fn cancel(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    Form(form): Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    order_action(&req, &viewer, &state, "/cancel".into(), form.reason.as_deref(), "Cancelled. Its cards are gone from the stations.").await
+}
+
+/// `POST /p/{p}/orders/{id}/hand-over`
+pub async fn hand_over(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    Form(_): Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    order_action(&req, &viewer, &state, "/hand-over".into(), None, "Handed over.").await
+}
+
+/// `POST /p/{p}/orders/{id}/products/{pid}/remake`
+pub async fn remake(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    Form(form): Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    let product_id = uuid_param(&req, "product_id")?;
+    order_action(
+        &req,
+        &viewer,
+        &state,
+        format!("/products/{product_id}/remake"),
+        form.reason.as_deref(),
+        "Remake requested: the product is back at its first station.",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct StationRow {
+    station: String,
+    taps: i64,
+    average_seconds: f64,
+    p90_seconds: f64,
+    average_target_seconds: f64,
+    over_target: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct StationReport {
+    date: String,
+    stations: Vec<StationRow>,
+}
+
+struct StationLine {
+    title: String,
+    taps: i64,
+    average: String,
+    p90: String,
+    target: String,
+    over_target: i64,
+}
+
+#[derive(Template)]
+#[template(path = "performance.html")]
+struct PerformancePage {
+    nav: Nav,
+    date: String,
+    stations: Vec<StationLine>,
+    station_chart: StationChart,
+    hour_chart: HourChart,
+    orders_today: usize,
+    late_today: usize,
+    peak: u32,
+}
+
+/// `GET /p/{p}/performance`: per station average and p90 against target; orders per hour.
+pub async fn performance_page(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    csrf: Csrf,
+) -> Result<HttpResponse, PageError> {
+    let pizzeria_id = pizzeria_param(&req)?;
+    require(&viewer, pizzeria_id, Permission::ReportsRead)?;
+    let report: StationReport = state
+        .upstream
+        .get(
+            Service::Tracker,
+            &format!("/api/v1/pizzerias/{pizzeria_id}/reports/stations"),
+            &viewer.token,
+        )
+        .await?;
+    let orders = todays_orders(&state, pizzeria_id, &viewer.token, None).await?;
+    let mut per_hour = [0u32; 24];
+    for o in &orders {
+        per_hour[o.accepted_at.hour() as usize] += 1;
+    }
+    let now = Utc::now();
+    let titles: Vec<String> = report
+        .stations
+        .iter()
+        .map(|s| screens::station_title(&s.station))
+        .collect();
+    let figures: Vec<StationFigures<'_>> = report
+        .stations
+        .iter()
+        .zip(&titles)
+        .map(|(s, title)| StationFigures {
+            label: title,
+            average_seconds: s.average_seconds,
+            p90_seconds: s.p90_seconds,
+            target_seconds: s.average_target_seconds,
+        })
+        .collect();
+    let page = PerformancePage {
+        nav: Nav::new(&viewer, pizzeria_id, &csrf, "performance"),
+        date: report.date.clone(),
+        station_chart: StationChart::new(&figures),
+        hour_chart: HourChart::new(&per_hour),
+        orders_today: orders.len(),
+        late_today: orders.iter().filter(|o| o.is_late(now)).count(),
+        peak: per_hour.iter().copied().max().unwrap_or(0),
+        stations: report
+            .stations
+            .iter()
+            .map(|s| StationLine {
+                title: screens::station_title(&s.station),
+                taps: s.taps,
+                average: screens::duration(s.average_seconds.round() as i64),
+                p90: screens::duration(s.p90_seconds.round() as i64),
+                target: screens::duration(s.average_target_seconds.round() as i64),
+                over_target: s.over_target,
+            })
+            .collect(),
+    };
+    Ok(with_csrf(html(&page)?, &csrf))
+}

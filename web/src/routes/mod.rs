@@ -1,0 +1,277 @@
+//! Every page and what the page script calls. One module per screen:
+//!
+//! | path | who | what |
+//! |---|---|---|
+//! | `/login`, `/logout`, `/` | anyone, staff | sign in and out; the start page |
+//! | `/device`, `/device/poll` | a device | the login code (RFC 8628) until a manager approves it |
+//! | `/activate`, `/p/{p}/devices/...` | staff | approve or deny a code; rename, move, revoke devices |
+//! | `/station...` | station tablet | the cards, tap, undo, check in |
+//! | `/board...` | TV board | preparing and ready |
+//! | `/p/{p}/orders...`, `/p/{p}/performance`, `/p/{p}/motivation` | staff | the shift manager |
+//! | `/events` | device or staff | server-sent "something changed" messages |
+
+mod activate;
+mod board;
+mod device;
+mod events;
+mod manager;
+mod motivation;
+mod staff;
+mod station;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderValue},
+    middleware::Next,
+    web,
+};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use service_kit::shutdown::Shutdown;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    config::Settings, errors::PageError, push::Push, session::Cookies, upstream::Upstream,
+};
+
+/// What every handler shares.
+pub struct AppState {
+    pub upstream: Upstream,
+    pub push: Push,
+    pub shutdown: Shutdown,
+    /// When this instance first saw each order of a board under "Ready", keyed by pizzeria and
+    /// order number: ready orders leave the board `board_ready_seconds` later.
+    pub ready_since: Mutex<HashMap<(Uuid, i32), DateTime<Utc>>>,
+    /// Orders read for the motivation board, by id and version: an order is read again only
+    /// after it changed.
+    pub order_cache: Mutex<HashMap<Uuid, (i64, Arc<serde_json::Value>)>>,
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, push: Push, shutdown: Shutdown) -> anyhow::Result<Self> {
+        Ok(AppState {
+            upstream: Upstream::new(&settings.upstream)?,
+            push,
+            shutdown,
+            ready_since: Mutex::default(),
+            order_cache: Mutex::default(),
+        })
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(staff::start))
+        .route("/login", web::get().to(staff::login_page))
+        .route("/login", web::post().to(staff::login))
+        .route("/logout", web::post().to(staff::logout))
+        .route("/open", web::get().to(staff::open))
+        .route("/device", web::get().to(device::device_page))
+        .route("/device/poll", web::post().to(device::poll))
+        .route("/activate", web::get().to(activate::activate_page))
+        .route("/activate/approve", web::post().to(activate::approve))
+        .route("/activate/deny", web::post().to(activate::deny))
+        .route(
+            "/p/{pizzeria_id}/devices/{device_id}/rename",
+            web::post().to(activate::rename),
+        )
+        .route(
+            "/p/{pizzeria_id}/devices/{device_id}/move",
+            web::post().to(activate::move_station),
+        )
+        .route(
+            "/p/{pizzeria_id}/devices/{device_id}/revoke",
+            web::post().to(activate::revoke),
+        )
+        .route("/station", web::get().to(station::station_page))
+        .route("/station/live", web::get().to(station::station_live))
+        .route("/station/tap/{product_id}", web::post().to(station::tap))
+        .route("/station/undo", web::post().to(station::undo))
+        .route("/station/checkin", web::get().to(station::checkin_page))
+        .route("/station/checkin", web::post().to(station::checkin))
+        .route("/station/checkout", web::post().to(station::checkout))
+        .route("/board", web::get().to(board::board_page))
+        .route("/board/live", web::get().to(board::board_live))
+        .route("/motivation", web::get().to(motivation::device_motivation))
+        .route("/p/{pizzeria_id}/orders", web::get().to(manager::orders_page))
+        .route("/p/{pizzeria_id}/orders/live", web::get().to(manager::orders_live))
+        .route(
+            "/p/{pizzeria_id}/orders/{order_id}",
+            web::get().to(manager::order_page),
+        )
+        .route(
+            "/p/{pizzeria_id}/orders/{order_id}/cancel",
+            web::post().to(manager::cancel),
+        )
+        .route(
+            "/p/{pizzeria_id}/orders/{order_id}/hand-over",
+            web::post().to(manager::hand_over),
+        )
+        .route(
+            "/p/{pizzeria_id}/orders/{order_id}/products/{product_id}/remake",
+            web::post().to(manager::remake),
+        )
+        .route(
+            "/p/{pizzeria_id}/performance",
+            web::get().to(manager::performance_page),
+        )
+        .route(
+            "/p/{pizzeria_id}/motivation",
+            web::get().to(motivation::staff_motivation),
+        )
+        .route("/events", web::get().to(events::events))
+        .route("/static/app.css", web::get().to(stylesheet))
+        .route("/static/app.js", web::get().to(script))
+        .route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// Headers every answer carries: no framing, no inline script, no referrer leaks.
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    Ok(response)
+}
+
+pub async fn unknown_page() -> Result<HttpResponse, PageError> {
+    Err(PageError::NotFound("page".into()))
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(include_str!("../../static/app.css"))
+}
+
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(include_str!("../../static/app.js"))
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "live" }))
+}
+
+/// Ready while the live-updates subscription is up; the pages work without it (they poll),
+/// but an instance without it cannot keep the 1 s promise.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let subscribed = state.push.is_connected();
+    let body = json!({
+        "status": if subscribed { "ready" } else { "not_ready" },
+        "checks": { "live_updates": subscribed },
+    });
+    if subscribed {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(service_kit::metrics::render())
+}
+
+/// A fragment for the page script: 304 when the browser already has exactly this HTML.
+pub fn live_fragment(req: &HttpRequest, html: String) -> HttpResponse {
+    let digest = Sha256::digest(html.as_bytes());
+    let etag = format!(
+        "W/\"{}\"",
+        digest[..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    if matches {
+        response.finish()
+    } else {
+        response.content_type("text/html; charset=utf-8").body(html)
+    }
+}
+
+/// A redirect after a form (303, so the browser GETs the target).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Adds the CSRF cookie to a page when it is new.
+pub fn with_csrf(mut response: HttpResponse, csrf: &crate::session::Csrf) -> HttpResponse {
+    if let Some(cookie) = &csrf.set_cookie
+        && let Ok(value) = HeaderValue::from_str(cookie)
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Whether the page script sent this request (it wants JSON back, not a redirect).
+pub fn wants_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// The pizzeria of the path, or a friendly 404.
+pub fn pizzeria_param(req: &HttpRequest) -> Result<Uuid, PageError> {
+    uuid_param(req, "pizzeria_id")
+}
+
+pub fn uuid_param(req: &HttpRequest, name: &str) -> Result<Uuid, PageError> {
+    req.match_info()
+        .get(name)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| PageError::NotFound(name.into()))
+}
+
+/// The cookie settings, for handlers that set cookies.
+pub fn cookies(req: &HttpRequest) -> Cookies {
+    req.app_data::<web::Data<Cookies>>()
+        .map_or(Cookies { secure: true }, |c| c.get_ref().clone())
+}

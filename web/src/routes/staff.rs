@@ -1,0 +1,276 @@
+//! Signing in and out, and the start page that sends everyone to their screen.
+
+use access::{DeviceKind, Permission, StaffPrincipal};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use askama::Template;
+use actix_web::http::StatusCode;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    errors::{PageError, html},
+    session::{
+        self, ACTOR_COOKIE, Csrf, DEVICE_COOKIE, Form, STAFF_COOKIE, StaffViewer, clear_cookie,
+    },
+    upstream::{Body, Service, UpstreamError},
+};
+
+use super::{AppState, cookies, see_other, with_csrf};
+
+/// The manager pages' header: which pizzeria, who is signed in, the sign-out form's token.
+pub struct Nav {
+    pub pizzeria_id: Uuid,
+    pub who: String,
+    pub csrf: String,
+    /// `orders`, `performance`, `motivation` or `devices`: the highlighted tab.
+    pub section: &'static str,
+}
+
+impl Nav {
+    pub fn new(viewer: &StaffViewer, pizzeria_id: Uuid, csrf: &Csrf, section: &'static str) -> Self {
+        Nav {
+            pizzeria_id,
+            who: viewer.principal.display_name.clone(),
+            csrf: csrf.token.clone(),
+            section,
+        }
+    }
+}
+
+/// The pizzerias a staff member has a role in, first grant first.
+pub fn pizzerias_of(principal: &StaffPrincipal) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = Vec::new();
+    for grant in &principal.grants {
+        if !ids.contains(&grant.pizzeria_id) {
+            ids.push(grant.pizzeria_id);
+        }
+    }
+    ids
+}
+
+/// Where a device's interface lives.
+pub fn screen_of(kind: DeviceKind) -> &'static str {
+    match kind {
+        DeviceKind::KitchenStation => "/station",
+        DeviceKind::OrderBoard => "/board",
+        DeviceKind::MotivationBoard => "/motivation",
+        DeviceKind::ShiftManagerScreen => "/login",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "start.html")]
+struct StartPage {
+    who: String,
+    csrf: String,
+    pizzerias: Vec<Uuid>,
+    chain_admin: bool,
+}
+
+/// `GET /`: a paired device goes to its screen; staff to their pizzeria; anyone else signs in.
+pub async fn start(req: HttpRequest, csrf: Csrf) -> Result<HttpResponse, PageError> {
+    if session::cookie(&req, DEVICE_COOKIE).is_some() {
+        let device = session::DeviceViewer::extract(&req).await;
+        if let Ok(device) = device {
+            return Ok(see_other(screen_of(device.device.kind)));
+        }
+    }
+    if session::cookie(&req, STAFF_COOKIE).is_none() {
+        return Ok(see_other("/login"));
+    }
+    let viewer = StaffViewer::extract(&req).await?;
+    let pizzerias = pizzerias_of(&viewer.principal);
+    if let [only] = pizzerias.as_slice()
+        && !viewer.principal.chain_admin
+    {
+        return Ok(see_other(&format!("/p/{only}/orders")));
+    }
+    let page = StartPage {
+        who: viewer.principal.display_name.clone(),
+        csrf: csrf.token.clone(),
+        pizzerias,
+        chain_admin: viewer.principal.chain_admin,
+    };
+    Ok(with_csrf(html(&page)?, &csrf))
+}
+
+use actix_web::FromRequest;
+
+#[derive(Debug, Deserialize)]
+pub struct OpenQuery {
+    pizzeria: Option<String>,
+}
+
+/// `GET /open?pizzeria=<id>`: a chain admin opens any pizzeria by id.
+pub async fn open(query: web::Query<OpenQuery>) -> Result<HttpResponse, PageError> {
+    let id: Uuid = query
+        .pizzeria
+        .as_deref()
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| PageError::NotFound("pizzeria".into()))?;
+    Ok(see_other(&format!("/p/{id}/orders")))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    next: String,
+    login: String,
+    problem: Option<&'static str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// Only a path of this site: never `//host` or a full URL, so sign-in cannot bounce elsewhere.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+/// `GET /login`
+pub async fn login_page(
+    csrf: Csrf,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, PageError> {
+    let page = LoginPage {
+        csrf: csrf.token.clone(),
+        next: safe_next(query.next.as_deref()),
+        login: String::new(),
+        problem: None,
+    };
+    Ok(with_csrf(html(&page)?, &csrf))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    login: String,
+    password: String,
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Issued {
+    token: String,
+}
+
+/// `POST /login`: auth's session token goes into our HttpOnly cookie; a fresh CSRF token with it.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    csrf: Csrf,
+    Form(form): Form<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let body = json!({ "login": form.login.trim(), "password": form.password });
+    let answer: Result<Issued, _> = state
+        .upstream
+        .call(
+            Service::Auth,
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Body::Json(&body),
+        )
+        .await;
+    let problem = match answer {
+        Ok(issued) => {
+            let cookies = cookies(&req);
+            let fresh = Csrf::fresh(&cookies)?;
+            let mut response = see_other(&safe_next(form.next.as_deref()));
+            for cookie in [
+                cookies.set(STAFF_COOKIE, &issued.token, None),
+                fresh.set_cookie.unwrap_or_default(),
+            ] {
+                if let Ok(value) = header::HeaderValue::from_str(&cookie) {
+                    response.headers_mut().append(header::SET_COOKIE, value);
+                }
+            }
+            return Ok(response);
+        }
+        Err(UpstreamError::Refused { status, .. }) if status == StatusCode::TOO_MANY_REQUESTS => {
+            "Too many wrong attempts. Wait a minute, then try again."
+        }
+        Err(UpstreamError::Refused { status, .. }) if status.is_client_error() => {
+            "Wrong login or password."
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let page = LoginPage {
+        csrf: csrf.token.clone(),
+        next: safe_next(form.next.as_deref()),
+        login: form.login,
+        problem: Some(problem),
+    };
+    let mut response = html(&page)?;
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    Ok(with_csrf(response, &csrf))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+/// `POST /logout`: ends the session at auth (if it still lives) and forgets the cookie.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Form(_): Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    if let Some(token) = session::cookie(&req, STAFF_COOKIE) {
+        let ended: Result<serde_json::Value, _> = state
+            .upstream
+            .call(
+                Service::Auth,
+                Method::DELETE,
+                "/api/v1/sessions/current",
+                Some(&token),
+                Body::Empty,
+            )
+            .await;
+        match ended {
+            Ok(_) => {}
+            Err(UpstreamError::Refused { status, .. }) if status == StatusCode::UNAUTHORIZED => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut response = see_other("/login");
+    for name in [STAFF_COOKIE, ACTOR_COOKIE] {
+        if let Ok(value) = header::HeaderValue::from_str(&clear_cookie(name)) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// 403 page unless the viewer may do `permission` in `pizzeria_id`.
+pub fn require(
+    viewer: &StaffViewer,
+    pizzeria_id: Uuid,
+    permission: Permission,
+) -> Result<(), PageError> {
+    if viewer.principal.can(pizzeria_id, permission) {
+        Ok(())
+    } else {
+        Err(PageError::Forbidden(format!("needs {permission}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next(Some("/p/1/orders?status=packed")), "/p/1/orders?status=packed");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,136 @@
+//! Building and running the web: the HTTP server, the live-updates subscription and the access
+//! cache's invalidation, all tied to one shutdown signal.
+
+use std::net::TcpListener;
+
+use access::{CacheInvalidation, DeviceVerifier, StaffVerifier};
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use anyhow::Context;
+use service_kit::{http::trace_requests, shutdown::Shutdown};
+
+use crate::{
+    config::Settings,
+    push::Push,
+    routes::{self, AppState},
+    session::Cookies,
+};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    settings: Settings,
+    push: Push,
+    verifiers: (StaffVerifier, DeviceVerifier),
+    shutdown: Shutdown,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and prepares everything; nothing runs until
+    /// [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let address = format!(
+            "{}:{}",
+            settings.application.host, settings.application.port
+        );
+        let listener =
+            TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
+        let port = listener.local_addr().context("no local address")?.port();
+        let staff = StaffVerifier::new(&settings.access).context("bad access settings")?;
+        let devices =
+            DeviceVerifier::new(&settings.device_access).context("bad device access settings")?;
+        let push = Push::new();
+        let shutdown = Shutdown::new();
+        let state = AppState::new(&settings, push.clone(), shutdown.clone())?;
+        let server = run_server(
+            listener,
+            &settings,
+            state,
+            (staff.clone(), devices.clone()),
+        )?;
+        Ok(Application {
+            port,
+            server,
+            settings,
+            push,
+            verifiers: (staff, devices),
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Triggering it stops the server and every background task.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let tasks = [
+            tokio::spawn(
+                self.push
+                    .clone()
+                    .run(self.settings.bus.clone(), self.shutdown.clone()),
+            ),
+            tokio::spawn(
+                CacheInvalidation::new(
+                    self.verifiers.clone(),
+                    self.settings.bus.clone(),
+                    "web",
+                    self.shutdown.clone(),
+                )
+                .run(),
+            ),
+        ];
+        let handle = self.server.handle();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            handle.stop(true).await;
+        });
+        let served = self.server.await.context("the HTTP server failed");
+        self.shutdown.trigger();
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a background task panicked");
+            }
+        }
+        served
+    }
+}
+
+fn run_server(
+    listener: TcpListener,
+    settings: &Settings,
+    state: AppState,
+    (staff, devices): (StaffVerifier, DeviceVerifier),
+) -> anyhow::Result<Server> {
+    let state = web::Data::new(state);
+    let settings = web::Data::new(settings.clone());
+    let cookies = web::Data::new(Cookies {
+        secure: settings.cookies.secure,
+    });
+    let staff = web::Data::new(staff);
+    let devices = web::Data::new(devices);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(trace_requests))
+            .wrap(from_fn(routes::security_headers))
+            .app_data(state.clone())
+            .app_data(settings.clone())
+            .app_data(cookies.clone())
+            .app_data(staff.clone())
+            .app_data(devices.clone())
+            .app_data(web::FormConfig::default().limit(16 * 1024))
+            .configure(routes::configure)
+            .default_service(web::to(routes::unknown_page))
+    })
+    .listen(listener)
+    .context("cannot serve on the listener")?
+    .disable_signals()
+    // Event streams never end by themselves; do not wait long for them on shutdown.
+    .shutdown_timeout(3)
+    .run();
+    Ok(server)
+}

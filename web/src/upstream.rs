@@ -1,0 +1,283 @@
+//! The tracker, auth and devices APIs, called server-side with the caller's own credential as a
+//! Bearer token. Their JSON error bodies (`{"error": {"code", "message"}}`, or OAuth's
+//! `{"error", "error_description"}`) come back as [`UpstreamError::Refused`], so a page can say
+//! what went wrong in words, never with a raw body.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use actix_web::http::StatusCode;
+use reqwest::{Method, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::UpstreamSettings;
+
+/// The services behind the pages, named as people know them on the error page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Tracker,
+    Auth,
+    Devices,
+}
+
+impl Service {
+    pub fn title(self) -> &'static str {
+        match self {
+            Service::Tracker => "the kitchen tracker",
+            Service::Auth => "the sign-in service",
+            Service::Devices => "the device service",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("{} cannot be reached", service.title())]
+    Unreachable {
+        service: Service,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{} answered {status}: {code}: {message}", service.title())]
+    Refused {
+        service: Service,
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("{} sent an answer we cannot read", service.title())]
+    BadAnswer {
+        service: Service,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl UpstreamError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            UpstreamError::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            UpstreamError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// What goes in the request body.
+pub enum Body<'a> {
+    Empty,
+    Json(&'a Value),
+    Form(&'a [(&'a str, &'a str)]),
+}
+
+/// The last body seen per URL with its ETag: a poll answered 304 by the tracker is rendered from
+/// here. The tracker checks the caller before it answers 304, so a cached body is only ever
+/// shown to a caller the tracker has just let read it.
+type Conditional = Arc<Mutex<HashMap<String, (String, Value)>>>;
+
+/// At most this many URLs are remembered (pizzerias × stations and boards); beyond it the
+/// cache starts over, which costs one full fetch per screen.
+const CONDITIONAL_CAPACITY: usize = 4096;
+
+#[derive(Clone)]
+pub struct Upstream {
+    client: reqwest::Client,
+    tracker: String,
+    auth: String,
+    devices: String,
+    conditional: Conditional,
+}
+
+impl Upstream {
+    pub fn new(settings: &UpstreamSettings) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout())
+            .connect_timeout(settings.timeout())
+            .build()?;
+        let trim = |u: &str| u.trim_end_matches('/').to_owned();
+        Ok(Upstream {
+            client,
+            tracker: trim(&settings.tracker_url),
+            auth: trim(&settings.auth_url),
+            devices: trim(&settings.devices_url),
+            conditional: Arc::default(),
+        })
+    }
+
+    fn base(&self, service: Service) -> &str {
+        match service {
+            Service::Tracker => &self.tracker,
+            Service::Auth => &self.auth,
+            Service::Devices => &self.devices,
+        }
+    }
+
+    /// One call; 2xx bodies are parsed as `T` (an empty body as JSON `null`).
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Body<'_>,
+    ) -> Result<T, UpstreamError> {
+        let response = self.send(service, method, path, bearer, body, None).await?;
+        read_json(service, response).await
+    }
+
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        path: &str,
+        bearer: &str,
+    ) -> Result<T, UpstreamError> {
+        self.call(service, Method::GET, path, Some(bearer), Body::Empty)
+            .await
+    }
+
+    /// A GET that sends the ETag of the last body seen for `path`, and answers from that body
+    /// when the service says 304 Not Modified.
+    pub async fn get_conditional<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        path: &str,
+        bearer: &str,
+    ) -> Result<T, UpstreamError> {
+        let key = format!("{}{path}", self.base(service));
+        let cached = self
+            .conditional
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned());
+        let etag = cached.as_ref().map(|(etag, _)| etag.as_str());
+        let response = self
+            .send(service, Method::GET, path, Some(bearer), Body::Empty, etag)
+            .await?;
+        let value = match (response.status(), cached) {
+            (reqwest::StatusCode::NOT_MODIFIED, Some((_, value))) => value,
+            _ => {
+                let etag = response
+                    .headers()
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let value: Value = read_json(service, response).await?;
+                if let (Some(etag), Ok(mut cache)) = (etag, self.conditional.lock()) {
+                    if cache.len() >= CONDITIONAL_CAPACITY {
+                        cache.clear();
+                    }
+                    cache.insert(key, (etag, value.clone()));
+                }
+                value
+            }
+        };
+        serde_json::from_value(value).map_err(|e| UpstreamError::BadAnswer {
+            service,
+            source: e.into(),
+        })
+    }
+
+    async fn send(
+        &self,
+        service: Service,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Body<'_>,
+        if_none_match: Option<&str>,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = format!("{}{path}", self.base(service));
+        let mut request = self.client.request(method, url);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(etag) = if_none_match {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(traceparent) = service_kit::telemetry::current_traceparent() {
+            request = request.header("traceparent", traceparent);
+        }
+        request = match body {
+            Body::Empty => request,
+            Body::Json(value) => request.json(value),
+            Body::Form(pairs) => request
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string(pairs).unwrap_or_default()),
+        };
+        request
+            .send()
+            .await
+            .map_err(|source| UpstreamError::Unreachable { service, source })
+    }
+}
+
+async fn read_json<T: DeserializeOwned>(
+    service: Service,
+    response: reqwest::Response,
+) -> Result<T, UpstreamError> {
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|source| UpstreamError::Unreachable { service, source })?;
+    if !status.is_success() {
+        let (code, message) = error_of(&bytes);
+        return Err(UpstreamError::Refused {
+            service,
+            status,
+            code,
+            message,
+        });
+    }
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"null"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| UpstreamError::BadAnswer {
+        service,
+        source: e.into(),
+    })
+}
+
+/// The code and message of an error body in either of the shapes our services use.
+fn error_of(bytes: &[u8]) -> (String, String) {
+    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    match &value["error"] {
+        Value::String(code) => (code.clone(), text(&value["error_description"])),
+        Value::Object(e) => (
+            e.get("code").map(text).unwrap_or_default(),
+            e.get("message").map(text).unwrap_or_default(),
+        ),
+        _ => (String::new(), String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_error_shapes() {
+        assert_eq!(
+            error_of(br#"{"error": {"code": "not_found", "message": "order not found"}}"#),
+            ("not_found".into(), "order not found".into())
+        );
+        assert_eq!(
+            error_of(br#"{"error": "slow_down", "error_description": "too fast"}"#),
+            ("slow_down".into(), "too fast".into())
+        );
+        assert_eq!(error_of(b"<html>"), (String::new(), String::new()));
+    }
+}

@@ -1,0 +1,227 @@
+// The page script: progressive enhancement only. Every screen works as plain server-rendered
+// pages and forms; this adds polling with ETag, server-sent events, timers, sounds, the undo
+// bar and the "not connected" banner.
+(function () {
+  "use strict";
+  var body = document.body;
+  var csrf = body.dataset.csrf || "";
+
+  // ---------------------------------------------------------------- sound ---
+  // Browsers allow sound only after a touch; the first tap anywhere unlocks it.
+  var audio = null;
+  function unlockAudio() {
+    try {
+      if (!audio) audio = new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === "suspended") audio.resume();
+    } catch (e) { audio = null; }
+  }
+  document.addEventListener("pointerdown", unlockAudio, { passive: true });
+  function tone(freq, start, length) {
+    if (!audio || audio.state !== "running") return;
+    var osc = audio.createOscillator(), gain = audio.createGain();
+    osc.type = "sine"; osc.frequency.value = freq;
+    var t = audio.currentTime + start;
+    gain.gain.setValueAtTime(0.0001, t);
+    gain.gain.exponentialRampToValueAtTime(0.5, t + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t + length);
+    osc.connect(gain); gain.connect(audio.destination);
+    osc.start(t); osc.stop(t + length + 0.05);
+  }
+  function beep() { tone(880, 0, 0.18); tone(880, 0.25, 0.18); }
+  function chime() { tone(660, 0, 0.5); tone(880, 0.3, 0.5); tone(1320, 0.6, 0.8); }
+
+  function two(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(d) { return two(d.getHours()) + ":" + two(d.getMinutes()); }
+  function mmss(s) {
+    s = Math.max(0, Math.floor(s));
+    var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, r = s % 60;
+    return (h ? h + ":" + two(m) : m) + ":" + two(r);
+  }
+
+  // ------------------------------------------------------------- toast ---
+  var toastTimer = null;
+  function toast(text) {
+    var el = document.getElementById("toast");
+    if (!el) return;
+    el.textContent = text; el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { el.hidden = true; }, 4000);
+  }
+
+  // ---------------------------------------------------------- the live region ---
+  var live = document.getElementById("live");
+  var refresh = function () {};
+  if (live) {
+    var url = live.dataset.live, loginUrl = live.dataset.login || "/";
+    var pollMs = (parseInt(live.dataset.poll, 10) || 10) * 1000;
+    var station = live.dataset.station || null;
+    var sound = live.dataset.sound || "";
+    var etag = null, lastOk = new Date(), inFlight = false, again = false;
+    var stale = document.getElementById("stale"), staleSince = document.getElementById("stale-since");
+    var known = collect();
+
+    function collect() {
+      var sel = sound === "ready" ? "[data-ready]" : "[data-id]";
+      var set = {};
+      live.querySelectorAll(sel).forEach(function (el) { set[el.dataset.ready || el.dataset.id] = true; });
+      return set;
+    }
+    function connected(ok) {
+      if (ok) { lastOk = new Date(); stale.hidden = true; }
+      else { staleSince.textContent = clock(lastOk); stale.hidden = false; }
+    }
+    refresh = function () {
+      if (inFlight) { again = true; return; }
+      inFlight = true;
+      var ctrl = new AbortController();
+      var timer = setTimeout(function () { ctrl.abort(); }, 8000);
+      var headers = { "Accept": "text/html", "X-Live": "1" };
+      if (etag) headers["If-None-Match"] = etag;
+      fetch(url, { headers: headers, cache: "no-store", credentials: "same-origin", signal: ctrl.signal })
+        .then(function (r) {
+          if (r.status === 401) { location.href = loginUrl; return; }
+          if (r.status === 304) { connected(true); return; }
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          etag = r.headers.get("ETag");
+          return r.text().then(function (html) {
+            live.innerHTML = html;
+            connected(true);
+            var now = collect(), arrived = false;
+            Object.keys(now).forEach(function (k) { if (!known[k]) arrived = true; });
+            if (arrived) {
+              live.querySelectorAll(sound === "ready" ? "[data-ready]" : "[data-id]").forEach(function (el) {
+                var k = el.dataset.ready || el.dataset.id;
+                if (!known[k]) el.classList.add("fresh");
+              });
+              if (sound === "ready") chime(); else if (sound === "new") beep();
+            }
+            known = now;
+            tick();
+          });
+        })
+        .catch(function () { connected(false); })
+        .finally(function () {
+          clearTimeout(timer); inFlight = false;
+          if (again) { again = false; refresh(); }
+        });
+    };
+    setInterval(refresh, pollMs);
+    // A hung request or a sleeping tab must still show the banner.
+    setInterval(function () { if (new Date() - lastOk > pollMs * 2.5) connected(false); }, 1000);
+
+    if (window.EventSource && live.dataset.events) {
+      var events = new EventSource(live.dataset.events);
+      var pending = null;
+      events.onmessage = function (e) {
+        var change;
+        try { change = JSON.parse(e.data); } catch (err) { return; }
+        if (station && change.s && change.s.indexOf(station) < 0) return;
+        clearTimeout(pending);
+        pending = setTimeout(refresh, 50);
+      };
+      // On reconnect, look again: messages may have been missed meanwhile.
+      events.onopen = function () { refresh(); };
+    }
+  }
+
+  // ------------------------------------------------------- station timers ---
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".card[data-entered]").forEach(function (card) {
+      var elapsed = (now - parseInt(card.dataset.entered, 10)) / 1000;
+      var target = parseInt(card.dataset.target, 10) || 1;
+      var timer = card.querySelector("[data-timer]");
+      if (timer) timer.textContent = mmss(elapsed);
+      card.classList.toggle("on-time", elapsed < target * 0.75);
+      card.classList.toggle("near", elapsed >= target * 0.75 && elapsed <= target);
+      card.classList.toggle("late", elapsed > target);
+    });
+    document.querySelectorAll("[data-clock]").forEach(function (el) { el.textContent = clock(new Date()); });
+  }
+  tick();
+  setInterval(tick, 1000);
+
+  // ---------------------------------------------------------- tap and undo ---
+  var undo = document.getElementById("undo");
+  var undoUntil = undo ? parseInt(undo.dataset.undoUntil, 10) || 0 : 0;
+  function showUndo() {
+    if (!undo) return;
+    var left = (undoUntil - Date.now()) / 1000;
+    undo.hidden = left <= 0;
+    var label = undo.querySelector("[data-undo-left]");
+    if (label) label.textContent = left > 0 ? "(" + Math.ceil(left) + " s)" : "";
+  }
+  if (undo) { showUndo(); setInterval(showUndo, 250); }
+
+  function post(action) {
+    return fetch(action, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
+      body: "csrf=" + encodeURIComponent(csrf)
+    }).then(function (r) {
+      if (r.status === 401 || r.redirected) { location.href = "/device"; return null; }
+      return r.json().then(function (j) { return { status: r.status, body: j }; });
+    });
+  }
+
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { e.preventDefault(); return; }
+    var isTap = form.classList.contains("card-form"), isUndo = form.id === "undo";
+    if (!isTap && !isUndo) return;
+    e.preventDefault();
+    var card = isTap ? form.querySelector(".card") : null;
+    if (card) card.classList.add("done");
+    post(form.getAttribute("action")).then(function (res) {
+      if (!res) return;
+      if (res.status === 200) {
+        if (isTap) { undoUntil = Date.now() + (parseInt(undo && undo.dataset.undoSeconds, 10) || 30) * 1000; }
+        else { undoUntil = 0; toast("Undone: the product is back"); }
+        showUndo();
+      } else {
+        if (card) card.classList.remove("done");
+        toast((res.body && res.body.message) || "That did not work");
+      }
+      refresh();
+    }).catch(function () {
+      if (card) card.classList.remove("done");
+      toast("Not connected: the tap was not sent. Try again.");
+    });
+  });
+
+  // ---------------------------------------------------------- device login ---
+  if (body.dataset.pairing) {
+    var interval = (parseInt(body.dataset.interval, 10) || 5) * 1000;
+    var expires = parseInt(body.dataset.expires, 10) * 1000;
+    var status = document.getElementById("pairing-status");
+    var leftEl = document.querySelector("[data-expires-left]");
+    setInterval(function () {
+      var left = (expires - Date.now()) / 1000;
+      if (leftEl) leftEl.textContent = mmss(left);
+      if (left <= 0) location.reload();
+    }, 1000);
+    var poll = function () {
+      fetch(body.dataset.pairing, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Accept": "application/json", "X-CSRF-Token": csrf }
+      }).then(function (r) { return r.json(); }).then(function (j) {
+        if (j.status === "approved") { status.textContent = "Approved! Opening…"; location.href = j.location; return; }
+        if (j.status === "denied") { status.textContent = "Denied. A new code comes in a moment."; setTimeout(function () { location.reload(); }, 5000); return; }
+        if (j.status === "expired") { location.reload(); return; }
+        if (j.interval) interval = j.interval * 1000;
+        status.textContent = j.status === "unreachable" ? "Cannot reach the device service; still trying…" : "Waiting for approval…";
+        setTimeout(poll, interval);
+      }).catch(function () {
+        status.textContent = "Not connected; still trying…";
+        setTimeout(poll, interval);
+      });
+    };
+    setTimeout(poll, interval);
+  }
+
+  // ------------------------------------------------------ motivation board ---
+  document.querySelectorAll("[data-width]").forEach(function (el) { el.style.width = el.dataset.width + "%"; });
+  if (body.dataset.reload) {
+    setTimeout(function () { location.reload(); }, parseInt(body.dataset.reload, 10) * 1000);
+  }
+})();
