@@ -10,8 +10,6 @@ use lapin::{
     options::{BasicPublishOptions, ConfirmSelectOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
-use secrecy::SecretString;
-use service_kit::config::BusSettings;
 use tokio::time::{Instant, sleep};
 
 use crate::{legacy, orders};
@@ -50,12 +48,15 @@ const BACKLOG_PIZZERIA: u32 = 0xffff_ffff;
 /// waiting for each confirm, and one channel keeps each order's events in order.
 pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.window > 0, "--window must be at least 1");
-    // `bus::Publisher` waits for each confirm in turn; this needs the channel itself.
-    let bus = BusSettings {
-        url: SecretString::from(args.amqp.clone()),
-        exchange: args.exchange.clone(),
-        queue_expiry_ms: None,
-    };
+    let bus = crate::bus_settings(&args.amqp, &args.exchange)?;
+    // Connecting a `bus::Publisher` declares the exchange and the consumer queues, so nothing
+    // published here is unroutable. It waits for each confirm in turn, though, so the
+    // publishing itself needs a channel of its own.
+    bus::Publisher::connect(&bus, "loadgen-backlog-topology")
+        .await
+        .context("declaring the topology")?
+        .close()
+        .await;
     let connection = bus::connection::connect(&bus, "loadgen-backlog")
         .await
         .context("connecting to the broker")?;
@@ -63,7 +64,6 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    bus::topology::declare_consumer_queues(&channel, &bus).await?;
 
     let pizzeria = orders::pizzeria_id(BACKLOG_PIZZERIA);
     let started = Instant::now();

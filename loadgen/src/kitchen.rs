@@ -16,9 +16,7 @@ use reqwest::{
     StatusCode,
     header::{ETAG, IF_NONE_MATCH},
 };
-use secrecy::SecretString;
 use serde::Deserialize;
-use service_kit::config::BusSettings;
 use tokio::{
     task::JoinSet,
     time::{Instant, MissedTickBehavior, interval_at, sleep, sleep_until},
@@ -216,11 +214,7 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
     }
 
     let publisher = if args.orders_per_minute > 0.0 {
-        let bus = BusSettings {
-            url: SecretString::from(args.amqp.clone()),
-            exchange: args.exchange.clone(),
-            queue_expiry_ms: None,
-        };
+        let bus = crate::bus_settings(&args.amqp, &args.exchange)?;
         Some(Arc::new(
             bus::Publisher::connect(&bus, "loadgen-cashier")
                 .await

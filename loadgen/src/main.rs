@@ -32,6 +32,13 @@ enum Command {
     Drain(backlog::DrainArgs),
 }
 
+/// Bus settings for the broker at `url`. Read through serde like a service's configuration,
+/// so settings added later keep their defaults here too.
+fn bus_settings(url: &str, exchange: &str) -> anyhow::Result<service_kit::config::BusSettings> {
+    serde_json::from_value(serde_json::json!({ "url": url, "exchange": exchange }))
+        .map_err(|e| anyhow::anyhow!("bus settings: {e}"))
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let outcome = match Cli::parse().command {
@@ -45,5 +52,15 @@ async fn main() -> std::process::ExitCode {
             eprintln!("loadgen: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bus_settings_fill_in_the_defaults() {
+        let bus = super::bus_settings("amqp://guest:guest@127.0.0.1:55674/%2f", "kitchen")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(bus.exchange, "kitchen");
     }
 }
