@@ -96,6 +96,28 @@ pub trait Handler: Send + Sync + 'static {
         conn: &mut PgConnection,
         event: &Incoming,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether [`Handler::handle_batch`] is worth calling: a handler that writes a whole batch
+    /// with set-based SQL says so, and the consumer hands it batches instead of single events.
+    const BATCHED: bool = false;
+
+    /// Applies `events` in order inside the consumer's transaction. On failure it names the
+    /// position of the event that failed; the consumer then retries that one and re-applies the
+    /// rest without it. The default applies them one by one.
+    fn handle_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [&'a Incoming],
+    ) -> impl Future<Output = Result<(), (usize, HandlerError)>> + Send + 'a {
+        async move {
+            for (index, event) in events.iter().enumerate() {
+                self.handle(&mut *conn, event)
+                    .await
+                    .map_err(|error| (index, error))?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -383,8 +405,11 @@ impl<H: Handler> Shared<H> {
             match self.apply_batch(&todo).await? {
                 None => {
                     self.count("applied", todo.len());
-                    for pending in todo {
-                        pending.ack().await?;
+                    // Acks have no reply; sending them together saves a wake-up per message.
+                    for acked in
+                        futures_util::future::join_all(todo.into_iter().map(Pending::ack)).await
+                    {
+                        acked?;
                     }
                     break;
                 }
@@ -429,6 +454,7 @@ impl<H: Handler> Shared<H> {
         .into_iter()
         .collect();
         let mut applied = HashSet::with_capacity(fresh.len());
+        let mut todo: Vec<(usize, &Incoming)> = Vec::with_capacity(fresh.len());
         let mut duplicates = 0;
         for (index, pending) in batch.iter().enumerate() {
             let Ok(incoming) = &pending.incoming else {
@@ -440,10 +466,43 @@ impl<H: Handler> Shared<H> {
                 duplicates += 1;
                 continue;
             }
-            if let Err(error) = self.handle(&mut tx, incoming).await {
-                tx.rollback().await.context("rolling back a failed batch")?;
-                return Ok(Some((index, error)));
+            todo.push((index, incoming));
+        }
+        let failed = if H::BATCHED {
+            let events: Vec<&Incoming> = todo.iter().map(|(_, incoming)| *incoming).collect();
+            let span = tracing::info_span!(
+                "consume_batch",
+                trace_id = %TraceContext::new_root().trace_id(),
+                queue = %self.queue,
+                size = events.len(),
+            );
+            let result = self
+                .handler
+                .handle_batch(&mut tx, &events)
+                .instrument(span.clone())
+                .await;
+            result.err().map(|(position, error)| {
+                span.in_scope(|| {
+                    tracing::warn!(
+                        error = format!("{:#}", error.cause()),
+                        "batch handler failed"
+                    )
+                });
+                (todo.get(position).map_or(0, |(index, _)| *index), error)
+            })
+        } else {
+            let mut failed = None;
+            for (index, incoming) in &todo {
+                if let Err(error) = self.handle(&mut tx, incoming).await {
+                    failed = Some((*index, error));
+                    break;
+                }
             }
+            failed
+        };
+        if let Some(failure) = failed {
+            tx.rollback().await.context("rolling back a failed batch")?;
+            return Ok(Some(failure));
         }
         tx.commit().await.context("committing a consumer batch")?;
         self.count("duplicate", duplicates);

@@ -70,6 +70,54 @@ impl Handler for Recorder {
     }
 }
 
+/// The same, but writing a whole batch with one set-based insert, as a fast handler would.
+struct BatchRecorder(Arc<Recorder>);
+
+impl Handler for BatchRecorder {
+    const BATCHED: bool = true;
+
+    async fn handle(&self, conn: &mut PgConnection, event: &Incoming) -> Result<(), HandlerError> {
+        self.0.handle(conn, event).await
+    }
+
+    async fn handle_batch<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [&'a Incoming],
+    ) -> Result<(), (usize, HandlerError)> {
+        {
+            let mut failures = self.0.failures.lock().unwrap();
+            for (index, event) in events.iter().enumerate() {
+                if let Some(left) = failures.get_mut(&event.envelope.subject)
+                    && *left > 0
+                {
+                    *left = left.saturating_sub(1);
+                    return Err((
+                        index,
+                        HandlerError::Transient(anyhow!("order not there yet")),
+                    ));
+                }
+            }
+        }
+        let ids: Vec<Uuid> = events.iter().map(|e| e.envelope.id).collect();
+        let subjects: Vec<String> = events.iter().map(|e| e.envelope.subject.clone()).collect();
+        let sequences: Vec<i64> = events.iter().map(|e| e.envelope.sequence).collect();
+        let attempts: Vec<i32> = events.iter().map(|e| e.attempt as i32).collect();
+        sqlx::query(
+            "insert into applied (event_id, subject, sequence, attempt) \
+             select * from unnest($1::uuid[], $2::text[], $3::bigint[], $4::int[])",
+        )
+        .bind(&ids)
+        .bind(&subjects)
+        .bind(&sequences)
+        .bind(&attempts)
+        .execute(conn)
+        .await
+        .map_err(|e| (0, HandlerError::Transient(e.into())))?;
+        Ok(())
+    }
+}
+
 struct Harness {
     db: TestDatabase,
     bus: BusSettings,
@@ -92,6 +140,10 @@ impl Harness {
     }
 
     async fn start_on(bus: BusSettings) -> Self {
+        Self::start_with(bus, false).await
+    }
+
+    async fn start_with(bus: BusSettings, batched: bool) -> Self {
         let db = TestDatabase::create(&MIGRATOR).await;
         let harness = Harness {
             db,
@@ -100,7 +152,11 @@ impl Harness {
             shutdown: Shutdown::new(),
         };
         harness.spawn_relay();
-        harness.spawn_consumer();
+        if batched {
+            harness.spawn_consumer(Arc::new(BatchRecorder(harness.recorder.clone())));
+        } else {
+            harness.spawn_consumer(harness.recorder.clone());
+        }
         harness
     }
 
@@ -119,13 +175,13 @@ impl Harness {
         tokio::spawn(relay.run());
     }
 
-    fn spawn_consumer(&self) {
+    fn spawn_consumer<H: Handler>(&self, handler: Arc<H>) {
         let consumer = Consumer::new(
             self.pool(),
             self.bus.clone(),
             topology::LEGACY_SYNC,
             fast_retries(),
-            self.recorder.clone(),
+            handler,
             Arc::new(AtomicBool::new(false)),
             self.shutdown.clone(),
         );
@@ -374,4 +430,31 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
         .await
         .unwrap();
     assert_eq!(unsent, 0);
+}
+
+#[tokio::test]
+async fn a_batched_handler_isolates_the_failing_event_and_applies_the_rest() {
+    let h = Harness::start_with(test_bus(), true).await;
+    let flaky = Uuid::new_v4();
+    h.recorder.fail(flaky, 1);
+    // Staged in one transaction, so they reach the consumer together and share a batch.
+    let mut tx = h.db.pool.begin().await.unwrap();
+    let outbox = Outbox::new("tracker");
+    for i in 0..30 {
+        let order = if i == 15 { flaky } else { Uuid::new_v4() };
+        outbox.stage(&mut tx, 1, &packed(order)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    h.wait_applied(30).await;
+    let attempt: i32 = sqlx::query_scalar("select attempt from applied where subject = $1")
+        .bind(flaky.to_string())
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempt, 2, "the failing event was retried once, on its own");
+    let first_tries: i64 = sqlx::query_scalar("select count(*) from applied where attempt = 1")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(first_tries, 29);
 }
