@@ -1,8 +1,8 @@
 # Kitchen order tracker: developer entry points.
 #
 #   make run    PostgreSQL + RabbitMQ in .stack/run, build, migrate, seed the
-#               demo, start tracker (:8081), sync-worker (:8082) and auth
-#               (:8083, prints the demo staff logins); Ctrl-C
+#               demo, start tracker (:8081), sync-worker (:8082), auth
+#               (:8083, prints the demo staff logins) and devices (:8084); Ctrl-C
 #               stops everything, data stays.      -> scripts/run.sh
 #   make stop   stop what a `make run` left running.
 #   make test   all workspace tests against a throwaway stack.

@@ -28,10 +28,11 @@ AMQP_PORT=55673
 TRACKER_PORT=8081
 SYNC_WORKER_PORT=8082
 AUTH_PORT=8083
+DEVICES_PORT=8084
 BIN_DIR=${KITCHEN_BIN_DIR:-$ROOT/target/release}
 LOG_DIR=$RUN_DIR/logs
 PID_DIR=$RUN_DIR/pids
-SERVICES=(tracker sync-worker auth)
+SERVICES=(tracker sync-worker auth devices)
 
 # ------------------------------------------------------------------ stop ---
 
@@ -116,7 +117,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-for port in "$TRACKER_PORT" "$SYNC_WORKER_PORT" "$AUTH_PORT"; do
+for port in "$TRACKER_PORT" "$SYNC_WORKER_PORT" "$AUTH_PORT" "$DEVICES_PORT"; do
     if port_open "$port"; then
         # Do not stop a stack that another `make run` is using.
         OWN_STACK=0
@@ -159,6 +160,7 @@ run_step() {
 run_step migrate-tracker "$BIN_DIR/tracker" migrate
 run_step migrate-sync-worker "$BIN_DIR/sync-worker" migrate
 run_step migrate-auth "$BIN_DIR/auth" migrate
+run_step migrate-devices "$BIN_DIR/devices" migrate
 run_step seed-demo "$BIN_DIR/tracker" seed-demo
 PIZZERIA_ID=$(sed -n 's/.*pizzeria_id=\([0-9a-fA-F-]\{36\}\).*/\1/p' "$LOG_DIR/seed-demo.log" | head -n1)
 # The demo pizzeria's staff, each with a fresh password (printed below, kept nowhere else).
@@ -182,6 +184,8 @@ start_service() {
 start_service tracker "$TRACKER_PORT" serve
 start_service sync-worker "$SYNC_WORKER_PORT" run
 start_service auth "$AUTH_PORT" serve
+# Devices checks staff against auth, so it starts after it.
+start_service devices "$DEVICES_PORT" serve
 
 # 7. Where to look.
 api=http://127.0.0.1:$TRACKER_PORT
@@ -195,9 +199,10 @@ cat <<EOF
   TV board             $api/api/v1/pizzerias/$pz/board
   Sync worker health   http://127.0.0.1:$SYNC_WORKER_PORT/health/ready   (metrics: /metrics)
   Auth API             http://127.0.0.1:$AUTH_PORT   (sign in: POST /api/v1/sessions)
+  Devices API          http://127.0.0.1:$DEVICES_PORT   (pair a device: POST /oauth/device_authorization)
   PostgreSQL           $DATABASE_URL   (databases: ${DATABASES[*]})
   RabbitMQ (AMQP)      $AMQP_URL${KITCHEN_RABBITMQ_NODE:+   (node $KITCHEN_RABBITMQ_NODE)}
-  Logs                 $LOG_DIR/{tracker,sync-worker,auth,seed-demo,seed-auth}.log
+  Logs                 $LOG_DIR/{tracker,sync-worker,auth,devices,seed-demo,seed-auth}.log
 EOF
 if ((OWN_STACK)); then
     cat <<EOF
