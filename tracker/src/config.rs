@@ -1,7 +1,7 @@
 //! The tracker's settings: built-in defaults from `config/base.toml`, then `APP_CONFIG_FILE`,
 //! then `APP_*` environment variables (see `service_kit::config`).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
 
@@ -17,6 +17,14 @@ pub struct Settings {
     /// The consumer of `OrderPlaced` / `OrderCancelled` from the order sources.
     pub intake: ConsumerSettings,
     pub kitchen: KitchenSettings,
+    /// Staff sessions, checked against the auth service.
+    pub access: access::AccessSettings,
+    /// Station tablets and TV boards, checked against the devices service.
+    pub device_access: access::DeviceAccessSettings,
+    /// Who may place orders over HTTP: a source's name and the hex SHA-256 of its key (several,
+    /// comma-separated, while a key is rotated). Parsed by [`crate::sources::SourceKeys`].
+    #[serde(default)]
+    pub order_sources: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,5 +59,12 @@ mod tests {
         assert_eq!(settings.database.database_name, "tracker");
         assert_eq!(settings.bus.exchange, "kitchen");
         assert_eq!(settings.kitchen.undo_window().as_secs(), 30);
+        assert_eq!(settings.access.auth_url, "http://127.0.0.1:8083");
+        assert_eq!(settings.device_access.devices_url, "http://127.0.0.1:8084");
+        let sources = crate::sources::SourceKeys::parse(&settings.order_sources).unwrap();
+        assert_eq!(
+            sources.source_of("dev-intake-key-change-me"),
+            Some("cashier")
+        );
     }
 }

@@ -8,4 +8,5 @@ pub mod domain;
 pub mod events;
 pub mod kitchen;
 pub mod routes;
+pub mod sources;
 pub mod startup;

@@ -1,8 +1,10 @@
-//! Building and running the tracker: the HTTP server, the outbox relay, the intake consumer and
-//! the late-order sweeper, all tied to one shutdown signal.
+//! Building and running the tracker: the HTTP server, the outbox relay, the intake consumer, the
+//! late-order sweeper and the subscription that keeps the staff and device caches honest, all
+//! tied to one shutdown signal.
 
 use std::{net::TcpListener, sync::Arc};
 
+use access::{CacheInvalidation, DeviceVerifier, StaffVerifier};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use bus::{consumer::Consumer, outbox::Relay, topology};
@@ -19,6 +21,7 @@ use crate::{
     events::IntakeHandler,
     kitchen::{self, Kitchen, LateSweeper, PizzeriaConfig, SERVICE},
     routes,
+    sources::SourceKeys,
 };
 
 pub struct Application {
@@ -27,6 +30,8 @@ pub struct Application {
     pool: PgPool,
     settings: Settings,
     kitchen: Kitchen,
+    staff: StaffVerifier,
+    devices: DeviceVerifier,
     readiness: Readiness,
     shutdown: Shutdown,
 }
@@ -48,13 +53,30 @@ impl Application {
         let port = listener.local_addr().context("no local address")?.port();
         let kitchen = Kitchen::new(settings.kitchen.undo_window());
         let readiness = Readiness::new(pool.clone());
-        let server = run_server(listener, pool.clone(), kitchen.clone(), readiness.clone())?;
+        let access = Access {
+            staff: StaffVerifier::new(&settings.access).context("the staff verifier")?,
+            devices: DeviceVerifier::new(&settings.device_access).context("the device verifier")?,
+            sources: SourceKeys::parse(&settings.order_sources)
+                .context("the order sources' keys")?,
+        };
+        if access.sources.is_empty() {
+            tracing::warn!("no order source has a key: orders come over the bus only");
+        }
+        let server = run_server(
+            listener,
+            pool.clone(),
+            kitchen.clone(),
+            access.clone(),
+            readiness.clone(),
+        )?;
         Ok(Application {
             port,
             server,
             pool,
             settings,
             kitchen,
+            staff: access.staff,
+            devices: access.devices,
             readiness,
             shutdown: Shutdown::new(),
         })
@@ -93,10 +115,18 @@ impl Application {
             batch: self.settings.kitchen.late_sweep_batch,
             shutdown: self.shutdown.clone(),
         };
+        // One subscription (`auth.#` and `devices.#`) keeps both caches honest.
+        let invalidation = CacheInvalidation::new(
+            (self.staff.clone(), self.devices.clone()),
+            self.settings.bus.clone(),
+            SERVICE,
+            self.shutdown.clone(),
+        );
         let tasks = [
             tokio::spawn(relay.run()),
             tokio::spawn(consumer.run()),
             tokio::spawn(sweeper.run()),
+            tokio::spawn(invalidation.run()),
         ];
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
@@ -117,20 +147,35 @@ impl Application {
     }
 }
 
+/// Who may call: staff sessions, kitchen devices and the order sources' keys.
+#[derive(Clone)]
+struct Access {
+    staff: StaffVerifier,
+    devices: DeviceVerifier,
+    sources: SourceKeys,
+}
+
 fn run_server(
     listener: TcpListener,
     pool: PgPool,
     kitchen: Kitchen,
+    access: Access,
     readiness: Readiness,
 ) -> anyhow::Result<Server> {
     let pool = web::Data::new(pool);
     let kitchen = web::Data::new(kitchen);
+    let staff = web::Data::new(access.staff);
+    let devices = web::Data::new(access.devices);
+    let sources = web::Data::new(access.sources);
     let readiness = web::Data::new(readiness);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(trace_requests))
             .app_data(pool.clone())
             .app_data(kitchen.clone())
+            .app_data(staff.clone())
+            .app_data(devices.clone())
+            .app_data(sources.clone())
             .app_data(readiness.clone())
             .configure(ops_routes)
             .configure(routes::configure)

@@ -1,24 +1,28 @@
 //! The kitchen end to end: an `OrderPlaced` on the bus, the tracker's stations tapped one by one
-//! over HTTP, and the legacy monolith's tables filled by the sync worker, all against real
-//! PostgreSQL and RabbitMQ.
+//! over HTTP by the station tablets, the order handed over by the shift manager, and the legacy
+//! monolith's tables filled by the sync worker, all against real PostgreSQL and RabbitMQ, with
+//! the real auth and devices services checking who calls the tracker.
 
 // Test code: a failed step should fail the test on the spot, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
+use access::Role;
 use bus::Publisher;
 use chrono::Utc;
 use contracts::{OrderItem, OrderPlaced, OrderSource, ProductCategory};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use service_kit::{config::BusSettings, shutdown::Shutdown};
+use system_tests::{AccessPeers, run, test_settings};
 use testkit::{PrivateBroker, TestDatabase, eventually};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A tracker and a sync worker sharing one bus, each with its own database.
+/// A tracker and a sync worker sharing one bus, each with its own database, with auth and
+/// devices beside them; the pizzeria's station tablets paired and its shift manager signed in.
 struct Kitchen {
     tracker_url: String,
     pizzeria_id: Uuid,
@@ -26,6 +30,11 @@ struct Kitchen {
     legacy_db: TestDatabase,
     bus: BusSettings,
     client: reqwest::Client,
+    /// The station tablets' tokens by station.
+    tablets: HashMap<String, String>,
+    /// The shift manager's session token.
+    manager: String,
+    _peers: AccessPeers,
     shutdowns: Vec<Shutdown>,
 }
 
@@ -46,18 +55,16 @@ impl Kitchen {
         if std::env::var("TEST_LOG").is_ok() {
             service_kit::telemetry::init();
         }
+        let peers = AccessPeers::start(&bus).await;
         let tracker_db = TestDatabase::create(&tracker::db::MIGRATOR).await;
         let legacy_db = TestDatabase::create(&sync_worker::db::MIGRATOR).await;
 
-        let mut tracker_settings = tracker::config::load().unwrap();
-        tracker_settings.database = tracker_db.settings.clone();
-        tracker_settings.application.port = 0;
-        tracker_settings.bus = bus.clone();
+        let mut tracker_settings: tracker::config::Settings =
+            test_settings!(tracker, tracker_db, bus);
         tracker_settings.intake.retry_delays_ms = vec![100, 200];
-        let tracker_app = tracker::startup::Application::build(tracker_settings)
-            .await
-            .unwrap();
-        let tracker_url = format!("http://127.0.0.1:{}", tracker_app.port());
+        tracker_settings.access = peers.access.clone();
+        tracker_settings.device_access = peers.device_access.clone();
+        let (tracker_url, tracker_shutdown) = run!(tracker, tracker_settings);
 
         let mut sync_settings = sync_worker::config::Settings::load().unwrap();
         sync_settings.database = legacy_db.settings.clone();
@@ -69,28 +76,38 @@ impl Kitchen {
             .await
             .unwrap();
 
-        let shutdowns = vec![tracker_app.shutdown().clone(), sync_app.shutdown()];
-        tokio::spawn(tracker_app.run_until_stopped());
+        let shutdowns = vec![tracker_shutdown, sync_app.shutdown()];
         tokio::spawn(sync_app.run_until_stopped());
 
-        let kitchen = Kitchen {
-            tracker_url,
-            pizzeria_id: Uuid::now_v7(),
-            tracker_db,
-            legacy_db,
-            bus,
-            client: reqwest::Client::new(),
-            shutdowns,
-        };
-        let response = kitchen
-            .client
-            .put(kitchen.url(""))
+        let pizzeria_id = Uuid::now_v7();
+        peers.register_pizzerias(&[pizzeria_id]).await;
+        let client = reqwest::Client::new();
+        let response = client
+            .put(format!("{tracker_url}/api/v1/pizzerias/{pizzeria_id}"))
+            .bearer_auth(&peers.admin_token)
             .json(&json!({ "name": "Pizzeria on Lenina 1" }))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
-        kitchen
+        let mut tablets = HashMap::new();
+        for station in ["dough", "topping", "oven", "packing"] {
+            let tablet = peers.station_tablet(pizzeria_id, station).await;
+            tablets.insert(station.to_owned(), tablet.token);
+        }
+        let manager = peers.staff(Role::ShiftManager, pizzeria_id).await.token;
+        Kitchen {
+            tracker_url,
+            pizzeria_id,
+            tracker_db,
+            legacy_db,
+            bus,
+            client,
+            tablets,
+            manager,
+            _peers: peers,
+            shutdowns,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -128,6 +145,7 @@ impl Kitchen {
         let response = self
             .client
             .get(self.url(&format!("/orders/{order_id}")))
+            .bearer_auth(&self.manager)
             .send()
             .await
             .unwrap();
@@ -167,6 +185,7 @@ impl Kitchen {
                 let response = self
                     .client
                     .post(self.url(&format!("/stations/{station}/products/{product}/tap")))
+                    .bearer_auth(&self.tablets[&station])
                     .json(&json!({ "actor": actor }))
                     .send()
                     .await
@@ -181,6 +200,7 @@ impl Kitchen {
         let response = self
             .client
             .post(self.url(&format!("/orders/{order_id}/hand-over")))
+            .bearer_auth(&self.manager)
             .json(&json!({ "actor": "Shift manager" }))
             .send()
             .await

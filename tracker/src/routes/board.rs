@@ -1,5 +1,7 @@
-//! The TV board in the dining room: who is being cooked for, and whose order is ready.
+//! The TV board in the dining room: who is being cooked for, and whose order is ready. Read by
+//! the pizzeria's order-board devices and by staff with `orders.read` there.
 
+use access::Caller;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use chrono::Utc;
 use serde::Serialize;
@@ -25,10 +27,12 @@ struct BoardEntry {
 /// `GET .../board`: `preparing` (accepted or in work) and `ready` (packed), oldest first.
 /// ETag-able like the station queues.
 pub async fn board(
+    caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_board(scope.pizzeria_id)?;
     let version = pizzerias::board_version(&**pool, scope.pizzeria_id)
         .await?
         .ok_or(KitchenError::NotFound("pizzeria"))?;

@@ -1,5 +1,7 @@
-//! The station tablets: the queue they poll, tap and undo.
+//! The station tablets: the queue they poll, tap and undo. Each station's own tablet may, and
+//! staff with `kitchen.work` in the pizzeria (`Caller::require_station`).
 
+use access::Caller;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -13,7 +15,7 @@ use crate::{
 };
 
 use super::{
-    ActorBody, ApiError, OptionalJson, StationScope, if_none_match, not_modified, parse_actor,
+    ActorBody, ApiError, OptionalJson, StationScope, actor_of, if_none_match, not_modified,
     uuid_param, weak_etag,
 };
 
@@ -36,10 +38,12 @@ struct QueueEntry {
 /// `GET .../stations/{station}/queue`. Tablets poll this every few seconds, so a poll whose
 /// `If-None-Match` is current costs one primary-key lookup and nothing else.
 pub async fn station_queue(
+    caller: Caller,
     req: HttpRequest,
     scope: StationScope,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
     // The version is read before the queue: if a change lands in between, the body is newer
     // than its tag and the next poll fetches again, which is harmless. The other order could
     // pin a tablet on a stale body behind a current tag.
@@ -81,16 +85,19 @@ pub async fn station_queue(
         })))
 }
 
-/// `POST .../stations/{station}/products/{product_id}/tap` with optional `{"actor"}`.
+/// `POST .../stations/{station}/products/{product_id}/tap` with optional `{"actor"}`; without
+/// one, the tap is the caller's (the tablet's name or the staff member's).
 pub async fn tap(
+    caller: Caller,
     req: HttpRequest,
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ActorBody>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
     let product_id = uuid_param(&req, "product_id")?;
-    let actor = parse_actor(body.actor.as_deref())?;
+    let actor = actor_of(&caller, body.actor.as_deref())?;
     let mut tx = pool.begin().await.context("cannot start the tap")?;
     let record = kitchen::tap(
         &mut tx,
@@ -98,7 +105,7 @@ pub async fn tap(
         scope.pizzeria_id,
         &scope.station,
         product_id,
-        actor.as_ref(),
+        Some(&actor),
     )
     .await?;
     tx.commit().await.context("cannot commit the tap")?;
@@ -120,21 +127,23 @@ pub async fn tap(
     })))
 }
 
-/// `POST .../stations/{station}/undo` with optional `{"actor"}`.
+/// `POST .../stations/{station}/undo` with optional `{"actor"}` (else the caller).
 pub async fn undo(
+    caller: Caller,
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ActorBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = parse_actor(body.actor.as_deref())?;
+    caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
+    let actor = actor_of(&caller, body.actor.as_deref())?;
     let mut tx = pool.begin().await.context("cannot start the undo")?;
     let undone = kitchen::undo(
         &mut tx,
         &kitchen,
         scope.pizzeria_id,
         &scope.station,
-        actor.as_ref(),
+        Some(&actor),
     )
     .await?;
     tx.commit().await.context("cannot commit the undo")?;

@@ -1,6 +1,8 @@
-//! The manager's screens: orders of a day, one order with its timeline, cancel, hand over,
-//! remake, and the station report.
+//! The manager's screens: orders of a day, one order with its timeline (`orders.read` in the
+//! pizzeria), cancel, hand over, remake (`orders.manage`), and the station report
+//! (`reports.read`). Each handler checks the caller before it reads anything.
 
+use access::{Caller, Permission};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -21,7 +23,7 @@ use crate::{
 };
 
 use super::{
-    ActorBody, ApiError, OptionalJson, PizzeriaScope, ReasonBody, parse_actor, parse_reason,
+    ActorBody, ApiError, OptionalJson, PizzeriaScope, ReasonBody, actor_of, parse_reason,
     uuid_param,
 };
 
@@ -105,10 +107,12 @@ pub async fn order_detail(
 
 /// `GET .../orders/{order_id}`
 pub async fn get_order(
+    caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(scope.pizzeria_id, Permission::OrdersRead)?;
     let order_id = uuid_param(&req, "order_id")?;
     let mut conn = pool.acquire().await.context("cannot get a connection")?;
     let detail = order_detail(&mut conn, scope.pizzeria_id, order_id).await?;
@@ -133,10 +137,12 @@ fn utc_day(date: Option<NaiveDate>) -> (NaiveDate, DateTime<Utc>, DateTime<Utc>)
 
 /// `GET .../orders?status=&date=YYYY-MM-DD&limit=`: the day's orders, newest first.
 pub async fn list_orders(
+    caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     Query(query): Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(scope.pizzeria_id, Permission::OrdersRead)?;
     let status = query
         .status
         .as_deref()
@@ -182,37 +188,42 @@ async fn change_order(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-/// `POST .../orders/{order_id}/cancel` with optional `{"reason", "actor"}`.
+/// `POST .../orders/{order_id}/cancel` with optional `{"reason", "actor"}` (the actor defaults
+/// to the caller, as for every change below).
 pub async fn cancel(
+    caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
     let order_id = uuid_param(&req, "order_id")?;
-    let actor = parse_actor(body.actor.as_deref())?;
+    let actor = actor_of(&caller, body.actor.as_deref())?;
     let reason = parse_reason(body.reason.as_deref())?;
     let p = scope.pizzeria_id;
     change_order(&pool, p, order_id, async |conn| {
-        kitchen::cancel_order(conn, &kitchen, p, order_id, reason.as_ref(), actor.as_ref()).await
+        kitchen::cancel_order(conn, &kitchen, p, order_id, reason.as_ref(), Some(&actor)).await
     })
     .await
 }
 
 /// `POST .../orders/{order_id}/hand-over` with optional `{"actor"}`.
 pub async fn hand_over(
+    caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ActorBody>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
     let order_id = uuid_param(&req, "order_id")?;
-    let actor = parse_actor(body.actor.as_deref())?;
+    let actor = actor_of(&caller, body.actor.as_deref())?;
     let p = scope.pizzeria_id;
     change_order(&pool, p, order_id, async |conn| {
-        kitchen::hand_over(conn, &kitchen, p, order_id, actor.as_ref())
+        kitchen::hand_over(conn, &kitchen, p, order_id, Some(&actor))
             .await
             .map(drop)
     })
@@ -221,19 +232,21 @@ pub async fn hand_over(
 
 /// `POST .../orders/{order_id}/products/{product_id}/remake` with optional `{"reason", "actor"}`.
 pub async fn remake(
+    caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
     let order_id = uuid_param(&req, "order_id")?;
     let product_id = uuid_param(&req, "product_id")?;
-    let actor = parse_actor(body.actor.as_deref())?;
+    let actor = actor_of(&caller, body.actor.as_deref())?;
     let reason = parse_reason(body.reason.as_deref())?;
     let p = scope.pizzeria_id;
     change_order(&pool, p, order_id, async |conn| {
-        let (reason, actor) = (reason.as_ref(), actor.as_ref());
+        let (reason, actor) = (reason.as_ref(), Some(&actor));
         kitchen::remake(conn, &kitchen, p, order_id, product_id, reason, actor)
             .await
             .map(drop)
@@ -260,10 +273,12 @@ struct StationReport {
 /// `GET .../reports/stations?date=YYYY-MM-DD`: per station, the day's taps with average and
 /// 90th-percentile stage time. The day is a UTC day.
 pub async fn station_report(
+    caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     Query(query): Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    caller.require(scope.pizzeria_id, Permission::ReportsRead)?;
     let (date, from, to) = utc_day(query.date);
     let mut conn = pool.acquire().await.context("cannot get a connection")?;
     crate::db::pizzerias::find_pizzeria(&mut *conn, scope.pizzeria_id)

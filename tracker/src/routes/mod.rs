@@ -1,6 +1,9 @@
 //! The HTTP API, one module per audience. Every handler takes its pizzeria from the path
-//! through [`PizzeriaScope`] or [`StationScope`]; authentication will add a `Caller` extractor
-//! (a device or staff member of that pizzeria) beside them, without touching handler bodies.
+//! through [`PizzeriaScope`] or [`StationScope`] and its caller through `access::Caller` (a
+//! staff session or a kitchen device; a missing or dead token is a 401), and checks the caller
+//! may act in that pizzeria before it reads anything (a 403 otherwise). The caller comes first
+//! among the arguments, so a request without a token gets its 401 before any other complaint.
+//! Order intake takes an order source's key instead ([`intake::OrderSourceKey`]).
 
 mod board;
 mod intake;
@@ -8,6 +11,7 @@ mod kitchen;
 mod manager;
 mod pizzerias;
 
+use access::Caller;
 use actix_web::{
     FromRequest, HttpRequest, HttpResponse, ResponseError,
     dev::Payload,
@@ -145,7 +149,6 @@ impl ResponseError for ApiError {
 const UUID_RULE: &str = "must be a UUID";
 
 /// The pizzeria a request acts in, from `{pizzeria_id}`.
-// Authentication goes here: a `Caller` extractor will check the caller belongs to it.
 #[derive(Debug, Clone, Copy)]
 pub struct PizzeriaScope {
     pub pizzeria_id: Uuid,
@@ -164,7 +167,6 @@ impl FromRequest for PizzeriaScope {
 }
 
 /// The station a tablet acts at, from `{pizzeria_id}` and `{station}`.
-// Authentication goes here too: a device token is bound to one pizzeria (and station).
 #[derive(Debug, Clone)]
 pub struct StationScope {
     pub pizzeria_id: Uuid,
@@ -244,8 +246,37 @@ pub struct ReasonBody {
     pub reason: Option<String>,
 }
 
-pub fn parse_actor(raw: Option<&str>) -> Result<Option<crate::domain::Actor>, ValidationError> {
-    raw.map(crate::domain::Actor::parse).transpose()
+/// Who did it: the actor the body names (the pizzamaker at a shared tablet), else the caller
+/// (the staff member's display name, or the device's name).
+pub fn actor_of(
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<crate::domain::Actor, ValidationError> {
+    crate::domain::Actor::parse(named.unwrap_or_else(|| caller.display_name()))
+}
+
+/// Pizzeria configuration (stations, routes, target times) is the chain's menu engineering, and
+/// no per-pizzeria permission fits it, so only a chain admin may change it.
+pub fn require_chain_admin(caller: &Caller) -> Result<(), ClientError> {
+    match caller.staff() {
+        Some(staff) if staff.chain_admin => Ok(()),
+        _ => Err(ClientError::forbidden(
+            "only a chain admin can configure pizzerias",
+        )),
+    }
+}
+
+/// Anyone of the pizzeria: staff with a role there (or a chain admin), or one of its devices.
+pub fn require_member(caller: &Caller, pizzeria_id: Uuid) -> Result<(), ClientError> {
+    let member = match caller {
+        Caller::Staff(staff) => staff.works_in(pizzeria_id),
+        Caller::Device(device) => device.pizzeria_id == pizzeria_id,
+    };
+    if member {
+        Ok(())
+    } else {
+        Err(ClientError::forbidden("you do not work in this pizzeria"))
+    }
 }
 
 pub fn parse_reason(raw: Option<&str>) -> Result<Option<crate::domain::Reason>, ValidationError> {

@@ -1,7 +1,9 @@
-//! Setting up a pizzeria: name, stations, routes.
+//! Setting up a pizzeria: name, stations, routes. Only a chain admin changes them (the chain
+//! decides its kitchens' stations and target times); anyone of the pizzeria may read them.
 
 use std::collections::BTreeMap;
 
+use access::Caller;
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -15,7 +17,7 @@ use crate::{
     kitchen::{self, KitchenError, PizzeriaConfig, RouteConfig, StationConfig},
 };
 
-use super::{ApiError, PizzeriaScope};
+use super::{ApiError, PizzeriaScope, require_chain_admin, require_member};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,10 +177,12 @@ async fn pizzeria_view(conn: &mut PgConnection, id: Uuid) -> Result<PizzeriaView
 /// `PUT /api/v1/pizzerias/{pizzeria_id}`: 201 when created (with default stations and routes
 /// unless given), 200 when updated.
 pub async fn put_pizzeria(
+    caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     Json(body): Json<PizzeriaBody>,
 ) -> Result<HttpResponse, ApiError> {
+    require_chain_admin(&caller)?;
     let config = PizzeriaConfig::try_from(body)?;
     let mut tx = pool
         .begin()
@@ -198,20 +202,24 @@ pub async fn put_pizzeria(
 
 /// `GET /api/v1/pizzerias/{pizzeria_id}`
 pub async fn get_pizzeria(
+    caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
+    require_member(&caller, scope.pizzeria_id)?;
     let mut conn = pool.acquire().await.context("cannot get a connection")?;
     Ok(HttpResponse::Ok().json(pizzeria_view(&mut conn, scope.pizzeria_id).await?))
 }
 
 /// `PUT /api/v1/pizzerias/{pizzeria_id}/routes/{category}` with `{"stages": [...]}`.
 pub async fn put_route(
+    caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     Json(body): Json<RouteBody>,
 ) -> Result<HttpResponse, ApiError> {
+    require_chain_admin(&caller)?;
     let category: Category = path_param(
         &req,
         "category",

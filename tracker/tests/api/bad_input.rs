@@ -9,12 +9,12 @@ async fn malformed_orders_name_the_broken_field() {
     let app = spawn_app().await;
 
     let response = app
-        .post_raw("/api/v1/orders", "application/json", "{\"order_id\": ")
+        .post_order_raw("application/json", "{\"order_id\": ")
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_field(response).await, "body");
 
-    let response = app.post_raw("/api/v1/orders", "text/plain", "{}").await;
+    let response = app.post_order_raw("text/plain", "{}").await;
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let mut order = order_json(app.pizzeria_id, &[("Pepperoni", "pizza", 1)]);

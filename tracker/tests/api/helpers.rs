@@ -1,18 +1,31 @@
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
-use reqwest::{Response, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use service_kit::{config::BusSettings, shutdown::Shutdown};
+use sha2::{Digest, Sha256};
+use system_tests::{AccessPeers, run, test_settings};
 use testkit::TestDatabase;
-use tracker::{config::Settings, startup::Application};
+use tracker::config::Settings;
 use uuid::Uuid;
 
+/// The order source key the tests' intake uses (`test-till` in the app's settings).
+pub const SOURCE_KEY: &str = "test-till-key-0123456789";
+
+/// A tracker with the real auth and devices services beside it, all on one test exchange (so
+/// auth's and devices' events reach the tracker's caches). Two pizzerias exist in the tracker
+/// and in auth: `pizzeria_id` (A), where the helpers work, and `other_pizzeria_id` (B).
 pub struct TestApp {
     pub address: String,
     pub pizzeria_id: Uuid,
+    pub other_pizzeria_id: Uuid,
     pub db: TestDatabase,
     pub bus: BusSettings,
     pub client: reqwest::Client,
+    /// What the endpoint helpers send: the chain admin's session, who may do anything.
+    pub token: String,
+    /// Auth and devices: staff, roles and devices for the tests.
+    pub peers: AccessPeers,
     shutdown: Shutdown,
 }
 
@@ -26,39 +39,48 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// An app on a free port with its own database and exchange, and one pizzeria with the
-/// default stations and routes. `configure` adjusts the settings first.
+/// An app on a free port with its own database and exchange, auth and devices beside it, and
+/// two pizzerias with the default stations and routes. `configure` adjusts the tracker's
+/// settings first.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
         service_kit::telemetry::init();
     }
+    let bus = testkit::test_bus();
+    let peers = AccessPeers::start(&bus).await;
     let db = TestDatabase::create(&tracker::db::MIGRATOR).await;
-    let mut settings = tracker::config::load().expect("settings");
-    settings.database = db.settings.clone();
-    settings.application.host = "127.0.0.1".into();
-    settings.application.port = 0;
-    settings.bus = testkit::test_bus();
+    let mut settings: Settings = test_settings!(tracker, db, bus);
     settings.intake.retry_delays_ms = vec![200];
     settings.intake.max_attempts = 3;
     settings.kitchen.late_sweep_interval_ms = 200;
+    settings.access = peers.access.clone();
+    settings.device_access = peers.device_access.clone();
+    settings.order_sources = BTreeMap::from([(
+        "test-till".to_owned(),
+        hex::encode(Sha256::digest(SOURCE_KEY.as_bytes())),
+    )]);
     configure(&mut settings);
-    let bus = settings.bus.clone();
-    let app = Application::build(settings).await.expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let shutdown = app.shutdown().clone();
-    tokio::spawn(app.run_until_stopped());
+    let (address, shutdown) = run!(tracker, settings);
     let app = TestApp {
         address,
         pizzeria_id: Uuid::now_v7(),
+        other_pizzeria_id: Uuid::now_v7(),
         db,
         bus,
         client: reqwest::Client::new(),
+        token: peers.admin_token.clone(),
+        peers,
         shutdown,
     };
-    let response = app
-        .put_pizzeria(app.pizzeria_id, &json!({ "name": "Test pizzeria" }))
+    app.peers
+        .register_pizzerias(&[app.pizzeria_id, app.other_pizzeria_id])
         .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    for id in [app.pizzeria_id, app.other_pizzeria_id] {
+        let response = app
+            .put_pizzeria(id, &json!({ "name": "Test pizzeria" }))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
     app
 }
 
@@ -117,9 +139,42 @@ impl TestApp {
         format!("/api/v1/pizzerias/{}", self.pizzeria_id)
     }
 
+    /// A request to the tracker as `token` (`None`: no `Authorization` at all).
+    pub fn request_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// A request to the tracker as the chain admin.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.request_as(Some(&self.token), method, path)
+    }
+
+    /// Sends `method path` as `token` with an optional JSON body.
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.request_as(token, method, path);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
     pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
+        self.request(Method::GET, path)
             .send()
             .await
             .expect("request")
@@ -127,8 +182,7 @@ impl TestApp {
 
     /// POSTs `body` as it is, with the given content type: for malformed requests.
     pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Response {
-        self.client
-            .post(self.url(path))
+        self.request(Method::POST, path)
             .header("content-type", content_type)
             .body(body.to_owned())
             .send()
@@ -137,25 +191,33 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
+        self.send_as(Some(&self.token), Method::POST, path, Some(body))
             .await
-            .expect("request")
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .put(self.url(path))
-            .json(body)
-            .send()
+        self.send_as(Some(&self.token), Method::PUT, path, Some(body))
             .await
-            .expect("request")
+    }
+
+    /// `POST /api/v1/orders` with `key` as the order source's key (`None`: no key).
+    pub async fn post_order_with(&self, key: Option<&str>, order: &Value) -> Response {
+        self.send_as(key, Method::POST, "/api/v1/orders", Some(order))
+            .await
     }
 
     pub async fn post_order(&self, order: &Value) -> Response {
-        self.post_json("/api/v1/orders", order).await
+        self.post_order_with(Some(SOURCE_KEY), order).await
+    }
+
+    /// POSTs a malformed order with the source's key.
+    pub async fn post_order_raw(&self, content_type: &str, body: &str) -> Response {
+        self.request_as(Some(SOURCE_KEY), Method::POST, "/api/v1/orders")
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Posts an order for this pizzeria and returns its detail.
@@ -180,10 +242,10 @@ impl TestApp {
     }
 
     pub async fn queue(&self, station: &str, if_none_match: Option<&str>) -> Response {
-        let mut request = self.client.get(self.url(&format!(
-            "{}/stations/{station}/queue",
-            self.pizzeria_path()
-        )));
+        let mut request = self.request(
+            Method::GET,
+            &format!("{}/stations/{station}/queue", self.pizzeria_path()),
+        );
         if let Some(tag) = if_none_match {
             request = request.header("if-none-match", tag);
         }
@@ -230,9 +292,7 @@ impl TestApp {
     }
 
     pub async fn board(&self, if_none_match: Option<&str>) -> Response {
-        let mut request = self
-            .client
-            .get(self.url(&format!("{}/board", self.pizzeria_path())));
+        let mut request = self.request(Method::GET, &format!("{}/board", self.pizzeria_path()));
         if let Some(tag) = if_none_match {
             request = request.header("if-none-match", tag);
         }

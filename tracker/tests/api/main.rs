@@ -5,6 +5,7 @@
 // A panic in a test is a failed test with a clear message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod bad_input;
 mod board_and_reports;
 mod bus_intake;

@@ -1,0 +1,478 @@
+//! Who may call what: staff sessions from the real auth service, devices paired through the
+//! real devices service, and the order sources' keys.
+
+use std::time::{Duration, Instant};
+
+use access::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{
+    SOURCE_KEY, TestApp, error_code, json_body, order_id, order_json, product_ids, spawn_app,
+};
+
+/// The revocation bound: a role taken away or a device revoked is refused this soon.
+const BOUND: Duration = Duration::from_secs(1);
+
+/// One request of the matrix and the roles that may make it in their own pizzeria.
+struct Case {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    allowed: &'static [Role],
+}
+
+const READERS: &[Role] = &[
+    Role::ChainAdmin,
+    Role::OfficeManager,
+    Role::ShiftManager,
+    Role::Cashier,
+];
+const MANAGERS: &[Role] = &[Role::ChainAdmin, Role::OfficeManager, Role::ShiftManager];
+const KITCHEN: &[Role] = &[Role::ChainAdmin, Role::ShiftManager, Role::KitchenStaff];
+const ADMIN: &[Role] = &[Role::ChainAdmin];
+const EVERYONE: &[Role] = &Role::ALL;
+
+/// Places a pizza order, a packed drink order and a third order in `pizzeria_id`, and returns
+/// every manager endpoint of that pizzeria with who may call it.
+async fn cases_in(app: &TestApp, pizzeria_id: Uuid) -> Vec<Case> {
+    let place = async |items: &[(&str, &str, u32)]| {
+        let response = app.post_order(&order_json(pizzeria_id, items)).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        json_body(response).await
+    };
+    let pizza = place(&[("Pepperoni", "pizza", 1)]).await;
+    let drink = place(&[("Cola", "drink", 1)]).await;
+    let to_cancel = place(&[("Cola", "drink", 1)]).await;
+    let p = format!("/api/v1/pizzerias/{pizzeria_id}");
+    let response = app
+        .send_as(
+            Some(&app.token),
+            Method::POST,
+            &format!(
+                "{p}/stations/packing/products/{}/tap",
+                product_ids(&drink)[0]
+            ),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "the drink is packed");
+    let case = |method: Method, path: String, body: Option<Value>, allowed| Case {
+        method,
+        path,
+        body,
+        allowed,
+    };
+    vec![
+        case(Method::GET, format!("{p}/orders"), None, READERS),
+        case(
+            Method::GET,
+            format!("{p}/orders/{}", order_id(&pizza)),
+            None,
+            READERS,
+        ),
+        case(
+            Method::POST,
+            format!("{p}/orders/{}/cancel", order_id(&to_cancel)),
+            Some(json!({ "reason": "test" })),
+            MANAGERS,
+        ),
+        case(
+            Method::POST,
+            format!("{p}/orders/{}/hand-over", order_id(&drink)),
+            Some(json!({})),
+            MANAGERS,
+        ),
+        case(
+            Method::POST,
+            format!(
+                "{p}/orders/{}/products/{}/remake",
+                order_id(&pizza),
+                product_ids(&pizza)[0]
+            ),
+            Some(json!({ "reason": "burnt" })),
+            MANAGERS,
+        ),
+        case(Method::GET, format!("{p}/reports/stations"), None, MANAGERS),
+        case(
+            Method::PUT,
+            p.clone(),
+            Some(json!({ "name": "Test pizzeria" })),
+            ADMIN,
+        ),
+        case(
+            Method::PUT,
+            format!("{p}/routes/dessert"),
+            Some(json!({ "stages": [{ "station": "packing", "target_seconds": 30 }] })),
+            ADMIN,
+        ),
+        case(Method::GET, p.clone(), None, EVERYONE),
+        case(Method::GET, format!("{p}/board"), None, READERS),
+        case(
+            Method::GET,
+            format!("{p}/stations/oven/queue"),
+            None,
+            KITCHEN,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_role_gets_exactly_its_endpoints_and_only_in_its_own_pizzeria() {
+    let app = spawn_app().await;
+    let (a, b) = (app.pizzeria_id, app.other_pizzeria_id);
+    let mut cases = cases_in(&app, a).await;
+    cases.extend(cases_in(&app, b).await);
+    let target = |case: &Case| {
+        if case.path.contains(&a.to_string()) {
+            a
+        } else {
+            b
+        }
+    };
+
+    // (token, role, home pizzeria); the chain admin's home does not matter.
+    let mut callers = vec![(
+        app.peers.staff(Role::ChainAdmin, a).await.token,
+        Role::ChainAdmin,
+        a,
+    )];
+    for home in [a, b] {
+        for role in [
+            Role::OfficeManager,
+            Role::ShiftManager,
+            Role::Cashier,
+            Role::KitchenStaff,
+        ] {
+            callers.push((app.peers.staff(role, home).await.token, role, home));
+        }
+    }
+
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let body = case.body.as_ref();
+        for token in [
+            None,
+            Some("kst_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ] {
+            let response = app
+                .send_as(token, case.method.clone(), &case.path, body)
+                .await;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                wrong.push(format!(
+                    "{} {} without a session: {}",
+                    case.method,
+                    case.path,
+                    response.status()
+                ));
+            }
+        }
+        for (token, role, home) in &callers {
+            let own = role.is_chain_wide() || *home == target(case);
+            let expected = if own && case.allowed.contains(role) {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            let response = app
+                .send_as(Some(token), case.method.clone(), &case.path, body)
+                .await;
+            let status = response.status();
+            if status != expected {
+                wrong.push(format!(
+                    "{role} of {} on {} {}: {status}, expected {expected}",
+                    if *home == a { "A" } else { "B" },
+                    case.method,
+                    case.path
+                ));
+            } else if status == StatusCode::FORBIDDEN {
+                // A refusal carries the error body and nothing of the pizzeria.
+                let body = json_body(response).await;
+                assert_eq!(body["error"]["code"], "forbidden", "{body}");
+                assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[tokio::test]
+async fn health_and_metrics_need_no_session() {
+    let app = spawn_app().await;
+    for path in ["/health/live", "/metrics"] {
+        let response = app.send_as(None, Method::GET, path, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}
+
+/// Uses `token` on `path` a few times (so the tracker has it cached), runs `revoke`, and
+/// fails unless `path` answers `refused` within the bound from the moment `revoke` returned.
+async fn refused_within_bound_after(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    refused: StatusCode,
+    revoke: impl Future<Output = ()>,
+) {
+    for _ in 0..3 {
+        let response = app.send_as(Some(token), Method::GET, path, None).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{path} before the revocation"
+        );
+    }
+    revoke.await;
+    let since = Instant::now();
+    loop {
+        let status = app
+            .send_as(Some(token), Method::GET, path, None)
+            .await
+            .status();
+        if status == refused {
+            return;
+        }
+        assert_eq!(status, StatusCode::OK, "{path} before it is refused");
+        assert!(
+            since.elapsed() < BOUND,
+            "{path} still answered {status} {:?} after the revocation",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_role_taken_away_is_refused_on_the_next_request_within_a_second() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let a = app.pizzeria_id;
+    let manager = app.peers.staff(Role::ShiftManager, a).await;
+    refused_within_bound_after(
+        &app,
+        &manager.token,
+        &format!("/api/v1/pizzerias/{a}/orders"),
+        StatusCode::FORBIDDEN,
+        app.peers
+            .revoke_role(manager.user_id, Role::ShiftManager, a),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_station_tablet_works_its_own_station_and_a_tv_board_reads_its_board() {
+    let app = spawn_app().await;
+    let (a, b) = (app.pizzeria_id, app.other_pizzeria_id);
+    let oven = app.peers.station_tablet(a, "oven").await;
+    let board = app.peers.tv_board(a).await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+
+    let cases = [
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{a}/stations/oven/queue"),
+            StatusCode::OK,
+        ),
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{a}/stations/dough/queue"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{b}/stations/oven/queue"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{a}/board"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{a}/orders"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{a}/orders/{}", order_id(&detail)),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{a}/reports/stations"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &board,
+            format!("/api/v1/pizzerias/{a}/board"),
+            StatusCode::OK,
+        ),
+        (
+            &board,
+            format!("/api/v1/pizzerias/{b}/board"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &board,
+            format!("/api/v1/pizzerias/{a}/stations/oven/queue"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &board,
+            format!("/api/v1/pizzerias/{a}/orders"),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (device, path, expected) in cases {
+        let response = app
+            .send_as(Some(&device.token), Method::GET, &path, None)
+            .await;
+        assert_eq!(response.status(), expected, "{} on {path}", device.name);
+    }
+    let tap = |station: &str, pizzeria: Uuid| {
+        format!("/api/v1/pizzerias/{pizzeria}/stations/{station}/products/{pizza}/tap")
+    };
+    for (path, expected) in [
+        (tap("dough", a), StatusCode::FORBIDDEN),
+        (tap("oven", b), StatusCode::FORBIDDEN),
+        (
+            format!("/api/v1/pizzerias/{a}/stations/dough/undo"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            format!("/api/v1/pizzerias/{a}/orders/{}/cancel", order_id(&detail)),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let response = app
+            .send_as(Some(&oven.token), Method::POST, &path, Some(&json!({})))
+            .await;
+        assert_eq!(response.status(), expected, "the oven tablet on {path}");
+    }
+    let response = app
+        .send_as(
+            Some(&board.token),
+            Method::POST,
+            &tap("oven", a),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "the board taps");
+    assert_eq!(
+        app.order_detail(order_id(&detail)).await["products"][0]["station"],
+        "dough",
+        "no refused tap moved the pizza"
+    );
+}
+
+#[tokio::test]
+async fn a_tap_is_the_devices_or_the_staff_members_unless_it_names_an_actor() {
+    let app = spawn_app().await;
+    let a = app.pizzeria_id;
+    let dough = app.peers.station_tablet(a, "dough").await;
+    let cook = app.peers.staff(Role::KitchenStaff, a).await;
+    let cook_elsewhere = app
+        .peers
+        .staff(Role::KitchenStaff, app.other_pizzeria_id)
+        .await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+    let tap =
+        |station: &str| format!("/api/v1/pizzerias/{a}/stations/{station}/products/{pizza}/tap");
+
+    let response = app
+        .send_as(
+            Some(&cook_elsewhere.token),
+            Method::POST,
+            &tap("dough"),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let by_tablet = app
+        .send_as(Some(&dough.token), Method::POST, &tap("dough"), None)
+        .await;
+    assert_eq!(by_tablet.status(), StatusCode::OK);
+    assert_eq!(json_body(by_tablet).await["actor"], "dough tablet");
+    let by_cook = app
+        .send_as(Some(&cook.token), Method::POST, &tap("topping"), None)
+        .await;
+    assert_eq!(by_cook.status(), StatusCode::OK);
+    assert_eq!(
+        json_body(by_cook).await["actor"],
+        cook.display_name.as_str()
+    );
+    let named = app
+        .send_as(
+            Some(&cook.token),
+            Method::POST,
+            &tap("oven"),
+            Some(&json!({ "actor": "Pavel" })),
+        )
+        .await;
+    assert_eq!(json_body(named).await["actor"], "Pavel");
+
+    // Staff with kitchen.work may undo at any station; the undo is theirs too.
+    let undo = format!("/api/v1/pizzerias/{a}/stations/oven/undo");
+    let response = app
+        .send_as(Some(&cook.token), Method::POST, &undo, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let detail = app.order_detail(order_id(&detail)).await;
+    let actors: Vec<&str> = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "ProductStageCompleted" || t["kind"] == "ProductStageUndone")
+        .map(|t| t["actor"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "dough tablet",
+            cook.display_name.as_str(),
+            "Pavel",
+            cook.display_name.as_str()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_device_is_refused_on_its_next_request_within_a_second() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let a = app.pizzeria_id;
+    let oven = app.peers.station_tablet(a, "oven").await;
+    refused_within_bound_after(
+        &app,
+        &oven.token,
+        &format!("/api/v1/pizzerias/{a}/stations/oven/queue"),
+        StatusCode::UNAUTHORIZED,
+        app.peers.revoke_device(a, oven.device_id),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn http_intake_needs_an_order_source_key() {
+    let app = spawn_app().await;
+    let order = order_json(app.pizzeria_id, &[("Pepperoni", "pizza", 1)]);
+    let staff_session = app.token.clone();
+    for key in [None, Some("not-the-key"), Some(staff_session.as_str())] {
+        let response = app.post_order_with(key, &order).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{key:?}");
+        assert_eq!(error_code(response).await, "unauthorized");
+    }
+    let stored: i64 = sqlx::query_scalar("select count(*) from orders")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "no refused order was stored");
+
+    let response = app.post_order_with(Some(SOURCE_KEY), &order).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
