@@ -74,7 +74,11 @@ impl StationChart {
                         } else {
                             class.to_owned()
                         },
-                        value: format!("{} {}", class, crate::screens::duration(seconds.round() as i64)),
+                        value: format!(
+                            "{} {}",
+                            class,
+                            crate::screens::duration(seconds.round() as i64)
+                        ),
                         text_x: round(plot_x + w + 8.0),
                         text_y: y + BAR * 0.72,
                     }
@@ -82,7 +86,10 @@ impl StationChart {
                 HRow {
                     label: s.label.to_owned(),
                     label_y: top + BAR + 8.0,
-                    bars: vec![bar(0, s.average_seconds, "avg"), bar(1, s.p90_seconds, "p90")],
+                    bars: vec![
+                        bar(0, s.average_seconds, "avg"),
+                        bar(1, s.p90_seconds, "p90"),
+                    ],
                     target_x: (s.target_seconds > 0.0)
                         .then(|| round(plot_x + s.target_seconds * scale)),
                     target_y1: top - 6.0,
@@ -165,8 +172,18 @@ mod tests {
     #[test]
     fn bars_scale_to_the_largest_value() {
         let chart = StationChart::new(&[
-            StationFigures { label: "Dough", average_seconds: 60.0, p90_seconds: 120.0, target_seconds: 90.0 },
-            StationFigures { label: "Oven", average_seconds: 240.0, p90_seconds: 300.0, target_seconds: 300.0 },
+            StationFigures {
+                label: "Dough",
+                average_seconds: 60.0,
+                p90_seconds: 120.0,
+                target_seconds: 90.0,
+            },
+            StationFigures {
+                label: "Oven",
+                average_seconds: 240.0,
+                p90_seconds: 300.0,
+                target_seconds: 300.0,
+            },
         ]);
         assert_eq!(chart.rows.len(), 2);
         let widest = chart.rows[1].bars[1].width;
@@ -183,6 +200,11 @@ mod tests {
         counts[13] = 6;
         let chart = HourChart::new(&counts);
         assert_eq!(chart.columns.len(), 8);
-        assert!(chart.columns.iter().any(|c| c.label == "13:00" && c.value == 6));
+        assert!(
+            chart
+                .columns
+                .iter()
+                .any(|c| c.label == "13:00" && c.value == 6)
+        );
     }
 }

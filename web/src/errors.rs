@@ -76,7 +76,11 @@ impl From<UpstreamError> for PageError {
                 PageError::Unavailable(service)
             }
             UpstreamError::BadAnswer { service, source } => {
-                tracing::error!(?service, error = format!("{source:#}"), "an unreadable answer");
+                tracing::error!(
+                    ?service,
+                    error = format!("{source:#}"),
+                    "an unreadable answer"
+                );
                 PageError::Unavailable(service)
             }
         }

@@ -132,7 +132,11 @@ impl Push {
                 Ok(()) => break,
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = format!("{e:#}"), ?delay, "live updates lost the bus; screens fall back to polling");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        ?delay,
+                        "live updates lost the bus; screens fall back to polling"
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {},
                         _ = shutdown.wait() => break,
@@ -279,6 +283,9 @@ mod tests {
             json!({"pizzeria_id": p, "products": [{"route": ["dough", "oven"]}, {"route": ["packing"]}]}),
         ))
         .expect("a change");
-        assert_eq!(change.stations, Some(vec!["dough".into(), "packing".into()]));
+        assert_eq!(
+            change.stations,
+            Some(vec!["dough".into(), "packing".into()])
+        );
     }
 }

@@ -6,8 +6,21 @@ use chrono::{DateTime, Local, Utc};
 /// Modifiers that mention any of these (case-insensitively) are highlighted on the station
 /// cards: what a pizzamaker must not miss. The one list of them.
 pub const ALLERGY_WORDS: &[&str] = &[
-    "allerg", "nut", "peanut", "gluten", "lactose", "milk", "dairy", "egg", "soy", "sesame",
-    "celery", "mustard", "shellfish", "fish", "vegan",
+    "allerg",
+    "nut",
+    "peanut",
+    "gluten",
+    "lactose",
+    "milk",
+    "dairy",
+    "egg",
+    "soy",
+    "sesame",
+    "celery",
+    "mustard",
+    "shellfish",
+    "fish",
+    "vegan",
 ];
 
 pub fn is_allergy_relevant(modifier: &str) -> bool {

@@ -101,7 +101,9 @@ impl FromRequest for Csrf {
         let cookies = req.app_data::<web::Data<Cookies>>();
         std::future::ready(match cookies {
             Some(cookies) => Csrf::of(req, cookies),
-            None => Err(PageError::Internal(anyhow::anyhow!("no Cookies in the app"))),
+            None => Err(PageError::Internal(anyhow::anyhow!(
+                "no Cookies in the app"
+            ))),
         })
     }
 }
@@ -207,8 +209,8 @@ impl FromRequest for StaffViewer {
             .map_or("/", |p| p.as_str())
             .to_owned();
         Box::pin(async move {
-            let verifier = verifier
-                .ok_or_else(|| PageError::Internal(anyhow::anyhow!("no StaffVerifier")))?;
+            let verifier =
+                verifier.ok_or_else(|| PageError::Internal(anyhow::anyhow!("no StaffVerifier")))?;
             let token = token.ok_or(PageError::SignedOut { next: next.clone() })?;
             match verifier.verify(&token).await {
                 Ok(Some(principal)) => Ok(StaffViewer { token, principal }),
@@ -296,6 +298,9 @@ mod tests {
     #[test]
     fn cookies_are_strict_and_http_only() {
         let set = Cookies { secure: true }.set("x", "y", Some(10));
-        assert_eq!(set, "x=y; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=10");
+        assert_eq!(
+            set,
+            "x=y; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=10"
+        );
     }
 }

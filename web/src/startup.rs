@@ -41,12 +41,7 @@ impl Application {
         let push = Push::new();
         let shutdown = Shutdown::new();
         let state = AppState::new(&settings, push.clone(), shutdown.clone())?;
-        let server = run_server(
-            listener,
-            &settings,
-            state,
-            (staff.clone(), devices.clone()),
-        )?;
+        let server = run_server(listener, &settings, state, (staff.clone(), devices.clone()))?;
         Ok(Application {
             port,
             server,

@@ -130,7 +130,23 @@ impl Upstream {
         bearer: Option<&str>,
         body: Body<'_>,
     ) -> Result<T, UpstreamError> {
-        let response = self.send(service, method, path, bearer, body, None).await?;
+        self.call_with(service, method, path, bearer, body, &[]).await
+    }
+
+    /// [`Upstream::call`] with extra headers, e.g. the device's own `User-Agent` and
+    /// `X-Forwarded-For`, so the devices service shows the approver who really asked.
+    pub async fn call_with<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Body<'_>,
+        headers: &[(&str, String)],
+    ) -> Result<T, UpstreamError> {
+        let response = self
+            .send(service, method, path, bearer, body, None, headers)
+            .await?;
         read_json(service, response).await
     }
 
@@ -160,7 +176,7 @@ impl Upstream {
             .and_then(|c| c.get(&key).cloned());
         let etag = cached.as_ref().map(|(etag, _)| etag.as_str());
         let response = self
-            .send(service, Method::GET, path, Some(bearer), Body::Empty, etag)
+            .send(service, Method::GET, path, Some(bearer), Body::Empty, etag, &[])
             .await?;
         let value = match (response.status(), cached) {
             (reqwest::StatusCode::NOT_MODIFIED, Some((_, value))) => value,
@@ -186,6 +202,7 @@ impl Upstream {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         service: Service,
@@ -194,9 +211,13 @@ impl Upstream {
         bearer: Option<&str>,
         body: Body<'_>,
         if_none_match: Option<&str>,
+        headers: &[(&str, String)],
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{path}", self.base(service));
         let mut request = self.client.request(method, url);
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
@@ -224,8 +245,8 @@ async fn read_json<T: DeserializeOwned>(
     service: Service,
     response: reqwest::Response,
 ) -> Result<T, UpstreamError> {
-    let status = StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let bytes = response
         .bytes()
         .await

@@ -79,7 +79,8 @@
       if (etag) headers["If-None-Match"] = etag;
       fetch(url, { headers: headers, cache: "no-store", credentials: "same-origin", signal: ctrl.signal })
         .then(function (r) {
-          if (r.status === 401) { location.href = loginUrl; return; }
+          // Signed out or unpaired: the server answers 401, or redirects to its login page.
+          if (r.status === 401 || r.redirected) { location.href = loginUrl; return; }
           if (r.status === 304) { connected(true); return; }
           if (!r.ok) throw new Error("HTTP " + r.status);
           etag = r.headers.get("ETag");
@@ -195,11 +196,13 @@
     var expires = parseInt(body.dataset.expires, 10) * 1000;
     var status = document.getElementById("pairing-status");
     var leftEl = document.querySelector("[data-expires-left]");
-    setInterval(function () {
+    var countdown = function () {
       var left = (expires - Date.now()) / 1000;
       if (leftEl) leftEl.textContent = mmss(left);
       if (left <= 0) location.reload();
-    }, 1000);
+    };
+    countdown();
+    setInterval(countdown, 1000);
     var poll = function () {
       fetch(body.dataset.pairing, {
         method: "POST", credentials: "same-origin",

@@ -3,10 +3,10 @@
 //! devices: rename, move to another station, revoke.
 
 use access::{DeviceKind, Permission};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
-use actix_web::http::StatusCode;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -257,11 +257,18 @@ pub async fn activate_page(
                 .map(|d| DeviceLine {
                     id: d.device_id,
                     kind: kind_label(&d.kind),
-                    station_title: d.station.as_deref().map(screens::station_title).unwrap_or_default(),
+                    station_title: d
+                        .station
+                        .as_deref()
+                        .map(screens::station_title)
+                        .unwrap_or_default(),
                     station: d.station,
                     name: d.name,
                     approved_by: d.approved_by_name,
-                    last_seen: d.last_seen_at.map(screens::clock).unwrap_or_else(|| "never".into()),
+                    last_seen: d
+                        .last_seen_at
+                        .map(screens::clock)
+                        .unwrap_or_else(|| "never".into()),
                     revoked: d.revoked_at.is_some(),
                 })
                 .collect(),
@@ -269,19 +276,28 @@ pub async fn activate_page(
     }
 
     let notice = match (&query.approved, &query.denied, &query.done) {
-        (Some(name), _, _) => Some(format!("Approved. “{name}” opens its screen by itself within a few seconds.")),
+        (Some(name), _, _) => Some(format!(
+            "Approved. “{name}” opens its screen by itself within a few seconds."
+        )),
         (_, Some(_), _) => Some("Denied. The device shows a new code.".to_owned()),
         (_, _, Some(done)) => Some(done.clone()),
         _ => None,
     };
-    let home = approvable_ids.first().or(managed_ids.first()).copied().unwrap_or_default();
+    let home = approvable_ids
+        .first()
+        .or(managed_ids.first())
+        .copied()
+        .unwrap_or_default();
     let page = ActivatePage {
         nav: Nav::new(&viewer, home, &csrf, "devices"),
         code,
         problem,
         notice,
         request,
-        approvable: approvable_ids.iter().map(|id| (*id, name_of(*id))).collect(),
+        approvable: approvable_ids
+            .iter()
+            .map(|id| (*id, name_of(*id)))
+            .collect(),
         stations: first_stations,
         kinds: DeviceKind::ALL
             .into_iter()
@@ -305,7 +321,8 @@ pub struct ApproveForm {
 fn back_with_problem(code: &str, problem: &str) -> HttpResponse {
     see_other(&format!(
         "/activate?{}",
-        serde_urlencoded::to_string([("user_code", code), ("problem", problem)]).unwrap_or_default()
+        serde_urlencoded::to_string([("user_code", code), ("problem", problem)])
+            .unwrap_or_default()
     ))
 }
 
@@ -326,10 +343,9 @@ pub async fn approve(
     Form(form): Form<ApproveForm>,
 ) -> Result<HttpResponse, PageError> {
     require(&viewer, form.pizzeria_id, Permission::DevicesApprove)?;
-    let station = form
-        .station
-        .as_deref()
-        .filter(|s| !s.is_empty() && DeviceKind::parse(&form.kind).is_some_and(DeviceKind::has_station));
+    let station = form.station.as_deref().filter(|s| {
+        !s.is_empty() && DeviceKind::parse(&form.kind).is_some_and(DeviceKind::has_station)
+    });
     let body = json!({
         "user_code": form.user_code,
         "pizzeria_id": form.pizzeria_id,

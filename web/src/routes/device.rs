@@ -70,6 +70,24 @@ struct DeviceAuthorization {
     interval: Option<u64>,
 }
 
+/// The device's own address and browser, for the devices service to show the approver (it
+/// reads `X-Forwarded-For` when its `network.trust_forwarded_for` is set, as it should be
+/// behind the web).
+fn device_client(req: &HttpRequest) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    if let Some(peer) = req.peer_addr() {
+        headers.push(("x-forwarded-for", peer.ip().to_string()));
+    }
+    if let Some(agent) = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        headers.push(("user-agent", agent.chars().take(200).collect()));
+    }
+    headers
+}
+
 #[derive(Template)]
 #[template(path = "device.html")]
 struct DevicePage {
@@ -98,12 +116,13 @@ pub async fn device_page(
         None => {
             let codes: DeviceAuthorization = state
                 .upstream
-                .call(
+                .call_with(
                     Service::Devices,
                     Method::POST,
                     "/oauth/device_authorization",
                     None,
                     Body::Form(&[("client_id", settings.screens.client_id.as_str())]),
+                    &device_client(&req),
                 )
                 .await?;
             Pairing {
@@ -156,7 +175,7 @@ pub async fn poll(
     };
     let answer: Result<IssuedDevice, _> = state
         .upstream
-        .call(
+        .call_with(
             Service::Devices,
             Method::POST,
             "/oauth/token",
@@ -166,6 +185,7 @@ pub async fn poll(
                 ("device_code", pairing.device_code.as_str()),
                 ("client_id", settings.screens.client_id.as_str()),
             ]),
+            &device_client(&req),
         )
         .await;
     let cookies = cookies(&req);
@@ -176,7 +196,11 @@ pub async fn poll(
             let location = access::DeviceKind::parse(&issued.kind).map_or("/", screen_of);
             response.append_header((
                 header::SET_COOKIE,
-                cookies.set(DEVICE_COOKIE, &issued.access_token, Some(DEVICE_COOKIE_SECONDS)),
+                cookies.set(
+                    DEVICE_COOKIE,
+                    &issued.access_token,
+                    Some(DEVICE_COOKIE_SECONDS),
+                ),
             ));
             response.append_header((header::SET_COOKIE, clear_cookie(PAIRING_COOKIE)));
             json!({ "status": "approved", "location": location })

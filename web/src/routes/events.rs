@@ -24,7 +24,10 @@ pub struct EventsQuery {
 
 /// The pizzeria whose changes the viewer may follow: a device's own, or one a staff member
 /// works in.
-async fn pizzeria_of(req: &HttpRequest, query: &EventsQuery) -> Result<(Uuid, Option<String>), PageError> {
+async fn pizzeria_of(
+    req: &HttpRequest,
+    query: &EventsQuery,
+) -> Result<(Uuid, Option<String>), PageError> {
     use actix_web::FromRequest;
     if session::cookie(req, DEVICE_COOKIE).is_some() {
         let device = DeviceViewer::extract(req).await?;
@@ -73,7 +76,8 @@ pub async fn events(
                     Ok(_) => continue,
                     // Too slow to keep up: tell the page to look again at everything.
                     Err(RecvError::Lagged(_)) => {
-                        let data = format!("data: {{\"p\":\"{pizzeria_id}\",\"s\":null,\"b\":true}}\n\n");
+                        let data =
+                            format!("data: {{\"p\":\"{pizzeria_id}\",\"s\":null,\"b\":true}}\n\n");
                         return Some((Ok(web::Bytes::from(data)), (receiver, shutdown, None)));
                     }
                     Err(RecvError::Closed) => return None,

@@ -3,10 +3,10 @@
 //! today's performance as server-rendered SVG charts.
 
 use access::Permission;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Timelike, Utc};
-use actix_web::http::StatusCode;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -199,7 +199,8 @@ pub async fn orders_page(
         poll_seconds: settings.screens.poll_seconds,
         live_url: format!(
             "/p/{pizzeria_id}/orders/live?{}",
-            serde_urlencoded::to_string([("status", status.unwrap_or_default())]).unwrap_or_default()
+            serde_urlencoded::to_string([("status", status.unwrap_or_default())])
+                .unwrap_or_default()
         ),
     };
     Ok(with_csrf(html(&page)?, &csrf))
@@ -379,7 +380,11 @@ pub async fn order_page(
                     (None, Some(_)) if o.status == "cancelled" => "stopped".into(),
                     (None, Some(_)) => "done".into(),
                     (None, None) => "—".into(),
-                } + &if p.pass > 1 { format!(" (pass {})", p.pass) } else { String::new() },
+                } + &if p.pass > 1 {
+                    format!(" (pass {})", p.pass)
+                } else {
+                    String::new()
+                },
                 remake: true,
             })
             .collect(),
@@ -387,9 +392,17 @@ pub async fn order_page(
             .timeline
             .iter()
             .map(|t| TimelineLine {
-                at: t.at.with_timezone(&chrono::Local).format("%H:%M:%S").to_string(),
+                at: t
+                    .at
+                    .with_timezone(&chrono::Local)
+                    .format("%H:%M:%S")
+                    .to_string(),
                 label: screens::timeline_label(&t.kind),
-                station: t.station.as_deref().map(screens::station_title).unwrap_or_default(),
+                station: t
+                    .station
+                    .as_deref()
+                    .map(screens::station_title)
+                    .unwrap_or_default(),
                 product: name_of(t.product_id),
                 actor: t.actor.clone().unwrap_or_default(),
                 note: timeline_note(t),
@@ -405,7 +418,11 @@ pub async fn order_page(
 fn timeline_note(t: &TimelineEntry) -> String {
     let d = &t.detail;
     if let (Some(ms), Some(target)) = (d["duration_ms"].as_i64(), d["target_seconds"].as_i64()) {
-        let flag = if ms / 1000 > target { " — over target" } else { "" };
+        let flag = if ms / 1000 > target {
+            " — over target"
+        } else {
+            ""
+        };
         return format!(
             "{} of {}{flag}",
             screens::duration(ms / 1000),
@@ -468,7 +485,15 @@ pub async fn cancel(
     state: web::Data<AppState>,
     Form(form): Form<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
-    order_action(&req, &viewer, &state, "/cancel".into(), form.reason.as_deref(), "Cancelled. Its cards are gone from the stations.").await
+    order_action(
+        &req,
+        &viewer,
+        &state,
+        "/cancel".into(),
+        form.reason.as_deref(),
+        "Cancelled. Its cards are gone from the stations.",
+    )
+    .await
 }
 
 /// `POST /p/{p}/orders/{id}/hand-over`
@@ -478,7 +503,15 @@ pub async fn hand_over(
     state: web::Data<AppState>,
     Form(_): Form<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
-    order_action(&req, &viewer, &state, "/hand-over".into(), None, "Handed over.").await
+    order_action(
+        &req,
+        &viewer,
+        &state,
+        "/hand-over".into(),
+        None,
+        "Handed over.",
+    )
+    .await
 }
 
 /// `POST /p/{p}/orders/{id}/products/{pid}/remake`

@@ -100,8 +100,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/board", web::get().to(board::board_page))
         .route("/board/live", web::get().to(board::board_live))
         .route("/motivation", web::get().to(motivation::device_motivation))
-        .route("/p/{pizzeria_id}/orders", web::get().to(manager::orders_page))
-        .route("/p/{pizzeria_id}/orders/live", web::get().to(manager::orders_live))
+        .route(
+            "/p/{pizzeria_id}/orders",
+            web::get().to(manager::orders_page),
+        )
+        .route(
+            "/p/{pizzeria_id}/orders/live",
+            web::get().to(manager::orders_live),
+        )
         .route(
             "/p/{pizzeria_id}/orders/{order_id}",
             web::get().to(manager::order_page),

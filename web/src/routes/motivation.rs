@@ -98,9 +98,7 @@ pub fn leaderboard(stages: &[Stage]) -> (Vec<ActorLine>, usize) {
     }
     let mut rows: Vec<(&str, usize, f64, u32)> = per_actor
         .into_iter()
-        .map(|(name, (n, total, ok))| {
-            (name, n, total / n as f64, (ok * 100 / n.max(1)) as u32)
-        })
+        .map(|(name, (n, total, ok))| (name, n, total / n as f64, (ok * 100 / n.max(1)) as u32))
         .collect();
     rows.sort_by(|a, b| b.3.cmp(&a.3).then(a.2.total_cmp(&b.2)));
     let lines = rows
@@ -217,12 +215,18 @@ pub async fn device_motivation(
     if viewer.device.kind != DeviceKind::MotivationBoard {
         return Err(PageError::Elsewhere(screen_of(viewer.device.kind)));
     }
-    render(&state, viewer.device.pizzeria_id, &viewer.token, None, &csrf)
-        .await
-        .map_err(|e| match e {
-            PageError::SignedOut { .. } => PageError::DeviceUnpaired,
-            other => other,
-        })
+    render(
+        &state,
+        viewer.device.pizzeria_id,
+        &viewer.token,
+        None,
+        &csrf,
+    )
+    .await
+    .map_err(|e| match e {
+        PageError::SignedOut { .. } => PageError::DeviceUnpaired,
+        other => other,
+    })
 }
 
 #[cfg(test)]

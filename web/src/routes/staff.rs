@@ -1,9 +1,9 @@
 //! Signing in and out, and the start page that sends everyone to their screen.
 
 use access::{DeviceKind, Permission, StaffPrincipal};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use askama::Template;
-use actix_web::http::StatusCode;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,7 +29,12 @@ pub struct Nav {
 }
 
 impl Nav {
-    pub fn new(viewer: &StaffViewer, pizzeria_id: Uuid, csrf: &Csrf, section: &'static str) -> Self {
+    pub fn new(
+        viewer: &StaffViewer,
+        pizzeria_id: Uuid,
+        csrf: &Csrf,
+        section: &'static str,
+    ) -> Self {
         Nav {
             pizzeria_id,
             who: viewer.principal.display_name.clone(),
@@ -267,7 +272,10 @@ mod tests {
 
     #[test]
     fn next_stays_on_this_site() {
-        assert_eq!(safe_next(Some("/p/1/orders?status=packed")), "/p/1/orders?status=packed");
+        assert_eq!(
+            safe_next(Some("/p/1/orders?status=packed")),
+            "/p/1/orders?status=packed"
+        );
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");

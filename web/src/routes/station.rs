@@ -2,10 +2,10 @@
 //! when the stage is done; undo for a while after; check in so taps carry your name.
 
 use access::DeviceKind;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
-use actix_web::http::StatusCode;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -194,7 +194,9 @@ fn kitchen_problem(e: &UpstreamError) -> Option<String> {
         "undo_window_passed" => "Too late to undo that tap.",
         "order_cancelled" => "This order was cancelled.",
         "order_handed_over" => "This order was already handed over.",
-        _ if e.status() == Some(StatusCode::CONFLICT) => "That did not work; the screen has been refreshed.",
+        _ if e.status() == Some(StatusCode::CONFLICT) => {
+            "That did not work; the screen has been refreshed."
+        }
         _ => return None,
     };
     Some(message.to_owned())
@@ -223,7 +225,10 @@ async fn kitchen_action(
     let json = wants_json(req);
     match answer {
         Ok(_) if json => Ok(HttpResponse::Ok().json(json!({ "ok": true }))),
-        Ok(_) => Ok(see_other(&format!("/station?tapped={}", Utc::now().timestamp_millis()))),
+        Ok(_) => Ok(see_other(&format!(
+            "/station?tapped={}",
+            Utc::now().timestamp_millis()
+        ))),
         Err(e) => match kitchen_problem(&e) {
             Some(problem) if json => {
                 Ok(HttpResponse::Conflict().json(json!({ "ok": false, "message": problem })))
@@ -288,7 +293,10 @@ async fn kitchen_staff(
         "/api/v1/pizzerias/{}/staff?role=kitchen_staff",
         viewer.device.pizzeria_id
     );
-    let list: StaffList = state.upstream.get(Service::Auth, &path, &viewer.token).await?;
+    let list: StaffList = state
+        .upstream
+        .get(Service::Auth, &path, &viewer.token)
+        .await?;
     Ok(list.staff)
 }
 
@@ -312,13 +320,20 @@ pub async fn checkin_page(
     let station = station_of(&viewer)?;
     let (staff, problem) = match kitchen_staff(&state, &viewer).await {
         Ok(staff) => (staff, None),
-        Err(e) if matches!(e.status(), Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)) => {
+        Err(e)
+            if matches!(
+                e.status(),
+                Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+            ) =>
+        {
             // Auth refuses the tablet's token: it does not (yet) accept device tokens on the
             // staff list. Taps still work, without a name.
             tracing::warn!(error = %e, "auth refused the staff list to a station tablet");
             (
                 Vec::new(),
-                Some("The staff list cannot be read on this tablet right now. Taps still count, without a name. Tell the shift manager."),
+                Some(
+                    "The staff list cannot be read on this tablet right now. Taps still count, without a name. Tell the shift manager.",
+                ),
             )
         }
         Err(e) => return Err(PageError::for_device(e)),
@@ -354,8 +369,9 @@ pub async fn checkin(
         .find(|s| s.id == form.user_id)
         .ok_or_else(|| PageError::NotFound("staff member".into()))?;
     let id = member.id.to_string();
-    let value = serde_urlencoded::to_string([("id", id.as_str()), ("name", member.display_name.as_str())])
-        .unwrap_or_default();
+    let value =
+        serde_urlencoded::to_string([("id", id.as_str()), ("name", member.display_name.as_str())])
+            .unwrap_or_default();
     // URL-encoded once more, so the cookie value holds no `;`, `,` or spaces.
     let value = serde_urlencoded::to_string([("v", value)]).unwrap_or_default();
     let value = value.trim_start_matches("v=");
