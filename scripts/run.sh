@@ -29,10 +29,11 @@ TRACKER_PORT=8081
 SYNC_WORKER_PORT=8082
 AUTH_PORT=8083
 DEVICES_PORT=8084
+WEB_PORT=8080
 BIN_DIR=${KITCHEN_BIN_DIR:-$ROOT/target/release}
 LOG_DIR=$RUN_DIR/logs
 PID_DIR=$RUN_DIR/pids
-SERVICES=(tracker sync-worker auth devices)
+SERVICES=(tracker sync-worker auth devices web)
 
 # ------------------------------------------------------------------ stop ---
 
@@ -117,7 +118,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-for port in "$TRACKER_PORT" "$SYNC_WORKER_PORT" "$AUTH_PORT" "$DEVICES_PORT"; do
+for port in "$TRACKER_PORT" "$SYNC_WORKER_PORT" "$AUTH_PORT" "$DEVICES_PORT" "$WEB_PORT"; do
     if port_open "$port"; then
         # Do not stop a stack that another `make run` is using.
         OWN_STACK=0
@@ -186,6 +187,8 @@ start_service sync-worker "$SYNC_WORKER_PORT" run
 start_service auth "$AUTH_PORT" serve
 # Devices checks staff against auth, so it starts after it.
 start_service devices "$DEVICES_PORT" serve
+# The screens people look at, on one origin; they call the services above.
+start_service web "$WEB_PORT" serve
 
 # 7. Where to look.
 api=http://127.0.0.1:$TRACKER_PORT
@@ -193,6 +196,8 @@ pz=${PIZZERIA_ID:-<pizzeria_id>}
 cat <<EOF
 
   Kitchen order tracker is running.
+
+  Open http://127.0.0.1:$WEB_PORT   (sign in as a manager below; on a tablet or TV open /device)
 
   Tracker API          $api
   Oven station queue   $api/api/v1/pizzerias/$pz/stations/oven/queue

@@ -91,12 +91,12 @@ else
     cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
 
-# ------------------------------------------------------------------------
-# Browser end-to-end tests (web/e2e, headless Chromium) go HERE, against
-# the same stack. Run them even if the Rust tests failed and fold their exit
-# status into $status, e.g.:
-#     scripts/e2e.sh || status=$?
-# ------------------------------------------------------------------------
+# Browser end-to-end tests (web/e2e, headless Chromium) against the same stack,
+# even if the Rust tests failed. KITCHEN_SKIP_E2E=1 leaves them out.
+if [[ ${KITCHEN_SKIP_E2E:-0} != 1 ]]; then
+    log "web/e2e/run.sh (browser scenarios)"
+    web/e2e/run.sh || status=$?
+fi
 
 if ((status != 0)); then
     log "FAILED (exit status $status)"
