@@ -1,12 +1,18 @@
 use std::time::Duration;
 
-use bus::{Publisher, consumer::ConsumerSettings, dead_letters::DeadLetter, topology::LEGACY_SYNC};
+use bus::{
+    Publisher,
+    consumer::ConsumerSettings,
+    dead_letters::DeadLetter,
+    topology::{self, LEGACY_SYNC},
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use contracts::{
     Envelope, Event, OrderAcceptedByTracker, OrderHandedOver, OrderInWork, OrderItem, OrderPacked,
     OrderRunningLate, OrderSource, ProductCategory, ProductRemakeRequested, ProductStageCompleted,
     ProductStageUndone, TrackedProduct, routing_key,
 };
+use lapin::{options::QueueDeclareOptions, types::FieldTable};
 use service_kit::{config::BusSettings, shutdown::Shutdown};
 use sync_worker::{config::Settings, db::MIGRATOR, startup::Application};
 use testkit::{TestDatabase, eventually};
@@ -61,15 +67,20 @@ pub async fn spawn_app_with(consumer: ConsumerSettings) -> TestApp {
     settings.bus = bus.clone();
     settings.consumer = consumer;
     // Declares the worker's queue, so what a test publishes before the worker runs waits there.
-    let publisher = Publisher::connect(&bus, "sync-worker-test")
+    // A broker that accepts the socket but never answers would otherwise hang the test.
+    let publisher = tokio::time::timeout(PATIENCE, Publisher::connect(&bus, "sync-worker-test"))
         .await
+        .expect("the broker answers in time")
         .expect("connect the test publisher");
     let mut app = TestApp {
         port: 0,
         db,
         bus,
         publisher,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("build an HTTP client"),
         settings,
         running: None,
     };
@@ -188,6 +199,43 @@ impl TestApp {
             history: self.history(order.id).await,
             order,
         }
+    }
+
+    /// Waits until the worker's queue and retry queues have stayed empty for a moment: every
+    /// copy of every event published so far has been handled, duplicates included.
+    pub async fn wait_until_drained(&self) {
+        let connection = bus::connection::connect(&self.bus, "sync-worker-test-drain")
+            .await
+            .expect("connect to the broker");
+        let channel = connection.create_channel().await.expect("open a channel");
+        let exchange = &self.bus.exchange;
+        let mut queues = vec![topology::queue_name(exchange, LEGACY_SYNC)];
+        queues.extend(
+            (0..self.settings.consumer.retry_delays_ms.len())
+                .map(|level| topology::retry_queue_name(exchange, LEGACY_SYNC, level)),
+        );
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        eventually("the worker's queues drained", PATIENCE, || async {
+            // Twice, a beat apart: a message being handled is in no queue's ready count.
+            for _ in 0..2 {
+                for queue in &queues {
+                    let declared = channel
+                        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                        .await
+                        .expect("look at a queue");
+                    if declared.message_count() > 0 {
+                        return None;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Some(())
+        })
+        .await;
+        let _ = connection.close(200, "drained".into()).await;
     }
 
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
