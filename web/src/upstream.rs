@@ -130,7 +130,8 @@ impl Upstream {
         bearer: Option<&str>,
         body: Body<'_>,
     ) -> Result<T, UpstreamError> {
-        self.call_with(service, method, path, bearer, body, &[]).await
+        self.call_with(service, method, path, bearer, body, &[])
+            .await
     }
 
     /// [`Upstream::call`] with extra headers, e.g. the device's own `User-Agent` and
@@ -176,7 +177,15 @@ impl Upstream {
             .and_then(|c| c.get(&key).cloned());
         let etag = cached.as_ref().map(|(etag, _)| etag.as_str());
         let response = self
-            .send(service, Method::GET, path, Some(bearer), Body::Empty, etag, &[])
+            .send(
+                service,
+                Method::GET,
+                path,
+                Some(bearer),
+                Body::Empty,
+                etag,
+                &[],
+            )
             .await?;
         let value = match (response.status(), cached) {
             (reqwest::StatusCode::NOT_MODIFIED, Some((_, value))) => value,

@@ -1,0 +1,74 @@
+use reqwest::redirect::Policy;
+use service_kit::shutdown::Shutdown;
+use web::{config::Settings, startup::Application};
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    shutdown: Shutdown,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// A closed port: what an unreachable service looks like.
+pub const NOWHERE: &str = "http://127.0.0.1:9";
+
+/// The web on a free port; every upstream unreachable unless `configure` says otherwise.
+pub async fn spawn_web(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = web::config::load().expect("settings");
+    settings.application.port = 0;
+    settings.upstream.tracker_url = NOWHERE.into();
+    settings.upstream.auth_url = NOWHERE.into();
+    settings.upstream.devices_url = NOWHERE.into();
+    settings.upstream.timeout_ms = 2000;
+    settings.access.auth_url = NOWHERE.into();
+    settings.device_access.devices_url = NOWHERE.into();
+    if let Ok(url) = std::env::var("AMQP_URL") {
+        settings.bus.url = url.into();
+    }
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("the web builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        client: reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("a client"),
+        address,
+        shutdown,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A form POST as a browser on this site sends it, with the CSRF cookie and field.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
+        self.client
+            .post(self.url(path))
+            .header("origin", &self.address)
+            .header("cookie", format!("kitchen_csrf={csrf}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(&form).expect("a form"))
+            .send()
+            .await
+            .expect("the web answers")
+    }
+}
+
+pub const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789a";

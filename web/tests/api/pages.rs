@@ -1,0 +1,202 @@
+use auth::startup::Application as Auth;
+use reqwest::StatusCode;
+use testkit::TestDatabase;
+
+use crate::helpers::{CSRF, spawn_web};
+
+#[tokio::test]
+async fn a_manager_page_without_a_session_sends_to_sign_in_and_back() {
+    let app = spawn_web(|_| {}).await;
+    let p = uuid::Uuid::new_v4();
+    let response = app
+        .client
+        .get(app.url(&format!("/p/{p}/orders?status=packed")))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()["location"].to_str().expect("text");
+    assert!(location.starts_with("/login?next=%2Fp%2F"), "{location}");
+}
+
+#[tokio::test]
+async fn a_device_screen_without_a_device_goes_to_the_login_code() {
+    let app = spawn_web(|_| {}).await;
+    let response = app
+        .client
+        .get(app.url("/station"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/device");
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_or_from_another_site_are_refused() {
+    let app = spawn_web(|_| {}).await;
+    // No token at all.
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .header("origin", &app.address)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string([("login", "a"), ("password", "b")]).expect("a form"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("This form has expired")
+    );
+    // A token that is not the cookie's.
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .header("origin", &app.address)
+        .header("cookie", format!("kitchen_csrf={CSRF}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("csrf", "another-token-another-token-another-token"),
+                ("login", "a"),
+                ("password", "b"),
+            ])
+            .expect("a form"),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // The right token, from another site.
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .header("origin", "http://evil.example")
+        .header("cookie", format!("kitchen_csrf={CSRF}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([("csrf", CSRF), ("login", "a"), ("password", "b")])
+                .expect("a form"),
+        )
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_unreachable_service_and_an_unknown_page_get_friendly_pages() {
+    let app = spawn_web(|_| {}).await;
+    let response = app
+        .post_form(
+            "/login",
+            CSRF,
+            &[("login", "anna"), ("password", "secret-password")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = response.text().await.expect("body");
+    assert!(
+        body.contains("We cannot reach the sign-in service"),
+        "{body}"
+    );
+    assert!(body.contains("<link rel=\"stylesheet\""));
+
+    let response = app
+        .client
+        .get(app.url("/device"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let response = app
+        .client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.text().await.expect("body").contains("Not found"));
+}
+
+#[tokio::test]
+async fn signing_in_at_a_real_auth_keeps_the_session_in_a_strict_cookie() {
+    let db = TestDatabase::create(&auth::db::MIGRATOR).await;
+    let mut settings = auth::config::load().expect("auth settings");
+    settings.database = db.settings.clone();
+    settings.application.port = 0;
+    settings.bus = testkit::test_bus();
+    auth::startup::create_admin(&settings, "web.admin", "Web Admin", "web-admin-password-1")
+        .await
+        .expect("an admin");
+    let auth_app = Auth::build(settings.clone()).await.expect("auth builds");
+    let auth_url = format!("http://127.0.0.1:{}", auth_app.port());
+    let auth_shutdown = auth_app.shutdown().clone();
+    tokio::spawn(auth_app.run_until_stopped());
+
+    let app = spawn_web(|s| {
+        s.upstream.auth_url = auth_url.clone();
+        s.access.auth_url = auth_url.clone();
+    })
+    .await;
+    let wrong = app
+        .post_form(
+            "/login",
+            CSRF,
+            &[("login", "web.admin"), ("password", "not-the-password")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("body")
+            .contains("Wrong login or password")
+    );
+
+    let response = app
+        .post_form(
+            "/login",
+            CSRF,
+            &[
+                ("login", "web.admin"),
+                ("password", "web-admin-password-1"),
+                ("next", "/activate"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/activate");
+    let cookies: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("text").to_owned())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("kitchen_staff_session=kst_"))
+        .expect("the session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(session.contains(flag), "{session} lacks {flag}");
+    }
+    // The start page knows who signed in.
+    let token = session.split(';').next().expect("pair");
+    let start = app
+        .client
+        .get(app.url("/"))
+        .header("cookie", token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(start.status(), StatusCode::OK);
+    assert!(start.text().await.expect("body").contains("Web Admin"));
+    auth_shutdown.trigger();
+}
