@@ -140,3 +140,31 @@ async fn a_stale_status_event_does_not_overwrite_a_newer_status() {
         vec![status(1, None), status(2, None), status(3, None)]
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_order_keeps_its_reason_in_the_history() {
+    let app = spawn_app().await;
+    let order = TestOrder::new(701);
+
+    app.publish(&order.accepted()).await;
+    app.publish(&crate::helpers::Message::new(
+        2,
+        &contracts::OrderCancelled {
+            order_id: order.order_id,
+            pizzeria_id: order.pizzeria_id,
+            cancelled_at: chrono::Utc::now(),
+            reason: Some("customer left".into()),
+            actor: Some("cashier".into()),
+        },
+    ))
+    .await;
+
+    let view = app
+        .wait_for_order(order.order_id, "the order cancelled", |o| o.status == 5)
+        .await;
+    let cancelled = HistoryRow {
+        comment: Some("customer left".into()),
+        ..status(5, Some("cashier"))
+    };
+    assert_eq!(view.history, vec![status(1, None), cancelled]);
+}
