@@ -56,9 +56,9 @@ pub async fn list(bus: &BusSettings, spec: QueueSpec) -> anyhow::Result<Vec<Dead
         .create_channel()
         .await
         .context("opening a channel")?;
-    topology::declare_exchange(&channel, &bus.exchange)
+    topology::declare_dead_letter_queue(&channel, bus, spec)
         .await
-        .context("declaring")?;
+        .context("declaring the dead-letter queue")?;
     let queue = topology::dead_letter_queue_name(&bus.exchange, spec);
     let mut letters = Vec::new();
     while letters.len() < LIMIT {
@@ -97,6 +97,14 @@ pub async fn replay(
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .context("enabling publisher confirms")?;
+    // The main queue must exist: a message sent to a missing queue through the default
+    // exchange would be dropped, and the dead letter with it.
+    topology::declare_main_queue(&channel, bus, spec)
+        .await
+        .context("declaring the consumer's queue")?;
+    topology::declare_dead_letter_queue(&channel, bus, spec)
+        .await
+        .context("declaring the dead-letter queue")?;
     let dead = topology::dead_letter_queue_name(&bus.exchange, spec);
     let main = topology::queue_name(&bus.exchange, spec);
     let wanted = only.map(|id| id.to_string());

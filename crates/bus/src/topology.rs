@@ -180,9 +180,19 @@ pub async fn declare_consumer(
             )
             .await?;
     }
+    declare_dead_letter_queue(channel, bus, spec).await
+}
+
+/// The dead-letter queue of `spec`. The dead-letter tools declare it too, so listing works on a
+/// broker where the consumer has never run.
+pub async fn declare_dead_letter_queue(
+    channel: &Channel,
+    bus: &BusSettings,
+    spec: QueueSpec,
+) -> Result<(), lapin::Error> {
     channel
         .queue_declare(
-            dead_letter_queue_name(exchange, spec).as_str().into(),
+            dead_letter_queue_name(&bus.exchange, spec).as_str().into(),
             durable(),
             queue_args(bus, &[]),
         )
