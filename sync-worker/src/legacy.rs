@@ -1,6 +1,7 @@
 //! How tracker concepts are written in the monolith's columns. Pure functions only; the SQL
 //! lives in [`crate::db`].
 
+use access::{DeviceKind, Role};
 use contracts::OrderSource;
 
 /// `orders.status` and `order_history.status` as the shift-manager screen reads them.
@@ -31,6 +32,28 @@ pub fn order_type_code(source: OrderSource) -> i16 {
         OrderSource::Restaurant => 1,
         OrderSource::Delivery => 2,
         OrderSource::Pickup => 3,
+    }
+}
+
+/// `membership.role`, numbered as the monolith's staff screens had them. A chain admin's row has
+/// no unit: the role holds in every pizzeria.
+pub fn role_code(role: Role) -> i16 {
+    match role {
+        Role::ChainAdmin => 1,
+        Role::OfficeManager => 2,
+        Role::ShiftManager => 3,
+        Role::Cashier => 4,
+        Role::KitchenStaff => 5,
+    }
+}
+
+/// `devices.device_type`.
+pub fn device_type_code(kind: DeviceKind) -> i16 {
+    match kind {
+        DeviceKind::KitchenStation => 1,
+        DeviceKind::OrderBoard => 2,
+        DeviceKind::MotivationBoard => 3,
+        DeviceKind::ShiftManagerScreen => 4,
     }
 }
 
@@ -111,6 +134,14 @@ mod tests {
         assert_eq!(order_type_code(OrderSource::Restaurant), 1);
         assert_eq!(order_type_code(OrderSource::Delivery), 2);
         assert_eq!(order_type_code(OrderSource::Pickup), 3);
+    }
+
+    #[test]
+    fn roles_and_device_types_have_the_monoliths_codes() {
+        let roles: Vec<i16> = Role::ALL.into_iter().map(role_code).collect();
+        assert_eq!(roles, [1, 2, 3, 4, 5]);
+        let kinds: Vec<i16> = DeviceKind::ALL.into_iter().map(device_type_code).collect();
+        assert_eq!(kinds, [1, 2, 3, 4]);
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub const TRACKER_INTAKE: QueueSpec = QueueSpec {
 /// The sync worker mirrors everything the tracker announces into the legacy tables.
 pub const LEGACY_SYNC: QueueSpec = QueueSpec {
     consumer: "legacy-sync",
-    bindings: &["tracker.#"],
+    bindings: &["tracker.#", "auth.user.*", "devices.device.*"],
 };
 
 /// Every consumer queue. Publishers declare these too (see [`declare_consumer_queues`]), so an

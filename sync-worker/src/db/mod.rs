@@ -1,11 +1,15 @@
 //! The legacy database: its migrations and the writes that mirror tracker events into it.
 
+mod devices;
 mod orders;
+mod staff;
 
 use anyhow::Context;
+pub use devices::*;
 pub use orders::*;
 use service_kit::config::DatabaseSettings;
 use sqlx::{Connection, PgConnection};
+pub use staff::*;
 
 /// The legacy schema plus the worker's bookkeeping (inbox, per-order state).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/legacy");
@@ -44,4 +48,10 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
         .await
         .context("applying the legacy migrations")?;
     Ok(())
+}
+
+/// One column of `rows`, to bind as an array for `unnest`: the batch writes pass a table as one
+/// array per column.
+fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
 }
