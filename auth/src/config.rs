@@ -17,6 +17,8 @@ pub struct Settings {
     pub login: LoginSettings,
     pub introspection: IntrospectionSettings,
     pub network: NetworkSettings,
+    /// Checking device tokens: station tablets read the kitchen staff list.
+    pub device_access: access::DeviceAccessSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +82,7 @@ mod tests {
         assert_eq!(settings.application.port, 8083);
         assert_eq!(settings.database.database_name, "auth");
         assert_eq!(settings.sessions.idle_timeout().as_secs(), 1800);
+        assert_eq!(settings.device_access.devices_url, "http://127.0.0.1:8084");
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Building and running the auth service: the HTTP server and the outbox relay, tied to one
-//! shutdown signal; and the bootstrap commands (`create-admin`, `seed-demo`).
+//! Building and running the auth service: the HTTP server, the outbox relay and the
+//! subscription that keeps the device cache honest, tied to one shutdown signal; and the
+//! bootstrap commands (`create-admin`, `seed-demo`).
 
 use std::net::TcpListener;
 
-use access::Role;
+use access::{CacheInvalidation, DeviceVerifier, Role};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use bus::outbox::Relay;
@@ -28,6 +29,7 @@ pub struct Application {
     server: Server,
     pool: PgPool,
     settings: Settings,
+    devices: DeviceVerifier,
     readiness: Readiness,
     shutdown: Shutdown,
 }
@@ -40,19 +42,16 @@ impl Application {
             .database
             .lazy_pool()
             .context("bad database settings")?;
-        let address = format!(
-            "{}:{}",
-            settings.application.host, settings.application.port
-        );
-        let listener =
-            TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
-        let port = listener.local_addr().context("no local address")?.port();
+        let (listener, port) = settings.application.bind()?;
         let accounts = accounts_for(&settings).await?;
+        let devices =
+            DeviceVerifier::new(&settings.device_access).context("the device verifier")?;
         let readiness = Readiness::new(pool.clone());
         let server = run_server(
             listener,
             pool.clone(),
             accounts,
+            devices.clone(),
             &settings,
             readiness.clone(),
         )?;
@@ -61,6 +60,7 @@ impl Application {
             server,
             pool,
             settings,
+            devices,
             readiness,
             shutdown: Shutdown::new(),
         })
@@ -83,7 +83,15 @@ impl Application {
             self.readiness.flag("outbox_relay"),
             self.shutdown.clone(),
         );
-        let relay = tokio::spawn(relay.run());
+        // `devices.#` keeps the device cache honest (auth checks its own sessions in its
+        // database, so it has no staff cache to invalidate).
+        let invalidation = CacheInvalidation::new(
+            self.devices.clone(),
+            self.settings.bus.clone(),
+            SERVICE,
+            self.shutdown.clone(),
+        );
+        let tasks = [tokio::spawn(relay.run()), tokio::spawn(invalidation.run())];
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -92,8 +100,10 @@ impl Application {
         });
         let served = self.server.await.context("the HTTP server failed");
         self.shutdown.trigger();
-        if let Err(e) = relay.await {
-            tracing::error!(error = %e, "the outbox relay panicked");
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a background task panicked");
+            }
         }
         served
     }
@@ -111,11 +121,13 @@ fn run_server(
     listener: TcpListener,
     pool: PgPool,
     accounts: Accounts,
+    devices: DeviceVerifier,
     settings: &Settings,
     readiness: Readiness,
 ) -> anyhow::Result<Server> {
     let pool = web::Data::new(pool);
     let accounts = web::Data::new(accounts);
+    let devices = web::Data::new(devices);
     let network = web::Data::new(settings.network.clone());
     let introspection = web::Data::new(settings.introspection.clone());
     let readiness = web::Data::new(readiness);
@@ -124,6 +136,7 @@ fn run_server(
             .wrap(from_fn(trace_requests))
             .app_data(pool.clone())
             .app_data(accounts.clone())
+            .app_data(devices.clone())
             .app_data(network.clone())
             .app_data(introspection.clone())
             .app_data(readiness.clone())

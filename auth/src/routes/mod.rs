@@ -1,6 +1,7 @@
 //! The HTTP API. Staff endpoints live under `/api/v1` and take the caller from the session
-//! token ([`Caller`], checked against the database on every request); the other services'
-//! introspection lives under `/internal/v1` behind the service key.
+//! token ([`Caller`], checked against the database on every request); the one route kitchen
+//! devices read too takes [`StaffOrDevice`]. The other services' introspection lives under
+//! `/internal/v1` behind the service key.
 
 mod audit;
 mod introspect;
@@ -244,6 +245,26 @@ impl FromRequest for Caller {
                 .into()),
             }
         })
+    }
+}
+
+/// Whoever calls a route that kitchen devices use too, as the [`access::Caller`] every service
+/// uses: a staff session, checked in the database as for [`Caller`], or a device token
+/// (`kdt_`), asked of the devices service through the shared [`access::DeviceVerifier`] and its
+/// cache. A device token needs a `web::Data<DeviceVerifier>` in the app.
+pub struct StaffOrDevice(pub access::Caller);
+
+impl FromRequest for StaffOrDevice {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if access::request_token(req).is_some_and(|t| access::is_device_token(&t)) {
+            let device = access::Caller::from_request(req, payload);
+            return Box::pin(async move { Ok(StaffOrDevice(device.await?)) });
+        }
+        let staff = Caller::from_request(req, payload);
+        Box::pin(async move { Ok(StaffOrDevice(access::Caller::Staff(staff.await?.principal))) })
     }
 }
 

@@ -3,6 +3,7 @@ use reqwest::{Response, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use service_kit::{config::BusSettings, shutdown::Shutdown};
+use system_tests::AccessPeers;
 use testkit::TestDatabase;
 use uuid::Uuid;
 
@@ -79,6 +80,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     app
+}
+
+/// An app that checks device tokens against a real devices service: `AccessPeers` (a devices
+/// app with an auth of its own, whose chain admin pairs the devices) on the app's bus, so
+/// `devices.#` events reach the app's device cache. Both of the app's pizzerias (the
+/// registered one and a second one) are registered there too.
+pub async fn spawn_app_beside_devices() -> (TestApp, AccessPeers) {
+    let bus = testkit::test_bus();
+    let peers = AccessPeers::start(&bus).await;
+    let app = spawn_app_with(|settings| {
+        settings.bus = bus.clone();
+        settings.device_access = peers.device_access.clone();
+    })
+    .await;
+    peers.register_pizzerias(&[app.pizzeria_id]).await;
+    (app, peers)
 }
 
 pub async fn json_body(response: Response) -> Value {

@@ -12,4 +12,5 @@ mod events;
 mod helpers;
 mod roles;
 mod sessions;
+mod staff_list;
 mod throttle;

@@ -4,7 +4,9 @@
 //! The defaults are compiled in (each service passes its `config/base.toml`), so a binary runs
 //! the same from any working directory.
 
-use std::str::FromStr;
+use std::{net::TcpListener, str::FromStr};
+
+use anyhow::Context;
 
 use ::config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,6 +35,21 @@ pub struct HttpSettings {
     pub host: String,
     /// 0 picks a free port, which is what the tests do.
     pub port: u16,
+}
+
+impl HttpSettings {
+    /// Binds the listener every service's `Application::build` starts from, and reads back the
+    /// port it got (the real one when `port` is 0).
+    pub fn bind(&self) -> anyhow::Result<(TcpListener, u16)> {
+        let address = format!("{}:{}", self.host, self.port);
+        let listener =
+            TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
+        let port = listener
+            .local_addr()
+            .with_context(|| format!("no local address for {address}"))?
+            .port();
+        Ok((listener, port))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +142,19 @@ mod tests {
         assert_eq!(options.get_host(), "db.example");
         assert_eq!(options.get_port(), 6543);
         assert_eq!(options.get_database(), Some("tracker"));
+    }
+
+    #[test]
+    fn port_zero_binds_a_free_port_and_reads_it_back() {
+        let http = HttpSettings {
+            host: "127.0.0.1".into(),
+            port: 0,
+        };
+        let (listener, port) = http.bind().expect("a free port");
+        assert_ne!(port, 0);
+        assert_eq!(listener.local_addr().map(|a| a.port()).ok(), Some(port));
+        let taken = HttpSettings { port, ..http };
+        assert!(taken.bind().is_err(), "the port is taken");
     }
 
     #[test]

@@ -300,20 +300,31 @@ pub async fn trace_requests(
     result
 }
 
-/// What `/health/ready` checks: the database, plus named flags that background tasks (the
-/// outbox relay, consumers) raise while they are connected to the broker.
+/// What `/health/ready` checks: the database (for a service that has one), plus named flags
+/// that background tasks (the outbox relay, consumers, subscriptions) raise while they are
+/// connected to the broker.
 #[derive(Clone)]
 pub struct Readiness {
-    pool: sqlx::PgPool,
+    pool: Option<sqlx::PgPool>,
     flags: Arc<Mutex<Vec<ReadinessFlag>>>,
 }
 
 type ReadinessFlag = (&'static str, Arc<AtomicBool>);
 
 impl Readiness {
+    /// Ready while `select 1` answers within a second and every flag is up.
     pub fn new(pool: sqlx::PgPool) -> Self {
         Readiness {
-            pool,
+            pool: Some(pool),
+            flags: Arc::default(),
+        }
+    }
+
+    /// For a service without a database of its own (the web): only the flags count, and the
+    /// answer has no `database` check.
+    pub fn without_database() -> Self {
+        Readiness {
+            pool: None,
             flags: Arc::default(),
         }
     }
@@ -329,14 +340,17 @@ impl Readiness {
 
     async fn check(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
         let mut checks = serde_json::Map::new();
-        let db = tokio::time::timeout(
-            Duration::from_secs(1),
-            sqlx::query("select 1").execute(&self.pool),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
-        checks.insert("database".into(), db.into());
-        let mut ready = db;
+        let mut ready = true;
+        if let Some(pool) = &self.pool {
+            let db = tokio::time::timeout(
+                Duration::from_secs(1),
+                sqlx::query("select 1").execute(pool),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+            checks.insert("database".into(), db.into());
+            ready = db;
+        }
         if let Ok(flags) = self.flags.lock() {
             for (name, flag) in flags.iter() {
                 let up = flag.load(Ordering::Relaxed);
@@ -418,6 +432,21 @@ mod tests {
                 .unwrap_or_default()
                 .contains("invalid value")
         );
+    }
+
+    #[tokio::test]
+    async fn readiness_without_a_database_follows_its_flags() {
+        let readiness = Readiness::without_database();
+        assert!(readiness.check().await.0, "no flags: ready");
+        let flag = readiness.flag("live_updates");
+        let (ready, checks) = readiness.check().await;
+        assert!(!ready);
+        assert_eq!(
+            serde_json::Value::Object(checks),
+            serde_json::json!({ "live_updates": false })
+        );
+        flag.store(true, Ordering::Relaxed);
+        assert!(readiness.check().await.0);
     }
 
     #[test]
