@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # `make bench`: the load scenarios of docs/BENCHMARKS.md on a private stack.
 #
-#   scripts/bench.sh [SCENARIO...]   default: a b c
+#   scripts/bench.sh [SCENARIO...]   default: a b c (also "a,b")
 #     a   Dodo's 2020 scale: 600 pizzerias x 5 tablets polling every 10 s
 #     b   ten times that: 6000 pizzerias
 #     c   the sync worker draining a backlog of 1,000,000 tracker events
 #
 # Starts PostgreSQL (127.0.0.1:55434, fsync on, pg_stat_statements loaded) and
 # RabbitMQ (127.0.0.1:55674) in BENCH_DIR, builds the release binaries,
-# migrates, starts tracker and sync-worker, runs the scenarios with
-# target/release/loadgen, then stops the services and the stack. Everything
-# targets 127.0.0.1 only, and every scenario is bounded in time.
+# migrates, starts auth and devices (the tracker checks every caller against
+# them), tracker and sync-worker, creates a chain admin for loadgen (a fresh
+# login and random password per run; the password only in a 0600 file), runs
+# the scenarios with target/release/loadgen, then stops the services and the
+# stack. Everything targets 127.0.0.1 only, and every scenario is bounded in
+# time.
 #
 # Environment:
 #   BENCH_DURATION=60s           load time of scenarios a and b (15s for a quick check)
 #   BENCH_ORDERS_PER_MINUTE=1    orders per pizzeria per minute in a and b
 #   BENCH_BACKLOG_EVENTS=1000000 events in scenario c
 #   BENCH_DIR=.stack/bench       stack data; results go to BENCH_DIR/results/<time>/
-#   BENCH_TRACKER_PORT=58081     service ports: not 8081/8082, so a `make run`
+#   BENCH_TRACKER_PORT=58081     service ports: not 8081-8084, so a `make run`
 #   BENCH_SYNC_WORKER_PORT=58082   can stay up beside a benchmark
+#   BENCH_AUTH_PORT=58083
+#   BENCH_DEVICES_PORT=58084
 #   BENCH_SKIP_BUILD=1           use the binaries in target/release as they are
 #   BENCH_KEEP_STACK=1           leave PostgreSQL + RabbitMQ running afterwards
 set -euo pipefail
@@ -34,12 +39,15 @@ PG_PORT=55434
 AMQP_PORT=55674
 TRACKER_PORT=${BENCH_TRACKER_PORT:-58081}
 SYNC_WORKER_PORT=${BENCH_SYNC_WORKER_PORT:-58082}
+AUTH_PORT=${BENCH_AUTH_PORT:-58083}
+DEVICES_PORT=${BENCH_DEVICES_PORT:-58084}
 DURATION=${BENCH_DURATION:-60s}
 ORDERS_PER_MINUTE=${BENCH_ORDERS_PER_MINUTE:-1}
 BACKLOG_EVENTS=${BENCH_BACKLOG_EVENTS:-1000000}
 BIN_DIR=$ROOT/target/release
 EXCHANGE=kitchen
-SCENARIOS=("$@")
+# "a b", "a,b" and "a" "b" all work.
+read -r -a SCENARIOS <<<"${*//,/ }"
 ((${#SCENARIOS[@]})) || SCENARIOS=(a b c)
 for s in "${SCENARIOS[@]}"; do
     [[ $s == [abc] ]] || die "unknown scenario '$s' (expected a, b or c)"
@@ -55,7 +63,7 @@ declare -A PIDS=()
 start_service() {
     local name=$1 port=$2 pid
     shift 2
-    port_open "$port" && die "port $port is in use; set BENCH_TRACKER_PORT / BENCH_SYNC_WORKER_PORT"
+    port_open "$port" && die "port $port is in use; set BENCH_TRACKER_PORT / BENCH_SYNC_WORKER_PORT / BENCH_AUTH_PORT / BENCH_DEVICES_PORT"
     log "starting $name on 127.0.0.1:$port (log: $LOG_DIR/$name.log)"
     APP_APPLICATION__PORT=$port setsid "$BIN_DIR/$name" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
     pid=$!
@@ -93,6 +101,8 @@ cleanup() {
     trap '' INT TERM HUP
     stop_service sync-worker
     stop_service tracker
+    stop_service devices
+    stop_service auth
     if [[ ${BENCH_KEEP_STACK:-0} != 1 ]]; then
         "$SCRIPT_DIR/stack.sh" down "$BENCH_DIR" || rc=1
     fi
@@ -134,6 +144,8 @@ cpu_snapshot() {
     rmq=$(rabbitmq_pid)
     printf 'tracker %s\n' "$(cpu_ticks "${PIDS[tracker]:-}")"
     printf 'sync-worker %s\n' "$(cpu_ticks "${PIDS[sync-worker]:-}")"
+    printf 'auth %s\n' "$(cpu_ticks "${PIDS[auth]:-}")"
+    printf 'devices %s\n' "$(cpu_ticks "${PIDS[devices]:-}")"
     printf 'postgresql %s\n' "$(cpu_ticks "${pg[@]}")"
     printf 'rabbitmq %s\n' "$(cpu_ticks "$rmq")"
 }
@@ -217,23 +229,41 @@ if [[ $(psql "$DATABASE_URL" -X -At -c 'show shared_preload_libraries') != *pg_s
     "$SCRIPT_DIR/stack.sh" down "$BENCH_DIR"
     env -u DATABASE_URL -u AMQP_URL STACK_FAST=0 "$SCRIPT_DIR/stack.sh" up "$BENCH_DIR" "$PG_PORT" "$AMQP_PORT" >/dev/null
 fi
-"$SCRIPT_DIR/stack.sh" createdb tracker legacy
+"$SCRIPT_DIR/stack.sh" createdb tracker legacy auth devices
 
 # 2. Binaries.
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-    log "cargo build --release -p tracker -p sync-worker -p loadgen"
-    cargo build --release -p tracker -p sync-worker -p loadgen
+    log "cargo build --release -p tracker -p sync-worker -p auth -p devices -p loadgen"
+    cargo build --release -p tracker -p sync-worker -p auth -p devices -p loadgen
 fi
-for name in tracker sync-worker loadgen; do
+for name in tracker sync-worker auth devices loadgen; do
     [[ -x $BIN_DIR/$name ]] || die "$BIN_DIR/$name not found"
 done
 
 # 3. Migrations and services, configured as scripts/run.sh does.
 export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL APP_BUS__EXCHANGE=$EXCHANGE
+# Where the tracker (and devices, for staff) check callers: the services started below.
+export APP_ACCESS__AUTH_URL=http://127.0.0.1:$AUTH_PORT
+export APP_DEVICE_ACCESS__DEVICES_URL=http://127.0.0.1:$DEVICES_PORT
 export RUST_LOG=${RUST_LOG:-warn}
-"$BIN_DIR/tracker" migrate >"$LOG_DIR/migrate-tracker.log" 2>&1 || die "tracker migrate failed; see $LOG_DIR/migrate-tracker.log"
-"$BIN_DIR/sync-worker" migrate >"$LOG_DIR/migrate-sync-worker.log" 2>&1 || die "sync-worker migrate failed; see $LOG_DIR/migrate-sync-worker.log"
+for name in tracker sync-worker auth devices; do
+    "$BIN_DIR/$name" migrate >"$LOG_DIR/migrate-$name.log" 2>&1 || die "$name migrate failed; see $LOG_DIR/migrate-$name.log"
+done
 for db in tracker legacy; do psql_db "$db" -c 'create extension if not exists pg_stat_statements' >/dev/null; done
+
+# The chain admin loadgen signs in as (see docs/BENCHMARKS.md): a new login each run, so a
+# kept stack never has a stale password; the password goes to create-admin on stdin and to
+# loadgen in a file only this user can read.
+ADMIN_LOGIN=loadgen-$(date -u +%Y%m%d%H%M%S)
+ADMIN_PASSWORD_FILE=$BENCH_DIR/loadgen-admin.password
+(umask 077 && head -c 24 /dev/urandom | base64 | tr -d '\n' >"$ADMIN_PASSWORD_FILE")
+"$BIN_DIR/auth" create-admin --login "$ADMIN_LOGIN" --display-name "Load generator" \
+    <"$ADMIN_PASSWORD_FILE" >"$LOG_DIR/create-admin.log" 2>&1 ||
+    die "auth create-admin failed; see $LOG_DIR/create-admin.log"
+
+start_service auth "$AUTH_PORT" serve
+# Devices checks staff against auth, so it starts after it.
+start_service devices "$DEVICES_PORT" serve
 start_service tracker "$TRACKER_PORT" serve
 start_service sync-worker "$SYNC_WORKER_PORT" run
 
@@ -247,10 +277,11 @@ LEGACY_DB=postgres://postgres@127.0.0.1:$PG_PORT/legacy
 kitchen() {
     local name=$1 pizzerias=$2
     local secs
+    local session=(--auth "http://127.0.0.1:$AUTH_PORT" --login "$ADMIN_LOGIN" --password-file "$ADMIN_PASSWORD_FILE")
     secs=$(seconds_of "$DURATION")
-    "$BIN_DIR/loadgen" kitchen --setup-only --pizzerias "$pizzerias" \
+    "$BIN_DIR/loadgen" kitchen --setup-only --pizzerias "$pizzerias" "${session[@]}" \
         --tracker "http://127.0.0.1:$TRACKER_PORT" --amqp "$AMQP_URL" --legacy-db "$LEGACY_DB"
-    profiled "$name" "$((secs / 2 + 5))" "$BIN_DIR/loadgen" kitchen \
+    profiled "$name" "$((secs / 2 + 5))" "$BIN_DIR/loadgen" kitchen "${session[@]}" \
         --pizzerias "$pizzerias" --tablets-per-pizzeria 5 --poll-interval 10s \
         --orders-per-minute "$ORDERS_PER_MINUTE" --duration "$DURATION" \
         --tracker "http://127.0.0.1:$TRACKER_PORT" \

@@ -78,6 +78,8 @@ pub struct KitchenArgs {
     /// setup.
     #[arg(long)]
     pub setup_only: bool,
+    #[command(flatten)]
+    pub session: crate::session::SessionArgs,
 }
 
 /// What a tablet shows; the board polls like a station but never taps.
@@ -115,6 +117,8 @@ struct Results {
 struct Shared {
     client: reqwest::Client,
     tracker: String,
+    /// The staff session every tablet sends (see `crate::session`).
+    token: String,
     deadline: Instant,
     budget: AtomicU64,
     budget_exhausted: AtomicU64,
@@ -208,7 +212,15 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
         args.duration
     );
     let legacy = legacy::connect(&args.legacy_db).await?;
-    set_up_pizzerias(&client, &tracker, &pizzerias, args.setup_concurrency).await?;
+    let token = crate::session::sign_in(&client, &args.session).await?;
+    set_up_pizzerias(
+        &client,
+        &tracker,
+        &token,
+        &pizzerias,
+        args.setup_concurrency,
+    )
+    .await?;
     if args.setup_only {
         return Ok(());
     }
@@ -239,6 +251,7 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         client: client.clone(),
         tracker: tracker.clone(),
+        token,
         deadline,
         budget: AtomicU64::new(args.max_requests),
         budget_exhausted: AtomicU64::new(0),
@@ -341,6 +354,7 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
 async fn set_up_pizzerias(
     client: &reqwest::Client,
     tracker: &str,
+    token: &str,
     pizzerias: &[Uuid],
     concurrency: usize,
 ) -> anyhow::Result<()> {
@@ -353,6 +367,7 @@ async fn set_up_pizzerias(
             let Some((i, id)) = next.next() else { break };
             let request = client
                 .put(format!("{tracker}/api/v1/pizzerias/{id}"))
+                .bearer_auth(token)
                 .json(&serde_json::json!({ "name": format!("Loadgen pizzeria {i:05}") }));
             in_flight.spawn(async move {
                 let response = request.send().await?;
@@ -413,7 +428,7 @@ async fn tablet(
             break;
         }
         while taps.try_join_next().is_some() {}
-        let mut request = shared.client.get(&url);
+        let mut request = shared.client.get(&url).bearer_auth(&shared.token);
         if let Some(tag) = &etag {
             request = request.header(IF_NONE_MATCH, tag);
         }
@@ -499,7 +514,12 @@ async fn tap(shared: Arc<Shared>, pizzeria: Uuid, station: &'static str, product
     );
     let began = std::time::Instant::now();
     let outcome = async {
-        let response = shared.client.post(&url).send().await?;
+        let response = shared
+            .client
+            .post(&url)
+            .bearer_auth(&shared.token)
+            .send()
+            .await?;
         let status = response.status();
         let body = response.bytes().await?;
         Ok::<_, reqwest::Error>((status, body))
@@ -679,6 +699,7 @@ mod tests {
         let shared = Shared {
             client: reqwest::Client::new(),
             tracker: String::new(),
+            token: String::new(),
             deadline: Instant::now(),
             budget: AtomicU64::new(2),
             budget_exhausted: AtomicU64::new(0),

@@ -8,6 +8,7 @@ mod legacy;
 mod limits;
 mod orders;
 mod resources;
+mod session;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -25,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Pizzerias with station tablets, cashiers and pizzamakers, for a bounded time.
-    Kitchen(kitchen::KitchenArgs),
+    Kitchen(Box<kitchen::KitchenArgs>),
     /// Publish tracker events for the sync worker to work through later.
     Backlog(backlog::BacklogArgs),
     /// Wait until the sync worker has mirrored N more events, and print the rate.
@@ -42,7 +43,7 @@ fn bus_settings(url: &str, exchange: &str) -> anyhow::Result<service_kit::config
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let outcome = match Cli::parse().command {
-        Command::Kitchen(args) => kitchen::run(args).await,
+        Command::Kitchen(args) => kitchen::run(*args).await,
         Command::Backlog(args) => backlog::backlog(args).await,
         Command::Drain(args) => backlog::drain(args).await,
     };

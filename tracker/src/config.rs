@@ -61,6 +61,7 @@ mod tests {
         assert_eq!(settings.kitchen.undo_window().as_secs(), 30);
         assert_eq!(settings.access.auth_url, "http://127.0.0.1:8083");
         assert_eq!(settings.device_access.devices_url, "http://127.0.0.1:8084");
+        assert_eq!(settings.device_access.cache_ttl_ms, 60_000);
         let sources = crate::sources::SourceKeys::parse(&settings.order_sources).unwrap();
         assert_eq!(
             sources.source_of("dev-intake-key-change-me"),

@@ -10,3 +10,4 @@ pub mod kitchen;
 pub mod routes;
 pub mod sources;
 pub mod startup;
+pub mod versions;

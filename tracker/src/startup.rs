@@ -1,6 +1,6 @@
 //! Building and running the tracker: the HTTP server, the outbox relay, the intake consumer, the
-//! late-order sweeper and the subscription that keeps the staff and device caches honest, all
-//! tied to one shutdown signal.
+//! late-order sweeper, the subscription that keeps the staff and device caches honest and the
+//! listener behind the in-memory queue versions, all tied to one shutdown signal.
 
 use std::{net::TcpListener, sync::Arc};
 
@@ -22,6 +22,7 @@ use crate::{
     kitchen::{self, Kitchen, LateSweeper, PizzeriaConfig, SERVICE},
     routes,
     sources::SourceKeys,
+    versions::VersionListener,
 };
 
 pub struct Application {
@@ -122,11 +123,18 @@ impl Application {
             SERVICE,
             self.shutdown.clone(),
         );
+        // Feeds the in-memory queue and board versions that answer unchanged polls.
+        let versions = VersionListener::new(
+            self.kitchen.versions.clone(),
+            self.settings.database.clone(),
+            self.shutdown.clone(),
+        );
         let tasks = [
             tokio::spawn(relay.run()),
             tokio::spawn(consumer.run()),
             tokio::spawn(sweeper.run()),
             tokio::spawn(invalidation.run()),
+            tokio::spawn(versions.run()),
         ];
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();

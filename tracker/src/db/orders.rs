@@ -229,11 +229,13 @@ pub async fn list_orders(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BoardRow {
+    pub id: Uuid,
     pub number: i32,
     pub customer_name: String,
     pub show_number_only: bool,
     pub status: String,
     pub late: bool,
+    pub packed_at: Option<DateTime<Utc>>,
 }
 
 /// The orders on the TV board, oldest first. Orders stuck on the board for a day or more are
@@ -244,7 +246,7 @@ pub async fn board_orders(
     pizzeria_id: Uuid,
 ) -> anyhow::Result<Vec<BoardRow>> {
     sqlx::query_as(
-        "select number, customer_name, show_number_only, status, late from orders
+        "select id, number, customer_name, show_number_only, status, late, packed_at from orders
          where pizzeria_id = $1 and status in ('accepted', 'in_work', 'packed')
            and accepted_at > now() - interval '1 day'
          order by accepted_at, id",

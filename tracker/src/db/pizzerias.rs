@@ -154,8 +154,9 @@ pub async fn routes_of(
     Ok(routes)
 }
 
-/// The queue version of one station, or `None` when the pizzeria has no such station. This is
-/// the whole cost of an unchanged poll, so it must stay a primary-key lookup.
+/// The queue version of one station, or `None` when the pizzeria has no such station. A poll
+/// reads it when the in-memory map (`crate::versions`) cannot answer, so it must stay a
+/// primary-key lookup.
 #[tracing::instrument(skip(db))]
 pub async fn station_queue_version(
     db: impl PgExecutor<'_>,
@@ -183,35 +184,42 @@ pub async fn board_version(
         .context("cannot read the board version")
 }
 
-/// Invalidates the cached queues of `codes`. Sorted codes in one statement take the row locks
-/// in one order, so two transactions touching the same stations cannot deadlock.
+/// Invalidates the cached queues of `codes` and returns their new versions. Sorted codes in one
+/// statement take the row locks in one order, so two transactions touching the same stations
+/// cannot deadlock.
 #[tracing::instrument(skip(conn))]
 pub async fn bump_queue_versions(
     conn: &mut PgConnection,
     pizzeria_id: Uuid,
     codes: &[String],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, i64)>> {
     if codes.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    sqlx::query(
+    sqlx::query_as(
         "update stations set queue_version = queue_version + 1
-         where pizzeria_id = $1 and code = any($2)",
+         where pizzeria_id = $1 and code = any($2)
+         returning code, queue_version",
     )
     .bind(pizzeria_id)
     .bind(codes)
-    .execute(conn)
+    .fetch_all(conn)
     .await
-    .context("cannot bump the queue versions")?;
-    Ok(())
+    .context("cannot bump the queue versions")
 }
 
+/// Bumps the board version and returns the new one (`None` for an unknown pizzeria).
 #[tracing::instrument(skip(conn))]
-pub async fn bump_board_version(conn: &mut PgConnection, pizzeria_id: Uuid) -> anyhow::Result<()> {
-    sqlx::query("update pizzerias set board_version = board_version + 1 where id = $1")
-        .bind(pizzeria_id)
-        .execute(conn)
-        .await
-        .context("cannot bump the board version")?;
-    Ok(())
+pub async fn bump_board_version(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "update pizzerias set board_version = board_version + 1 where id = $1
+         returning board_version",
+    )
+    .bind(pizzeria_id)
+    .fetch_optional(conn)
+    .await
+    .context("cannot bump the board version")
 }

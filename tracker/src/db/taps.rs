@@ -160,3 +160,42 @@ pub async fn station_report(
     .await
     .context("cannot build the station report")
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActorReportRow {
+    pub actor: String,
+    pub stages: i64,
+    pub average_ms: f64,
+    pub p90_ms: f64,
+    pub within_target: i64,
+}
+
+/// Per actor (the name recorded on the tap: a pizzamaker, a staff member or a tablet): stages
+/// completed in `[from, to)` (undone taps excluded), their average and 90th-percentile
+/// duration, and how many were within their target. Most stages first.
+#[tracing::instrument(skip(db))]
+pub async fn actor_report(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Vec<ActorReportRow>> {
+    sqlx::query_as(
+        "select actor,
+                count(*) as stages,
+                avg(duration_ms)::float8 as average_ms,
+                percentile_cont(0.9) within group (order by duration_ms) as p90_ms,
+                count(*) filter (where duration_ms <= target_seconds * 1000) as within_target
+         from taps
+         where pizzeria_id = $1 and completed_at >= $2 and completed_at < $3
+           and undone_at is null and actor is not null
+         group by actor
+         order by stages desc, actor",
+    )
+    .bind(pizzeria_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await
+    .context("cannot build the actor report")
+}

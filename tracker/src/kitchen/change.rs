@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::{
     db::{orders, pizzerias, timeline},
     domain::OrderStatus,
+    versions::VersionKey,
 };
 
 use super::Kitchen;
@@ -72,9 +73,10 @@ impl<'k> OrderChange<'k> {
 
     /// Saves the status and version and bumps the queues and the board that changed.
     pub async fn finish(self, conn: &mut PgConnection, status: OrderStatus) -> anyhow::Result<()> {
+        let kitchen = self.kitchen;
         let mut bumps = Bumps::default();
         self.finish_into(conn, status, &mut bumps).await?;
-        bumps.apply(conn).await
+        bumps.apply(conn, kitchen).await
     }
 
     /// Saves the status and version, and leaves the bumps to the caller, who applies those of
@@ -102,12 +104,26 @@ pub(crate) struct Bumps {
 }
 
 impl Bumps {
-    pub async fn apply(self, conn: &mut PgConnection) -> anyhow::Result<()> {
+    /// Bumps the versions and tells this process's version map which ones are about to commit,
+    /// so its own next poll of them reads the database rather than an older version from
+    /// memory (`crate::versions`).
+    pub async fn apply(self, conn: &mut PgConnection, kitchen: &Kitchen) -> anyhow::Result<()> {
         for (pizzeria_id, (stations, board)) in self.by_pizzeria {
             let stations: Vec<String> = stations.into_iter().collect();
-            pizzerias::bump_queue_versions(&mut *conn, pizzeria_id, &stations).await?;
-            if board {
-                pizzerias::bump_board_version(&mut *conn, pizzeria_id).await?;
+            for (code, version) in
+                pizzerias::bump_queue_versions(&mut *conn, pizzeria_id, &stations).await?
+            {
+                kitchen
+                    .versions
+                    .expect(VersionKey::Station { pizzeria_id, code }, version);
+            }
+            if board
+                && let Some(version) =
+                    pizzerias::bump_board_version(&mut *conn, pizzeria_id).await?
+            {
+                kitchen
+                    .versions
+                    .expect(VersionKey::Board(pizzeria_id), version);
             }
         }
         Ok(())

@@ -45,7 +45,7 @@ pub async fn flag_late_orders(
         }
         change.finish_into(&mut tx, status, &mut bumps).await?;
     }
-    bumps.apply(&mut tx).await?;
+    bumps.apply(&mut tx, kitchen).await?;
     tx.commit().await.context("cannot commit the sweep")?;
     Ok(overdue.len())
 }

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use bus::outbox::Outbox;
 
-use crate::domain::{Conflict, ValidationError};
+use crate::{
+    domain::{Conflict, ValidationError},
+    versions::Versions,
+};
 
 pub use intake::{accept_order, cancel_order};
 pub use late::{LateSweeper, flag_late_orders};
@@ -32,6 +35,8 @@ pub const SERVICE: &str = "tracker";
 pub struct Kitchen {
     pub outbox: Outbox,
     pub undo_window: Duration,
+    /// The queue and board versions in memory; every bump tells it what is about to commit.
+    pub versions: Versions,
 }
 
 impl Kitchen {
@@ -39,6 +44,7 @@ impl Kitchen {
         Kitchen {
             outbox: Outbox::new(SERVICE),
             undo_window,
+            versions: Versions::new(),
         }
     }
 }

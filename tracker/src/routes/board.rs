@@ -3,39 +3,52 @@
 
 use access::Caller;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::{
     db::{orders, pizzerias},
     domain::OrderStatus,
-    kitchen::KitchenError,
+    kitchen::{Kitchen, KitchenError},
+    versions::VersionKey,
 };
 
-use super::{ApiError, PizzeriaScope, if_none_match, not_modified, weak_etag};
+use super::{ApiError, PizzeriaScope, current_version, if_none_match, not_modified, weak_etag};
 
 #[derive(Debug, Serialize)]
 struct BoardEntry {
+    order_id: Uuid,
     number: i32,
     /// Absent when the customer asked to be shown by number only.
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     late: bool,
+    /// When the order was packed, for a board that lets ready orders leave after a while;
+    /// absent while it is being prepared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packed_at: Option<DateTime<Utc>>,
 }
 
 /// `GET .../board`: `preparing` (accepted or in work) and `ready` (packed), oldest first.
-/// ETag-able like the station queues.
+/// ETag-able like the station queues, and an unchanged poll is answered from memory the same
+/// way.
 pub async fn board(
     caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_board(scope.pizzeria_id)?;
-    let version = pizzerias::board_version(&**pool, scope.pizzeria_id)
-        .await?
-        .ok_or(KitchenError::NotFound("pizzeria"))?;
+    let version = current_version(
+        &kitchen.versions,
+        VersionKey::Board(scope.pizzeria_id),
+        pizzerias::board_version(&**pool, scope.pizzeria_id),
+    )
+    .await?
+    .ok_or(KitchenError::NotFound("pizzeria"))?;
     let etag = weak_etag("b", version);
     if if_none_match(&req, &etag) {
         return Ok(not_modified(&etag));
@@ -43,15 +56,23 @@ pub async fn board(
     let mut preparing = Vec::new();
     let mut ready = Vec::new();
     for row in orders::board_orders(&**pool, scope.pizzeria_id).await? {
+        let ready_list = match OrderStatus::parse(&row.status) {
+            Some(OrderStatus::Packed) => true,
+            Some(OrderStatus::Accepted | OrderStatus::InWork) => false,
+            _ => continue,
+        };
         let entry = BoardEntry {
+            order_id: row.id,
             number: row.number,
             name: (!row.show_number_only).then_some(row.customer_name),
             late: row.late,
+            // Set while packed only: a remake takes an order back into work and clears it.
+            packed_at: row.packed_at,
         };
-        match OrderStatus::parse(&row.status) {
-            Some(OrderStatus::Packed) => ready.push(entry),
-            Some(OrderStatus::Accepted | OrderStatus::InWork) => preparing.push(entry),
-            _ => {}
+        if ready_list {
+            ready.push(entry);
+        } else {
+            preparing.push(entry);
         }
     }
     Ok(HttpResponse::Ok()

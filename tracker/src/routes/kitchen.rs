@@ -12,11 +12,12 @@ use uuid::Uuid;
 use crate::{
     db::{pizzerias, products},
     kitchen::{self, Kitchen, KitchenError},
+    versions::VersionKey,
 };
 
 use super::{
-    ActorBody, ApiError, OptionalJson, StationScope, actor_of, if_none_match, not_modified,
-    uuid_param, weak_etag,
+    ActorBody, ApiError, OptionalJson, StationScope, actor_of, current_version, if_none_match,
+    not_modified, uuid_param, weak_etag,
 };
 
 #[derive(Debug, Serialize)]
@@ -35,22 +36,27 @@ struct QueueEntry {
     late: bool,
 }
 
-/// `GET .../stations/{station}/queue`. Tablets poll this every few seconds, so a poll whose
-/// `If-None-Match` is current costs one primary-key lookup and nothing else.
+/// `GET .../stations/{station}/queue`. Tablets poll this every few seconds; a poll whose
+/// `If-None-Match` is current is answered from the in-memory version map without touching the
+/// database (`crate::versions`), or with one primary-key lookup while the map cannot answer.
 pub async fn station_queue(
     caller: Caller,
     req: HttpRequest,
     scope: StationScope,
     pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
     // The version is read before the queue: if a change lands in between, the body is newer
     // than its tag and the next poll fetches again, which is harmless. The other order could
     // pin a tablet on a stale body behind a current tag.
-    let version =
-        pizzerias::station_queue_version(&**pool, scope.pizzeria_id, scope.station.as_str())
-            .await?
-            .ok_or(KitchenError::NotFound("station"))?;
+    let version = current_version(
+        &kitchen.versions,
+        VersionKey::station(scope.pizzeria_id, scope.station.as_str()),
+        pizzerias::station_queue_version(&**pool, scope.pizzeria_id, scope.station.as_str()),
+    )
+    .await?
+    .ok_or(KitchenError::NotFound("station"))?;
     let etag = weak_etag("q", version);
     if if_none_match(&req, &etag) {
         return Ok(not_modified(&etag));

@@ -1,6 +1,7 @@
 //! The manager's screens: orders of a day, one order with its timeline (`orders.read` in the
-//! pizzeria), cancel, hand over, remake (`orders.manage`), and the station report
-//! (`reports.read`). Each handler checks the caller before it reads anything.
+//! pizzeria), cancel, hand over, remake (`orders.manage`), and the station and actor reports
+//! (`reports.read`; the actor report also for the pizzeria's motivation board). Each handler
+//! checks the caller before it reads anything.
 
 use access::{Caller, Permission};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -24,7 +25,7 @@ use crate::{
 
 use super::{
     ActorBody, ApiError, OptionalJson, PizzeriaScope, ReasonBody, actor_of, parse_reason,
-    uuid_param,
+    require_reports, uuid_param,
 };
 
 #[derive(Debug, Serialize)]
@@ -279,26 +280,89 @@ pub async fn station_report(
     Query(query): Query<ReportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::ReportsRead)?;
+    day_report(
+        &pool,
+        scope.pizzeria_id,
+        query,
+        "stations",
+        async |conn, from, to| {
+            let rows = taps::station_report(conn, scope.pizzeria_id, from, to).await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| StationReport {
+                    station: r.station,
+                    taps: r.taps,
+                    average_seconds: r.average_ms / 1000.0,
+                    p90_seconds: r.p90_ms / 1000.0,
+                    average_target_seconds: r.average_target_seconds,
+                    over_target: r.over_target,
+                })
+                .collect::<Vec<_>>())
+        },
+    )
+    .await
+}
+
+#[derive(Debug, Serialize)]
+struct ActorReport {
+    actor: String,
+    stages: i64,
+    average_seconds: f64,
+    p90_seconds: f64,
+    within_target: i64,
+    /// `within_target / stages`, from 0 to 1.
+    within_target_share: f64,
+}
+
+/// `GET .../reports/actors?date=YYYY-MM-DD`: per actor (the name on the taps), the day's stages
+/// with average and 90th-percentile stage time and the share within target, most stages first;
+/// what the kitchen's motivation board shows. The day is a UTC day.
+pub async fn actor_report(
+    caller: Caller,
+    scope: PizzeriaScope,
+    pool: web::Data<PgPool>,
+    Query(query): Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    require_reports(&caller, scope.pizzeria_id)?;
+    day_report(
+        &pool,
+        scope.pizzeria_id,
+        query,
+        "actors",
+        async |conn, from, to| {
+            let rows = taps::actor_report(conn, scope.pizzeria_id, from, to).await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| ActorReport {
+                    within_target_share: r.within_target as f64 / r.stages.max(1) as f64,
+                    actor: r.actor,
+                    stages: r.stages,
+                    average_seconds: r.average_ms / 1000.0,
+                    p90_seconds: r.p90_ms / 1000.0,
+                    within_target: r.within_target,
+                })
+                .collect::<Vec<_>>())
+        },
+    )
+    .await
+}
+
+/// A report of one UTC day: 404 for an unknown pizzeria, else `{"date", "time_zone", <key>:
+/// rows}` with the rows `read` gives for `[from, to)`.
+async fn day_report<T: Serialize>(
+    pool: &PgPool,
+    pizzeria_id: Uuid,
+    query: ReportQuery,
+    key: &str,
+    read: impl AsyncFnOnce(&mut PgConnection, DateTime<Utc>, DateTime<Utc>) -> anyhow::Result<T>,
+) -> Result<HttpResponse, ApiError> {
     let (date, from, to) = utc_day(query.date);
     let mut conn = pool.acquire().await.context("cannot get a connection")?;
-    crate::db::pizzerias::find_pizzeria(&mut *conn, scope.pizzeria_id)
+    crate::db::pizzerias::find_pizzeria(&mut *conn, pizzeria_id)
         .await?
         .ok_or(KitchenError::NotFound("pizzeria"))?;
-    let rows = taps::station_report(&mut *conn, scope.pizzeria_id, from, to).await?;
-    let stations: Vec<StationReport> = rows
-        .into_iter()
-        .map(|r| StationReport {
-            station: r.station,
-            taps: r.taps,
-            average_seconds: r.average_ms / 1000.0,
-            p90_seconds: r.p90_ms / 1000.0,
-            average_target_seconds: r.average_target_seconds,
-            over_target: r.over_target,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "date": date,
-        "time_zone": "UTC",
-        "stations": stations,
-    })))
+    let rows = read(&mut conn, from, to).await?;
+    let mut body = serde_json::json!({ "date": date, "time_zone": "UTC" });
+    body[key] = serde_json::to_value(rows).context("serialising the report")?;
+    Ok(HttpResponse::Ok().json(body))
 }

@@ -11,7 +11,7 @@ mod kitchen;
 mod manager;
 mod pizzerias;
 
-use access::Caller;
+use access::{Caller, DeviceKind, Permission};
 use actix_web::{
     FromRequest, HttpRequest, HttpResponse, ResponseError,
     dev::Payload,
@@ -26,6 +26,7 @@ use uuid::Uuid;
 use crate::{
     domain::{Conflict, StationCode, ValidationError},
     kitchen::KitchenError,
+    versions::{Lookup, VersionKey, Versions},
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -83,6 +84,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/pizzerias/{pizzeria_id}/reports/stations",
                 web::get().to(manager::station_report),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/reports/actors",
+                web::get().to(manager::actor_report),
             ),
     );
 }
@@ -279,6 +284,21 @@ pub fn require_member(caller: &Caller, pizzeria_id: Uuid) -> Result<(), ClientEr
     }
 }
 
+/// The kitchen's reports: staff with `reports.read` in the pizzeria, or its motivation board
+/// (the kitchen screen that shows them). `access::Caller` has `require_station` and
+/// `require_board` for the other devices; this one is the tracker's, as only it serves reports.
+pub fn require_reports(caller: &Caller, pizzeria_id: Uuid) -> Result<(), ClientError> {
+    match caller {
+        Caller::Device(device) if device.is_kind(pizzeria_id, DeviceKind::MotivationBoard) => {
+            Ok(())
+        }
+        Caller::Device(_) => Err(ClientError::forbidden(
+            "this device is not a motivation board of this pizzeria",
+        )),
+        Caller::Staff(_) => caller.require(pizzeria_id, Permission::ReportsRead),
+    }
+}
+
 pub fn parse_reason(raw: Option<&str>) -> Result<Option<crate::domain::Reason>, ValidationError> {
     raw.map(crate::domain::Reason::parse).transpose()
 }
@@ -299,6 +319,26 @@ pub fn if_none_match(req: &HttpRequest, etag: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|tag| tag.trim() == "*" || opaque(tag) == ours)
+}
+
+/// The current version of `key`: from memory when the version map can answer (no database
+/// round trip), else from `read_database`, whose answer then fills the map. `None` when the
+/// station or pizzeria does not exist.
+pub async fn current_version(
+    versions: &Versions,
+    key: VersionKey,
+    read_database: impl Future<Output = anyhow::Result<Option<i64>>>,
+) -> anyhow::Result<Option<i64>> {
+    match versions.lookup(&key) {
+        Lookup::Known(version) => Ok(Some(version)),
+        Lookup::Miss { generation } => {
+            let version = read_database.await?;
+            if let Some(version) = version {
+                versions.store(key, version, generation);
+            }
+            Ok(version)
+        }
+    }
 }
 
 /// 304 with the tag, for a poll that already has the current version.

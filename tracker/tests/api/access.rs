@@ -95,6 +95,7 @@ async fn cases_in(app: &TestApp, pizzeria_id: Uuid) -> Vec<Case> {
             MANAGERS,
         ),
         case(Method::GET, format!("{p}/reports/stations"), None, MANAGERS),
+        case(Method::GET, format!("{p}/reports/actors"), None, MANAGERS),
         case(
             Method::PUT,
             p.clone(),
@@ -261,11 +262,16 @@ async fn a_role_taken_away_is_refused_on_the_next_request_within_a_second() {
 }
 
 #[tokio::test]
-async fn a_station_tablet_works_its_own_station_and_a_tv_board_reads_its_board() {
+async fn a_station_tablet_works_its_own_station_and_a_tv_board_and_a_motivation_board_read_theirs()
+{
     let app = spawn_app().await;
     let (a, b) = (app.pizzeria_id, app.other_pizzeria_id);
     let oven = app.peers.station_tablet(a, "oven").await;
     let board = app.peers.tv_board(a).await;
+    let motivation = app
+        .peers
+        .pair_device(a, "motivation_board", None, "Kitchen motivation board")
+        .await;
     let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
     let pizza = product_ids(&detail)[0];
 
@@ -322,6 +328,47 @@ async fn a_station_tablet_works_its_own_station_and_a_tv_board_reads_its_board()
         ),
         (
             &board,
+            format!("/api/v1/pizzerias/{a}/orders"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &board,
+            format!("/api/v1/pizzerias/{a}/reports/actors"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &oven,
+            format!("/api/v1/pizzerias/{a}/reports/actors"),
+            StatusCode::FORBIDDEN,
+        ),
+        // The motivation board reads the actor report of its own pizzeria, and nothing else.
+        (
+            &motivation,
+            format!("/api/v1/pizzerias/{a}/reports/actors"),
+            StatusCode::OK,
+        ),
+        (
+            &motivation,
+            format!("/api/v1/pizzerias/{b}/reports/actors"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &motivation,
+            format!("/api/v1/pizzerias/{a}/reports/stations"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &motivation,
+            format!("/api/v1/pizzerias/{a}/board"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &motivation,
+            format!("/api/v1/pizzerias/{a}/stations/oven/queue"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &motivation,
             format!("/api/v1/pizzerias/{a}/orders"),
             StatusCode::FORBIDDEN,
         ),

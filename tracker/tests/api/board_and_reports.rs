@@ -10,7 +10,7 @@ async fn the_board_shows_preparing_and_ready_orders() {
     shy["number"] = 21.into();
     shy["show_number_only"] = true.into();
     let shy = json_body(app.post_order(&shy).await).await;
-    app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
 
     let response = app.board(None).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -23,15 +23,69 @@ async fn the_board_shows_preparing_and_ready_orders() {
         StatusCode::NOT_MODIFIED
     );
 
-    app.tap_ok("packing", product_ids(&shy)[0]).await;
+    let tap = app.tap_ok("packing", product_ids(&shy)[0]).await;
     let response = app.board(Some(&etag)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let board = json_body(response).await;
     assert_eq!(
         board["preparing"],
-        json!([{ "number": 17, "name": "Anna", "late": false }])
+        json!([{ "order_id": pizza["order"]["id"], "number": 17, "name": "Anna", "late": false }])
     );
-    assert_eq!(board["ready"], json!([{ "number": 21, "late": false }]));
+    // A ready order says when it was packed: when its last product was tapped at packing.
+    assert_eq!(
+        board["ready"],
+        json!([{
+            "order_id": shy["order"]["id"], "number": 21, "late": false,
+            "packed_at": board["ready"][0]["packed_at"],
+        }])
+    );
+    let packed_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(board["ready"][0]["packed_at"].clone()).unwrap();
+    let tapped_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(tap["completed_at"].clone()).unwrap();
+    assert!(
+        (packed_at - tapped_at).num_seconds().abs() <= 1,
+        "{packed_at} vs {tapped_at}"
+    );
+}
+
+#[tokio::test]
+async fn the_actor_report_counts_each_actors_stages_of_the_day() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 3)]).await;
+    let ids = product_ids(&detail);
+    for (id, actor) in ids.iter().zip(["Pavel", "Pavel", "Olga"]) {
+        let response = app.tap("dough", *id, Some(actor)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = app.tap("topping", ids[0], Some("Pavel")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // An undone tap does not count.
+    app.tap("topping", ids[1], Some("Olga")).await;
+    assert_eq!(app.undo("topping").await.status(), StatusCode::OK);
+
+    let response = app.actor_report("").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let report = json_body(response).await;
+    assert_eq!(report["time_zone"], "UTC");
+    let actors = report["actors"].as_array().unwrap();
+    assert_eq!(actors.len(), 2, "{report}");
+    // Most stages first; taps within seconds of the order are within their targets.
+    assert_eq!(actors[0]["actor"], "Pavel");
+    assert_eq!(actors[0]["stages"], 3);
+    assert_eq!(actors[0]["within_target"], 3);
+    assert_eq!(actors[0]["within_target_share"], 1.0);
+    assert!(actors[0]["average_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(actors[0]["p90_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(actors[1]["actor"], "Olga");
+    assert_eq!(actors[1]["stages"], 1);
+
+    let empty = json_body(app.actor_report("date=2020-01-01").await).await;
+    assert!(empty["actors"].as_array().unwrap().is_empty());
+    assert_eq!(
+        app.actor_report("date=yesterday").await.status(),
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]

@@ -350,6 +350,69 @@ impl TestApp {
         .await
     }
 
+    pub async fn actor_report(&self, query: &str) -> Response {
+        self.get(&format!("{}/reports/actors?{query}", self.pizzeria_path()))
+            .await
+    }
+
+    /// Bumps a version by 1000 in the database *without* notifying (triggers off for this
+    /// transaction): what the tracker's version map cannot know about. `station` `None` is the
+    /// board. Returns the new version.
+    pub async fn bump_version_silently(&self, station: Option<&str>) -> i64 {
+        let mut tx = self.db.pool.begin().await.unwrap();
+        sqlx::query("set local session_replication_role = replica")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let version = self.bump_version_on(&mut tx, station).await;
+        tx.commit().await.unwrap();
+        version
+    }
+
+    /// Bumps a version by 1000 in the database, notifying as any change does (as another
+    /// tracker instance's change would). Returns the new version.
+    pub async fn bump_version_loudly(&self, station: Option<&str>) -> i64 {
+        let mut tx = self.db.pool.begin().await.unwrap();
+        let version = self.bump_version_on(&mut tx, station).await;
+        tx.commit().await.unwrap();
+        version
+    }
+
+    async fn bump_version_on(&self, conn: &mut sqlx::PgConnection, station: Option<&str>) -> i64 {
+        match station {
+            Some(code) => sqlx::query_scalar(
+                "update stations set queue_version = queue_version + 1000
+                 where pizzeria_id = $1 and code = $2 returning queue_version",
+            )
+            .bind(self.pizzeria_id)
+            .bind(code)
+            .fetch_one(conn)
+            .await
+            .unwrap(),
+            None => sqlx::query_scalar(
+                "update pizzerias set board_version = board_version + 1000
+                 where id = $1 returning board_version",
+            )
+            .bind(self.pizzeria_id)
+            .fetch_one(conn)
+            .await
+            .unwrap(),
+        }
+    }
+
+    /// Ends the version listener's database connection (as a network failure or a restarted
+    /// PostgreSQL would); returns how many connections were ended.
+    pub async fn drop_version_listener(&self) -> i64 {
+        sqlx::query_scalar(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity
+             where datname = current_database() and application_name = $1",
+        )
+        .bind(tracker::versions::APPLICATION_NAME)
+        .fetch_one(&self.db.pool)
+        .await
+        .unwrap()
+    }
+
     /// Waits until the relay and the intake consumer are connected.
     pub async fn wait_until_ready(&self) {
         testkit::eventually("the app to be ready", Duration::from_secs(20), || async {
