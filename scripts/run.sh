@@ -184,30 +184,55 @@ start_service() {
 }
 start_service tracker "$TRACKER_PORT" serve
 start_service sync-worker "$SYNC_WORKER_PORT" run
-start_service auth "$AUTH_PORT" serve
+# Auth and devices sit behind the web, which forwards the browser's address in
+# X-Forwarded-For: sign-in throttling and the audit log (auth), and what an approver sees of a
+# device and the code-entry budget (devices), key on the real client, not on the web.
+APP_NETWORK__TRUST_FORWARDED_FOR=true start_service auth "$AUTH_PORT" serve
 # Devices checks staff against auth, so it starts after it.
-start_service devices "$DEVICES_PORT" serve
+APP_NETWORK__TRUST_FORWARDED_FOR=true start_service devices "$DEVICES_PORT" serve
 # The screens people look at, on one origin; they call the services above.
 start_service web "$WEB_PORT" serve
 
-# 7. Where to look.
+# 7. Where to look: the web first, it is the place to open.
 api=http://127.0.0.1:$TRACKER_PORT
+web=http://127.0.0.1:$WEB_PORT
 pz=${PIZZERIA_ID:-<pizzeria_id>}
+# The demo key of the cashier's till (its digest is the tracker's default order_sources.cashier).
+INTAKE_KEY=dev-intake-key-change-me
+staff_password() { awk -v l="$1" '$1 == l {print $2}' <<<"$STAFF_LOGINS"; }
 cat <<EOF
 
   Kitchen order tracker is running.
 
-  Open http://127.0.0.1:$WEB_PORT   (sign in as a manager below; on a tablet or TV open /device)
+  Open $web   every screen is served from here
+EOF
+if [[ -n $STAFF_LOGINS ]]; then
+    cat <<EOF
+    Shift manager        demo.manager    password $(staff_password demo.manager)
+    Kitchen staff        demo.kitchen1   password $(staff_password demo.kitchen1)
+                         demo.kitchen2   password $(staff_password demo.kitchen2)
+                         (new passwords on every 'make run'; kitchen staff check in at a tablet)
+EOF
+else
+    log "warning: 'auth seed-demo' printed no logins; see $LOG_DIR/seed-auth.log"
+fi
+cat <<EOF
+    A station tablet or the TV: open $web/device on it and approve its code
+    as the shift manager ($web/activate).
 
-  Tracker API          $api
-  Oven station queue   $api/api/v1/pizzerias/$pz/stations/oven/queue
-  TV board             $api/api/v1/pizzerias/$pz/board
-  Sync worker health   http://127.0.0.1:$SYNC_WORKER_PORT/health/ready   (metrics: /metrics)
+  Place an order as the cashier's till does, with the demo intake key $INTAKE_KEY
+  (an order's JSON: README, "Trying it by hand"):
+    curl -s -X POST $api/api/v1/orders -H 'authorization: Bearer $INTAKE_KEY' \\
+         -H 'content-type: application/json' -d @order.json
+
+  Behind the web
+  Tracker API          $api   (demo pizzeria $pz)
   Auth API             http://127.0.0.1:$AUTH_PORT   (sign in: POST /api/v1/sessions)
   Devices API          http://127.0.0.1:$DEVICES_PORT   (pair a device: POST /oauth/device_authorization)
+  Sync worker health   http://127.0.0.1:$SYNC_WORKER_PORT/health/ready   (metrics: /metrics)
   PostgreSQL           $DATABASE_URL   (databases: ${DATABASES[*]})
   RabbitMQ (AMQP)      $AMQP_URL${KITCHEN_RABBITMQ_NODE:+   (node $KITCHEN_RABBITMQ_NODE)}
-  Logs                 $LOG_DIR/{tracker,sync-worker,auth,devices,seed-demo,seed-auth}.log
+  Logs                 $LOG_DIR/{web,tracker,sync-worker,auth,devices,seed-demo,seed-auth}.log
 EOF
 if ((OWN_STACK)); then
     cat <<EOF
@@ -215,19 +240,6 @@ if ((OWN_STACK)); then
 EOF
 fi
 [[ -n ${PIZZERIA_ID:-} ]] || log "warning: 'tracker seed-demo' printed no pizzeria_id=<uuid> line; see $LOG_DIR/seed-demo.log"
-if [[ -n $STAFF_LOGINS ]]; then
-    echo
-    echo "  Demo staff of the demo pizzeria (new passwords on every 'make run'):"
-    while read -r staff_login staff_password; do
-        printf '    %-16s password %s\n' "$staff_login" "$staff_password"
-    done <<<"$STAFF_LOGINS"
-    manager_password=$(awk '$1 == "demo.manager" {print $2}' <<<"$STAFF_LOGINS")
-    echo "  Sign in as the shift manager:"
-    echo "    curl -s -X POST http://127.0.0.1:$AUTH_PORT/api/v1/sessions -H 'content-type: application/json' \\"
-    echo "         -d '{\"login\": \"demo.manager\", \"password\": \"$manager_password\"}'"
-else
-    log "warning: 'auth seed-demo' printed no logins; see $LOG_DIR/seed-auth.log"
-fi
 cat <<EOF
 
   Ctrl-C stops everything (data stays in $RUN_DIR).

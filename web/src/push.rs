@@ -89,31 +89,19 @@ impl Change {
 #[derive(Clone)]
 pub struct Push {
     sender: broadcast::Sender<Arc<Change>>,
+    /// Up while the bus subscription is: the `live_updates` check of `/health/ready`.
     connected: Arc<AtomicBool>,
 }
 
-impl Default for Push {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Push {
-    pub fn new() -> Self {
+    /// `connected` is raised while the subscription is up (a `Readiness` flag).
+    pub fn new(connected: Arc<AtomicBool>) -> Self {
         let (sender, _) = broadcast::channel(1024);
-        Push {
-            sender,
-            connected: Arc::new(AtomicBool::new(false)),
-        }
+        Push { sender, connected }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.sender.subscribe()
-    }
-
-    /// Whether the bus subscription is up (`/health/ready`).
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
     }
 
     pub fn publish(&self, change: Change) {

@@ -6,7 +6,10 @@ use std::net::TcpListener;
 use access::{CacheInvalidation, DeviceVerifier, StaffVerifier};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
-use service_kit::{http::trace_requests, shutdown::Shutdown};
+use service_kit::{
+    http::{Readiness, ops_routes, trace_requests},
+    shutdown::Shutdown,
+};
 
 use crate::{
     config::Settings,
@@ -28,20 +31,23 @@ impl Application {
     /// Binds the listener (port 0 picks a free one) and prepares everything; nothing runs until
     /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let address = format!(
-            "{}:{}",
-            settings.application.host, settings.application.port
-        );
-        let listener =
-            TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
-        let port = listener.local_addr().context("no local address")?.port();
+        let (listener, port) = settings.application.bind()?;
         let staff = StaffVerifier::new(&settings.access).context("bad access settings")?;
         let devices =
             DeviceVerifier::new(&settings.device_access).context("bad device access settings")?;
-        let push = Push::new();
+        // No database: ready while the live-updates subscription is up. The pages work without
+        // it (they poll), but an instance without it cannot keep the 1 s promise.
+        let readiness = Readiness::without_database();
+        let push = Push::new(readiness.flag("live_updates"));
         let shutdown = Shutdown::new();
         let state = AppState::new(&settings, push.clone(), shutdown.clone())?;
-        let server = run_server(listener, &settings, state, (staff.clone(), devices.clone()))?;
+        let server = run_server(
+            listener,
+            &settings,
+            state,
+            readiness,
+            (staff.clone(), devices.clone()),
+        )?;
         Ok(Application {
             port,
             server,
@@ -99,9 +105,11 @@ fn run_server(
     listener: TcpListener,
     settings: &Settings,
     state: AppState,
+    readiness: Readiness,
     (staff, devices): (StaffVerifier, DeviceVerifier),
 ) -> anyhow::Result<Server> {
     let state = web::Data::new(state);
+    let readiness = web::Data::new(readiness);
     let settings = web::Data::new(settings.clone());
     let cookies = web::Data::new(Cookies {
         secure: settings.cookies.secure,
@@ -117,7 +125,9 @@ fn run_server(
             .app_data(cookies.clone())
             .app_data(staff.clone())
             .app_data(devices.clone())
+            .app_data(readiness.clone())
             .app_data(web::FormConfig::default().limit(16 * 1024))
+            .configure(ops_routes)
             .configure(routes::configure)
             .default_service(web::to(routes::unknown_page))
     })

@@ -22,7 +22,7 @@ use crate::{
     upstream::{Body, Service, UpstreamError},
 };
 
-use super::{AppState, cookies, see_other, staff::screen_of, with_csrf};
+use super::{AppState, client_headers, cookies, see_other, staff::screen_of, with_csrf};
 
 /// A device token lives until it is revoked; the cookie as long as browsers allow (400 days).
 const DEVICE_COOKIE_SECONDS: i64 = 400 * 24 * 3600;
@@ -70,24 +70,6 @@ struct DeviceAuthorization {
     interval: Option<u64>,
 }
 
-/// The device's own address and browser, for the devices service to show the approver (it
-/// reads `X-Forwarded-For` when its `network.trust_forwarded_for` is set, as it should be
-/// behind the web).
-fn device_client(req: &HttpRequest) -> Vec<(&'static str, String)> {
-    let mut headers = Vec::new();
-    if let Some(peer) = req.peer_addr() {
-        headers.push(("x-forwarded-for", peer.ip().to_string()));
-    }
-    if let Some(agent) = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        headers.push(("user-agent", agent.chars().take(200).collect()));
-    }
-    headers
-}
-
 #[derive(Template)]
 #[template(path = "device.html")]
 struct DevicePage {
@@ -122,7 +104,7 @@ pub async fn device_page(
                     "/oauth/device_authorization",
                     None,
                     Body::Form(&[("client_id", settings.screens.client_id.as_str())]),
-                    &device_client(&req),
+                    &client_headers(&req),
                 )
                 .await?;
             Pairing {
@@ -185,7 +167,7 @@ pub async fn poll(
                 ("device_code", pairing.device_code.as_str()),
                 ("client_id", settings.screens.client_id.as_str()),
             ]),
-            &device_client(&req),
+            &client_headers(&req),
         )
         .await;
     let cookies = cookies(&req);

@@ -33,7 +33,6 @@ use actix_web::{
     web,
 };
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use service_kit::shutdown::Shutdown;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -134,10 +133,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/events", web::get().to(events::events))
         .route("/static/app.css", web::get().to(stylesheet))
-        .route("/static/app.js", web::get().to(script))
-        .route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics));
+        .route("/static/app.js", web::get().to(script));
 }
 
 /// Headers every answer carries: no framing, no inline script, no referrer leaks.
@@ -184,31 +180,6 @@ async fn script() -> HttpResponse {
         .body(include_str!("../../static/app.js"))
 }
 
-async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "live" }))
-}
-
-/// Ready while the live-updates subscription is up; the pages work without it (they poll),
-/// but an instance without it cannot keep the 1 s promise.
-async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let subscribed = state.push.is_connected();
-    let body = json!({
-        "status": if subscribed { "ready" } else { "not_ready" },
-        "checks": { "live_updates": subscribed },
-    });
-    if subscribed {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
-}
-
-async fn metrics() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(service_kit::metrics::render())
-}
-
 /// A fragment for the page script: 304 when the browser already has exactly this HTML.
 pub fn live_fragment(req: &HttpRequest, html: String) -> HttpResponse {
     let digest = Sha256::digest(html.as_bytes());
@@ -237,6 +208,25 @@ pub fn live_fragment(req: &HttpRequest, html: String) -> HttpResponse {
     } else {
         response.content_type("text/html; charset=utf-8").body(html)
     }
+}
+
+/// The browser's own address and user agent, for the service behind us to see who really
+/// asked: the devices service shows them to the approver and keys its code-entry budget on the
+/// address; auth keys sign-in throttling and its audit log on it. Both read `X-Forwarded-For`
+/// when their `network.trust_forwarded_for` is set, as it should be behind the web.
+pub fn client_headers(req: &HttpRequest) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    if let Some(peer) = req.peer_addr() {
+        headers.push(("x-forwarded-for", peer.ip().to_string()));
+    }
+    if let Some(agent) = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        headers.push(("user-agent", agent.chars().take(200).collect()));
+    }
+    headers
 }
 
 /// A redirect after a form (303, so the browser GETs the target).

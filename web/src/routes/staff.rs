@@ -17,7 +17,7 @@ use crate::{
     upstream::{Body, Service, UpstreamError},
 };
 
-use super::{AppState, cookies, see_other, with_csrf};
+use super::{AppState, client_headers, cookies, see_other, with_csrf};
 
 /// The manager pages' header: which pizzeria, who is signed in, the sign-out form's token.
 pub struct Nav {
@@ -176,12 +176,13 @@ pub async fn login(
     let body = json!({ "login": form.login.trim(), "password": form.password });
     let answer: Result<Issued, _> = state
         .upstream
-        .call(
+        .call_with(
             Service::Auth,
             Method::POST,
             "/api/v1/sessions",
             None,
             Body::Json(&body),
+            &client_headers(&req),
         )
         .await;
     let problem = match answer {

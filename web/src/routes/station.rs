@@ -284,7 +284,8 @@ struct StaffList {
     staff: Vec<StaffMember>,
 }
 
-/// The pizzeria's kitchen staff, from auth, asked with the tablet's own token.
+/// The pizzeria's kitchen staff, from auth, asked with the tablet's own token (auth lets a
+/// station tablet read its own pizzeria's kitchen staff, and nothing else of its staff).
 async fn kitchen_staff(
     state: &AppState,
     viewer: &DeviceViewer,
@@ -318,26 +319,12 @@ pub async fn checkin_page(
     csrf: Csrf,
 ) -> Result<HttpResponse, PageError> {
     let station = station_of(&viewer)?;
-    let (staff, problem) = match kitchen_staff(&state, &viewer).await {
-        Ok(staff) => (staff, None),
-        Err(e)
-            if matches!(
-                e.status(),
-                Some(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-            ) =>
-        {
-            // Auth refuses the tablet's token: it does not (yet) accept device tokens on the
-            // staff list. Taps still work, without a name.
-            tracing::warn!(error = %e, "auth refused the staff list to a station tablet");
-            (
-                Vec::new(),
-                Some(
-                    "The staff list cannot be read on this tablet right now. Taps still count, without a name. Tell the shift manager.",
-                ),
-            )
-        }
-        Err(e) => return Err(PageError::for_device(e)),
-    };
+    let staff = kitchen_staff(&state, &viewer)
+        .await
+        .map_err(PageError::for_device)?;
+    let problem = staff.is_empty().then_some(
+        "Nobody has the kitchen staff role in this pizzeria yet. Taps still count, with the tablet's name; ask the shift manager to add the team.",
+    );
     let page = CheckinPage {
         csrf: csrf.token.clone(),
         station_title: screens::station_title(&station),

@@ -50,6 +50,14 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the web answers")
+    }
+
     /// A form POST as a browser on this site sends it, with the CSRF cookie and field.
     pub async fn post_form(
         &self,

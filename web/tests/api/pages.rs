@@ -200,3 +200,35 @@ async fn signing_in_at_a_real_auth_keeps_the_session_in_a_strict_cookie() {
     assert!(start.text().await.expect("body").contains("Web Admin"));
     auth_shutdown.trigger();
 }
+
+#[tokio::test]
+async fn ready_follows_the_live_updates_subscription_and_checks_no_database() {
+    let app = spawn_web(|s| s.bus = testkit::test_bus()).await;
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    let body: serde_json::Value = loop {
+        let response = app.get("/health/ready").await;
+        if response.status() == StatusCode::OK {
+            break response.json().await.expect("JSON");
+        }
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the web never subscribed to the tracker's events"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        body,
+        serde_json::json!({ "status": "ready", "checks": { "live_updates": true } })
+    );
+
+    // Without a broker it says which check fails.
+    let app =
+        spawn_web(|s| s.bus.url = "amqp://guest:guest@127.0.0.1:9/%2f".to_owned().into()).await;
+    let response = app.get("/health/ready").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["checks"], serde_json::json!({ "live_updates": false }));
+}
