@@ -1,3 +1,4 @@
+use bus::consumer::ConsumerSettings;
 use contracts::OrderInWork;
 use sync_worker::dead_letters;
 
@@ -128,4 +129,36 @@ async fn a_dead_letter_is_applied_once_its_cause_is_fixed_and_it_is_replayed() {
     let left = app.dead_letters().await;
     assert_eq!(left.len(), 1, "{left:#?}");
     assert_eq!(left[0].event_id, Some(other.envelope.id.to_string()));
+}
+
+#[tokio::test]
+async fn bad_data_in_a_batch_dead_letters_only_its_own_event() {
+    // One lane, so that the three orders share a batch.
+    let mut app = spawn_app_with(ConsumerSettings {
+        partitions: 1,
+        ..impatient_retries()
+    })
+    .await;
+    let before = TestOrder::new(801);
+    let bad = TestOrder::new(802);
+    let after = TestOrder::new(803);
+    let mut poisoned = bad.accepted();
+    // PostgreSQL text cannot hold a NUL: the batch's order insert fails as a whole.
+    poisoned.envelope.data["customer_name"] = serde_json::json!("An\u{0}na");
+
+    // Published while the worker is stopped, so that they arrive together in one batch.
+    app.stop().await;
+    app.publish_all(&[before.accepted(), poisoned.clone(), after.accepted()])
+        .await;
+    app.start().await;
+
+    app.wait_for_order(before.order_id, "the order before", |o| o.status == 1)
+        .await;
+    app.wait_for_order(after.order_id, "the order after", |o| o.status == 1)
+        .await;
+    let letters = app.wait_for_dead_letters(1).await;
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0].event_id, Some(poisoned.envelope.id.to_string()));
+    assert_eq!(letters[0].attempts, Some(1), "bad data is never retried");
+    assert!(app.order(bad.order_id).await.is_none());
 }

@@ -138,6 +138,17 @@ impl TestApp {
         }
     }
 
+    /// Publishes one subject's events as they happened, and another's newest first and twice
+    /// (as a relay that lost its confirms would send them), then waits until all are handled.
+    pub async fn publish_straight_and_shuffled(&self, straight: &[Message], shuffled: &[Message]) {
+        self.publish_all(straight).await;
+        let mut reversed = shuffled.to_vec();
+        reversed.reverse();
+        self.publish_all(&reversed).await;
+        self.publish_all(&reversed).await;
+        self.wait_until_drained().await;
+    }
+
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) {
         self.publisher
             .publish_raw(routing_key, body)
@@ -317,10 +328,16 @@ pub struct Message {
 }
 
 impl Message {
+    /// A tracker event.
     pub fn new<E: Event>(sequence: i64, event: &E) -> Self {
+        Message::from_service("tracker", sequence, event)
+    }
+
+    /// An event as `service` (`auth`, `devices`) publishes it through its outbox.
+    pub fn from_service<E: Event>(service: &str, sequence: i64, event: &E) -> Self {
         Message {
-            routing_key: routing_key::<E>("tracker"),
-            envelope: Envelope::wrap("tracker", event, sequence, None).expect("wrap an event"),
+            routing_key: routing_key::<E>(service),
+            envelope: Envelope::wrap(service, event, sequence, None).expect("wrap an event"),
         }
     }
 }

@@ -5,6 +5,8 @@
 
 mod catch_up;
 mod dead_letters;
+mod devices;
 mod health;
 mod helpers;
+mod membership;
 mod mirror;
