@@ -1,11 +1,12 @@
 //! The TV order board in the dining room: "Preparing" and "Ready", by name, or by number for
 //! customers who asked for privacy. At most `board_max_orders`; a ready order leaves the board
-//! `board_ready_seconds` after it first appeared there.
+//! `board_ready_seconds` after it was packed (the tracker's `packed_at`), so every web instance
+//! and every restart agree on when.
 
 use access::DeviceKind;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -22,6 +23,8 @@ use super::{AppState, live_fragment, staff::screen_of, with_csrf};
 struct Entry {
     number: i32,
     name: Option<String>,
+    /// Set on ready orders.
+    packed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +69,16 @@ fn ticket(e: Entry) -> Ticket {
     }
 }
 
+/// The ready orders packed less than `linger` ago (one without `packed_at` stays: it cannot
+/// say how long it has been ready).
+fn still_ready(ready: Vec<Entry>, now: DateTime<Utc>, linger: chrono::Duration) -> Vec<Ticket> {
+    ready
+        .into_iter()
+        .filter(|e| e.packed_at.is_none_or(|at| now - at < linger))
+        .map(ticket)
+        .collect()
+}
+
 async fn columns(
     state: &AppState,
     settings: &Settings,
@@ -81,25 +94,8 @@ async fn columns(
         )
         .await
         .map_err(PageError::for_device)?;
-    let now = Utc::now();
     let linger = chrono::Duration::seconds(settings.screens.board_ready_seconds);
-    let ready: Vec<Ticket> = {
-        let mut since = state
-            .ready_since
-            .lock()
-            .map_err(|_| PageError::Internal(anyhow::anyhow!("the board memory is poisoned")))?;
-        let numbers: Vec<i32> = board.ready.iter().map(|e| e.number).collect();
-        since.retain(|(p, n), _| *p != pizzeria_id || numbers.contains(n));
-        board
-            .ready
-            .into_iter()
-            .filter(|e| {
-                let first_seen = *since.entry((pizzeria_id, e.number)).or_insert(now);
-                now - first_seen < linger
-            })
-            .map(ticket)
-            .collect()
-    };
+    let ready = still_ready(board.ready, Utc::now(), linger);
     let max = settings.screens.board_max_orders;
     let ready: Vec<Ticket> = ready.into_iter().take(max).collect();
     let preparing = board
@@ -142,4 +138,26 @@ pub async fn board_live(
         .render()
         .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
     Ok(live_fragment(&req, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ready_order_leaves_the_board_its_linger_after_it_was_packed() {
+        let now = Utc::now();
+        let entry = |number, ago: Option<i64>| Entry {
+            number,
+            name: Some(format!("Guest {number}")),
+            packed_at: ago.map(|s| now - chrono::Duration::seconds(s)),
+        };
+        let ready = still_ready(
+            vec![entry(1, Some(700)), entry(2, Some(599)), entry(3, None)],
+            now,
+            chrono::Duration::seconds(600),
+        );
+        let numbers: Vec<i32> = ready.iter().map(|t| t.number).collect();
+        assert_eq!(numbers, [2, 3]);
+    }
 }

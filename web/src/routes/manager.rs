@@ -45,7 +45,6 @@ pub struct Order {
     pub target_seconds: i64,
     pub due_at: DateTime<Utc>,
     pub late: bool,
-    pub version: i64,
     pub items: Vec<Item>,
     pub packed_at: Option<DateTime<Utc>>,
     pub handed_over_at: Option<DateTime<Utc>>,

@@ -19,11 +19,6 @@ mod motivation;
 mod staff;
 mod station;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
-
 use actix_web::{
     HttpRequest, HttpResponse,
     body::MessageBody,
@@ -32,7 +27,6 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use chrono::{DateTime, Utc};
 use service_kit::shutdown::Shutdown;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -46,12 +40,6 @@ pub struct AppState {
     pub upstream: Upstream,
     pub push: Push,
     pub shutdown: Shutdown,
-    /// When this instance first saw each order of a board under "Ready", keyed by pizzeria and
-    /// order number: ready orders leave the board `board_ready_seconds` later.
-    pub ready_since: Mutex<HashMap<(Uuid, i32), DateTime<Utc>>>,
-    /// Orders read for the motivation board, by id and version: an order is read again only
-    /// after it changed.
-    pub order_cache: Mutex<HashMap<Uuid, (i64, Arc<serde_json::Value>)>>,
 }
 
 impl AppState {
@@ -60,8 +48,6 @@ impl AppState {
             upstream: Upstream::new(&settings.upstream)?,
             push,
             shutdown,
-            ready_since: Mutex::default(),
-            order_cache: Mutex::default(),
         })
     }
 }

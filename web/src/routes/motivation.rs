@@ -1,17 +1,14 @@
 //! The kitchen motivation board: how fast each pizzamaker is today against the targets, from
-//! the taps attributed to them (checked in at a station).
-//!
-//! The tracker has no per-actor report yet, so this reads today's orders and each order's
-//! timeline (again only when the order's version changed), drops the taps that were undone,
-//! and adds up the rest per actor. A `GET /pizzerias/{p}/reports/actors?date=` in the tracker
-//! would replace all of it with one query.
+//! the taps attributed to them (checked in at a station). The tracker adds the day up per actor
+//! (`GET /pizzerias/{p}/reports/actors`); auth says which actors are people: taps by someone
+//! who did not check in carry the tablet's name, and those count as "without a name".
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::HashSet;
 
 use access::{DeviceKind, Permission};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use serde_json::Value;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::{
@@ -22,58 +19,39 @@ use crate::{
 };
 
 use super::{
-    AppState,
-    manager::{TimelineEntry, todays_orders},
-    pizzeria_param,
+    AppState, pizzeria_param,
     staff::{Nav, require, screen_of},
     with_csrf,
 };
 
-/// One attributed, not undone, stage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stage {
-    pub product_id: Uuid,
-    pub station: String,
-    pub actor: Option<String>,
-    pub seconds: f64,
-    pub target_seconds: f64,
+/// One actor's day, as the tracker reports it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ActorDay {
+    pub actor: String,
+    pub stages: i64,
+    pub average_seconds: f64,
+    pub within_target_share: f64,
 }
 
-/// The stages of one order's timeline that still count: an undo takes back the latest
-/// completion of that product at that station.
-pub fn counted_stages(timeline: &[TimelineEntry]) -> Vec<Stage> {
-    let mut stages: Vec<Stage> = Vec::new();
-    for t in timeline {
-        let d = &t.detail;
-        let (Some(product_id), Some(station)) = (t.product_id, t.station.clone()) else {
-            continue;
-        };
-        match t.kind.as_str() {
-            "ProductStageCompleted" => stages.push(Stage {
-                product_id,
-                station,
-                actor: t.actor.clone().filter(|a| !a.trim().is_empty()),
-                seconds: d["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0,
-                target_seconds: d["target_seconds"].as_f64().unwrap_or(0.0),
-            }),
-            "ProductStageUndone" => {
-                if let Some(i) = stages
-                    .iter()
-                    .rposition(|s| s.product_id == product_id && s.station == station)
-                {
-                    stages.remove(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    stages
+#[derive(Debug, Deserialize)]
+struct ActorReport {
+    actors: Vec<ActorDay>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StaffMember {
+    display_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct StaffList {
+    staff: Vec<StaffMember>,
 }
 
 pub struct ActorLine {
     rank: usize,
     name: String,
-    stages: usize,
+    stages: i64,
     average: String,
     on_target: u32,
     /// Percent of the widest bar.
@@ -81,87 +59,57 @@ pub struct ActorLine {
     class: &'static str,
 }
 
-/// Ranked by share on target, then by average time.
-pub fn leaderboard(stages: &[Stage]) -> (Vec<ActorLine>, usize) {
-    let mut per_actor: BTreeMap<&str, (usize, f64, usize)> = BTreeMap::new();
-    let mut anonymous = 0;
-    for s in stages {
-        match &s.actor {
-            Some(actor) => {
-                let e = per_actor.entry(actor.as_str()).or_default();
-                e.0 += 1;
-                e.1 += s.seconds;
-                e.2 += usize::from(s.target_seconds <= 0.0 || s.seconds <= s.target_seconds);
-            }
-            None => anonymous += 1,
-        }
-    }
-    let mut rows: Vec<(&str, usize, f64, u32)> = per_actor
-        .into_iter()
-        .map(|(name, (n, total, ok))| (name, n, total / n as f64, (ok * 100 / n.max(1)) as u32))
-        .collect();
-    rows.sort_by(|a, b| b.3.cmp(&a.3).then(a.2.total_cmp(&b.2)));
-    let lines = rows
+/// The kitchen staff's lines, ranked by share on target, then by average time; and how many
+/// stages were done by someone who had not checked in (any actor not on the staff list).
+pub fn leaderboard(days: Vec<ActorDay>, people: &HashSet<String>) -> (Vec<ActorLine>, i64) {
+    let (mut named, anonymous): (Vec<ActorDay>, Vec<ActorDay>) =
+        days.into_iter().partition(|d| people.contains(&d.actor));
+    named.sort_by(|a, b| {
+        b.within_target_share
+            .total_cmp(&a.within_target_share)
+            .then(a.average_seconds.total_cmp(&b.average_seconds))
+    });
+    let lines = named
         .into_iter()
         .enumerate()
-        .map(|(i, (name, n, avg, pct))| ActorLine {
-            rank: i + 1,
-            name: name.to_owned(),
-            stages: n,
-            average: screens::duration(avg.round() as i64),
-            on_target: pct,
-            bar: pct.max(2),
-            class: match pct {
-                90.. => "good",
-                70..=89 => "near",
-                _ => "late",
-            },
+        .map(|(i, d)| {
+            let pct = (d.within_target_share.clamp(0.0, 1.0) * 100.0).floor() as u32;
+            ActorLine {
+                rank: i + 1,
+                name: d.actor,
+                stages: d.stages,
+                average: screens::duration(d.average_seconds.round() as i64),
+                on_target: pct,
+                bar: pct.max(2),
+                class: match pct {
+                    90.. => "good",
+                    70..=89 => "near",
+                    _ => "late",
+                },
+            }
         })
         .collect();
-    (lines, anonymous)
+    (lines, anonymous.iter().map(|d| d.stages).sum())
 }
 
-async fn stages_today(
+/// Today's report and the names of the pizzeria's kitchen staff, asked with the viewer's own
+/// token (a motivation board may read both).
+async fn today(
     state: &AppState,
     pizzeria_id: Uuid,
     bearer: &str,
-) -> Result<Vec<Stage>, PageError> {
-    let orders = todays_orders(state, pizzeria_id, bearer, None).await?;
-    let mut stages = Vec::new();
-    for order in orders {
-        let cached = state
-            .order_cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&order.id).cloned())
-            .filter(|(version, _)| *version == order.version)
-            .map(|(_, detail)| detail);
-        let detail: Arc<Value> = match cached {
-            Some(detail) => detail,
-            None => {
-                let detail: Value = state
-                    .upstream
-                    .get(
-                        Service::Tracker,
-                        &format!("/api/v1/pizzerias/{pizzeria_id}/orders/{}", order.id),
-                        bearer,
-                    )
-                    .await?;
-                let detail = Arc::new(detail);
-                if let Ok(mut cache) = state.order_cache.lock() {
-                    if cache.len() > 20_000 {
-                        cache.clear();
-                    }
-                    cache.insert(order.id, (order.version, detail.clone()));
-                }
-                detail
-            }
-        };
-        let timeline: Vec<TimelineEntry> =
-            serde_json::from_value(detail["timeline"].clone()).unwrap_or_default();
-        stages.extend(counted_stages(&timeline));
-    }
-    Ok(stages)
+) -> Result<(Vec<ActorDay>, HashSet<String>), PageError> {
+    let report_path = format!("/api/v1/pizzerias/{pizzeria_id}/reports/actors");
+    let staff_path = format!("/api/v1/pizzerias/{pizzeria_id}/staff?role=kitchen_staff");
+    let report = state
+        .upstream
+        .get::<ActorReport>(Service::Tracker, &report_path, bearer);
+    let staff = state
+        .upstream
+        .get::<StaffList>(Service::Auth, &staff_path, bearer);
+    let (report, staff) = tokio::try_join!(report, staff)?;
+    let people = staff.staff.into_iter().map(|s| s.display_name).collect();
+    Ok((report.actors, people))
 }
 
 #[derive(Template)]
@@ -170,8 +118,8 @@ struct MotivationPage {
     nav: Option<Nav>,
     csrf: String,
     lines: Vec<ActorLine>,
-    anonymous: usize,
-    total: usize,
+    anonymous: i64,
+    total: i64,
 }
 
 async fn render(
@@ -181,14 +129,15 @@ async fn render(
     nav: Option<Nav>,
     csrf: &Csrf,
 ) -> Result<HttpResponse, PageError> {
-    let stages = stages_today(state, pizzeria_id, bearer).await?;
-    let (lines, anonymous) = leaderboard(&stages);
+    let (days, people) = today(state, pizzeria_id, bearer).await?;
+    let total = days.iter().map(|d| d.stages).sum();
+    let (lines, anonymous) = leaderboard(days, &people);
     let page = MotivationPage {
         nav,
         csrf: csrf.token.clone(),
         lines,
         anonymous,
-        total: stages.len(),
+        total,
     };
     Ok(with_csrf(html(&page)?, csrf))
 }
@@ -201,7 +150,7 @@ pub async fn staff_motivation(
     csrf: Csrf,
 ) -> Result<HttpResponse, PageError> {
     let pizzeria_id = pizzeria_param(&req)?;
-    require(&viewer, pizzeria_id, Permission::OrdersRead)?;
+    require(&viewer, pizzeria_id, Permission::ReportsRead)?;
     let nav = Nav::new(&viewer, pizzeria_id, &csrf, "motivation");
     render(&state, pizzeria_id, &viewer.token, Some(nav), &csrf).await
 }
@@ -231,38 +180,35 @@ pub async fn device_motivation(
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-    use serde_json::json;
-
     use super::*;
 
-    fn entry(kind: &str, product: Uuid, station: &str, actor: &str, ms: i64) -> TimelineEntry {
-        TimelineEntry {
-            at: Utc::now(),
-            kind: kind.into(),
-            station: Some(station.into()),
-            product_id: Some(product),
-            actor: Some(actor.into()),
-            detail: json!({"duration_ms": ms, "target_seconds": 60}),
+    fn day(actor: &str, stages: i64, average_seconds: f64, share: f64) -> ActorDay {
+        ActorDay {
+            actor: actor.into(),
+            stages,
+            average_seconds,
+            within_target_share: share,
         }
     }
 
     #[test]
-    fn an_undone_tap_does_not_count() {
-        let p = Uuid::new_v4();
-        let stages = counted_stages(&[
-            entry("ProductStageCompleted", p, "dough", "Anna", 30_000),
-            entry("ProductStageUndone", p, "dough", "Anna", 0),
-            entry("ProductStageCompleted", p, "dough", "Pavel", 50_000),
-            entry("ProductStageCompleted", p, "oven", "Anna", 90_000),
-        ]);
-        assert_eq!(stages.len(), 2);
-        assert_eq!(stages[0].actor.as_deref(), Some("Pavel"));
-        let (lines, anonymous) = leaderboard(&stages);
-        assert_eq!(anonymous, 0);
-        assert_eq!(lines[0].name, "Pavel");
-        assert_eq!(lines[0].on_target, 100);
-        assert_eq!(lines[1].name, "Anna");
-        assert_eq!(lines[1].on_target, 0);
+    fn people_rank_by_share_on_target_then_speed_and_tablets_count_as_nameless() {
+        let people: HashSet<String> = ["Anna", "Pavel", "Olga"].map(String::from).into();
+        let (lines, anonymous) = leaderboard(
+            vec![
+                day("Oven tablet", 7, 80.0, 1.0),
+                day("Anna", 4, 70.0, 0.5),
+                day("Pavel", 3, 65.0, 1.0),
+                day("Olga", 2, 50.0, 1.0),
+                day("Packing tablet", 2, 20.0, 1.0),
+            ],
+            &people,
+        );
+        let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["Olga", "Pavel", "Anna"]);
+        assert_eq!(anonymous, 9);
+        assert_eq!((lines[2].rank, lines[2].on_target), (3, 50));
+        assert_eq!(lines[2].class, "late");
+        assert_eq!(lines[0].average, "0:50");
     }
 }
