@@ -30,7 +30,7 @@ if [[ ! -d $E2E_DIR/node_modules/playwright-core ]]; then
 fi
 
 # 2. The binaries.
-BIN_DIR=${KITCHEN_E2E_BIN_DIR:-$ROOT/target/debug}
+BIN_DIR=${KITCHEN_E2E_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}
 if [[ ${KITCHEN_SKIP_BUILD:-0} != 1 ]]; then
     log "cargo build -p tracker -p auth -p devices -p web --bins"
     cargo build -q -p tracker -p auth -p devices -p web --bins
