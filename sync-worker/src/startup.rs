@@ -65,6 +65,7 @@ impl Application {
         // The shared shutdown signal stops the server, so that it stops together with the
         // consumer.
         .disable_signals()
+        .keep_alive(service_kit::http::KEEP_ALIVE)
         .listen(listener)
         .context("starting the ops server")?
         .run();

@@ -189,6 +189,7 @@ fn run_server(
             .configure(routes::configure)
             .default_service(web::to(unknown_route))
     })
+    .keep_alive(service_kit::http::KEEP_ALIVE)
     .listen(listener)
     .context("cannot serve on the listener")?
     // Our Shutdown handles the signals, so every task stops together.

@@ -131,6 +131,7 @@ fn run_server(
             .configure(routes::configure)
             .default_service(web::to(routes::unknown_page))
     })
+    .keep_alive(service_kit::http::KEEP_ALIVE)
     .listen(listener)
     .context("cannot serve on the listener")?
     .disable_signals()

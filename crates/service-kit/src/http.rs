@@ -25,6 +25,12 @@ use tracing::Instrument;
 
 use crate::{metrics, telemetry::TraceContext};
 
+/// How long an idle HTTP connection stays open. Tablets and boards poll every 10 s; keeping
+/// their connection across polls saves a TCP handshake per poll, and a timeout longer than the
+/// poll interval avoids the race where the server closes a connection just as the client
+/// reuses it (actix's default is 5 s).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
+
 /// The JSON body of every error response: `{"error": {"code", "message", "field", "rule"}}`.
 /// `code` is stable and meant for programs; `message` is for people.
 #[derive(Debug, Serialize)]
