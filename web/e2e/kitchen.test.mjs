@@ -12,6 +12,8 @@ const AUTH = process.env.AUTH_URL;
 const P = process.env.PIZZERIA_ID;
 const SHOTS = process.env.SCREENSHOT_DIR;
 const MANAGER = { login: "e2e.office", password: "office-password-1", name: "Olga Ivanova" };
+// Kitchen staff of the demo pizzeria, from `auth seed-demo`.
+const PIZZAMAKER = "Pavel (kitchen)";
 const TABLET = { width: 1280, height: 800 };
 const TV = { width: 1920, height: 1080 };
 const DESKTOP = { width: 1440, height: 900 };
@@ -57,23 +59,39 @@ async function newPage(viewport) {
   return context.newPage();
 }
 
-/// The device shows its code; the manager approves it; the device opens its screen by itself.
-async function pairDevice({ kind, station, name, screenshots = false }) {
-  const page = await newPage(kind === "order_board" ? TV : TABLET);
+/// A desktop browser signed in at the web.
+async function signedIn(login, password) {
+  const page = await newPage(DESKTOP);
+  page.on("dialog", (d) => d.accept());
+  await page.goto(`${WEB}/`);
+  await page.waitForURL(/\/login/);
+  await page.locator("input[name=login]").fill(login);
+  await page.locator("input[name=password]").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((url) => !url.pathname.startsWith("/login"));
+  return page;
+}
+
+/// The device shows its code; a manager approves it; the device opens its screen by itself.
+/// Each pairing costs the approver's session two code entries (look up, approve) of the devices
+/// service's 10 a minute.
+async function pairDevice({ kind, station, name, screenshots = false, approver = manager }) {
+  const page = await newPage(kind === "kitchen_station" ? TABLET : TV);
   await page.goto(`${WEB}/device`);
   const code = (await page.locator("#user-code").textContent()).trim();
   assert.match(code, /^[A-Z]{4}-[A-Z]{4}$/);
   if (screenshots) await shot(page, "device-login");
-  await manager.goto(`${WEB}/activate?user_code=${encodeURIComponent(code)}`);
-  await manager.locator("section.request").waitFor();
-  const form = manager.locator("form.approve");
+  await approver.goto(`${WEB}/activate?user_code=${encodeURIComponent(code)}`);
+  await approver.locator("section.request").waitFor();
+  const form = approver.locator("form.approve");
   await form.locator(`input[name=kind][value=${kind}]`).check();
   if (station) await form.locator("select[name=station]").selectOption(station);
   await form.locator("input[name=name]").fill(name);
-  if (screenshots) await shot(manager, "activation", true);
+  if (screenshots) await shot(approver, "activation", true);
   await form.getByRole("button", { name: "Approve" }).click();
-  await manager.locator(".notice.ok").waitFor();
-  await page.waitForURL(kind === "order_board" ? /\/board$/ : /\/station$/, { timeout: 15000 });
+  await approver.locator(".notice.ok").waitFor();
+  const screen = { order_board: /\/board$/, motivation_board: /\/motivation$/ }[kind] ?? /\/station$/;
+  await page.waitForURL(screen, { timeout: 15000 });
   return page;
 }
 
@@ -92,14 +110,8 @@ before(async () => {
     roles: [{ role: "office_manager", pizzeria_id: P }, { role: "shift_manager", pizzeria_id: P }],
   });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  manager = await newPage(DESKTOP);
-  manager.on("dialog", (d) => d.accept());
-  await manager.goto(`${WEB}/`);
-  await manager.waitForURL(/\/login/);
-  await manager.locator("input[name=login]").fill(MANAGER.login);
-  await manager.locator("input[name=password]").fill(MANAGER.password);
-  await manager.getByRole("button", { name: "Sign in" }).click();
-  await manager.waitForURL(new RegExp(`/p/${P}/orders`));
+  manager = await signedIn(MANAGER.login, MANAGER.password);
+  assert.match(manager.url(), new RegExp(`/p/${P}/orders`));
 });
 
 after(async () => {
@@ -124,6 +136,15 @@ test("an order tapped through every station is under Ready on the TV board withi
   await placeOrder("Boris", [{ name: "Margherita", category: "pizza", size: "25 cm", modifiers: ["extra cheese"] }]);
   await placeOrder("Chloé", [{ name: "Four cheese", category: "pizza", size: "35 cm", modifiers: ["gluten-free base"] }]);
   await placeOrder("Dmitry", [{ name: "Potato wedges", category: "side" }, { name: "Cola 0.5", category: "drink" }], { show_number_only: true });
+  // The pizzamaker checks in at the dough station with the tablet's own device token: auth
+  // gives a station tablet its pizzeria's kitchen staff.
+  await tablets.dough.locator("a.checkin").click();
+  await tablets.dough.waitForURL(/\/station\/checkin$/);
+  await shot(tablets.dough, "checkin");
+  await tablets.dough.getByRole("button", { name: PIZZAMAKER, exact: true }).click();
+  await tablets.dough.waitForURL(/\/station$/);
+  assert.equal((await tablets.dough.locator("a.checkin").textContent()).trim(), `✓ ${PIZZAMAKER}`);
+  anna.actors = { dough: PIZZAMAKER, topping: "Topping tablet", oven: "Oven tablet", packing: "Packing tablet" };
   for (const station of ["dough", "topping", "oven", "packing"]) {
     const page = tablets[station];
     await card(page, anna.number).waitFor({ timeout: 5000 });
@@ -140,6 +161,14 @@ test("an order tapped through every station is under Ready on the TV board withi
   }
   await board.waitForTimeout(2200);
   await shot(board, "board");
+  // Each tap carries who did it: the name checked in at the dough tablet, else the tablet's.
+  await manager.goto(`${WEB}/p/${P}/orders/${anna.id}`);
+  for (const [station, actor] of Object.entries(anna.actors)) {
+    const title = `${station[0].toUpperCase()}${station.slice(1)}`;
+    const entry = manager.locator("ol.timeline li", { hasText: "Stage done" }).filter({ hasText: ` · ${title} · ` });
+    const text = await entry.innerText();
+    assert.ok(text.includes(` · by ${actor}`), `the ${station} tap should be by ${actor}: ${text}`);
+  }
 });
 
 test("undo brings the last tap back", async () => {
@@ -196,9 +225,16 @@ test("the manager's other screens render: order page, performance, motivation", 
   await shot(manager, "performance", true);
   await manager.goto(`${WEB}/p/${P}/motivation`);
   await manager.locator("ol.leaderboard").waitFor();
-  await shot(manager, "motivation");
-  await tablets.dough.goto(`${WEB}/station/checkin`);
-  await shot(tablets.dough, "checkin");
+  // The kitchen's own motivation board: the tracker's actor report, and auth's kitchen staff
+  // to tell people from tablets, both read with the board's device token.
+  // The manager paired five devices a moment ago, all of their session's code entries for this
+  // minute; they approve this one from a second browser (a session of its own).
+  const phone = await signedIn(MANAGER.login, MANAGER.password);
+  const wall = await pairDevice({ kind: "motivation_board", name: "Kitchen wall", approver: phone });
+  const names = await wall.locator("ol.leaderboard li .name").allInnerTexts();
+  assert.deepEqual(names, [PIZZAMAKER], "only people are ranked");
+  assert.match(await wall.locator("p.lead").innerText(), /without a name/);
+  await shot(wall, "motivation");
 });
 
 test("a forged form is refused with a friendly page", async () => {
