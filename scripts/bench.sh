@@ -18,6 +18,9 @@
 # Environment:
 #   BENCH_DURATION=60s           load time of scenarios a and b (15s for a quick check)
 #   BENCH_ORDERS_PER_MINUTE=1    orders per pizzeria per minute in a and b
+#   BENCH_SESSIONS=100           staff sessions loadgen deals out to the tablets
+#                                (one shared session expires in the tracker's cache
+#                                for every tablet at once; see loadgen/src/session.rs)
 #   BENCH_BACKLOG_EVENTS=1000000 events in scenario c
 #   BENCH_DIR=.stack/bench       stack data; results go to BENCH_DIR/results/<time>/
 #   BENCH_TRACKER_PORT=58081     service ports: not 8081-8084, so a `make run`
@@ -26,6 +29,8 @@
 #   BENCH_DEVICES_PORT=58084
 #   BENCH_SKIP_BUILD=1           use the binaries in target/release as they are
 #   BENCH_KEEP_STACK=1           leave PostgreSQL + RabbitMQ running afterwards
+#   BENCH_KEEP_DATA=1            keep the tracker database of the last run (it is
+#                                dropped by default, so queues start empty)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,6 +48,7 @@ AUTH_PORT=${BENCH_AUTH_PORT:-58083}
 DEVICES_PORT=${BENCH_DEVICES_PORT:-58084}
 DURATION=${BENCH_DURATION:-60s}
 ORDERS_PER_MINUTE=${BENCH_ORDERS_PER_MINUTE:-1}
+SESSIONS=${BENCH_SESSIONS:-100}
 BACKLOG_EVENTS=${BENCH_BACKLOG_EVENTS:-1000000}
 BIN_DIR=$ROOT/target/release
 EXCHANGE=kitchen
@@ -229,6 +235,12 @@ if [[ $(psql "$DATABASE_URL" -X -At -c 'show shared_preload_libraries') != *pg_s
     "$SCRIPT_DIR/stack.sh" down "$BENCH_DIR"
     env -u DATABASE_URL -u AMQP_URL STACK_FAST=0 "$SCRIPT_DIR/stack.sh" up "$BENCH_DIR" "$PG_PORT" "$AMQP_PORT" >/dev/null
 fi
+# A fresh kitchen each run: products left in the queues by an earlier run would be tapped by
+# this one's pizzamakers and skew every figure (a polls-only run would still tap hundreds a
+# second). The legacy database stays; lags are read for this run's time window only.
+if [[ ${BENCH_KEEP_DATA:-0} != 1 ]]; then
+    psql "$DATABASE_URL" -X -q -c 'drop database if exists tracker with (force)'
+fi
 "$SCRIPT_DIR/stack.sh" createdb tracker legacy auth devices
 
 # 2. Binaries.
@@ -246,6 +258,10 @@ export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL APP_BUS__EXCHANGE=
 export APP_ACCESS__AUTH_URL=http://127.0.0.1:$AUTH_PORT
 export APP_DEVICE_ACCESS__DEVICES_URL=http://127.0.0.1:$DEVICES_PORT
 export RUST_LOG=${RUST_LOG:-warn}
+# No backtrace capture for errors (anyhow captures one per error when RUST_BACKTRACE=1 is
+# inherited): under overload every failed request would pay milliseconds of CPU for it and
+# write kilobytes of log, which turns a slowdown into a collapse that production would not see.
+export RUST_LIB_BACKTRACE=0
 for name in tracker sync-worker auth devices; do
     "$BIN_DIR/$name" migrate >"$LOG_DIR/migrate-$name.log" 2>&1 || die "$name migrate failed; see $LOG_DIR/migrate-$name.log"
 done
@@ -281,7 +297,7 @@ kitchen() {
     secs=$(seconds_of "$DURATION")
     "$BIN_DIR/loadgen" kitchen --setup-only --pizzerias "$pizzerias" "${session[@]}" \
         --tracker "http://127.0.0.1:$TRACKER_PORT" --amqp "$AMQP_URL" --legacy-db "$LEGACY_DB"
-    profiled "$name" "$((secs / 2 + 5))" "$BIN_DIR/loadgen" kitchen "${session[@]}" \
+    profiled "$name" "$((secs / 2 + 5))" "$BIN_DIR/loadgen" kitchen "${session[@]}" --sessions "$SESSIONS" \
         --pizzerias "$pizzerias" --tablets-per-pizzeria 5 --poll-interval 10s \
         --orders-per-minute "$ORDERS_PER_MINUTE" --duration "$DURATION" \
         --tracker "http://127.0.0.1:$TRACKER_PORT" \
