@@ -1,11 +1,13 @@
 //! The tracker's order events, a batch at a time.
 //!
-//! A batch writes each table once: the new orders (with their lines, units and sync state),
-//! then one locked lookup of every order the other events name, one status update that keeps
-//! only the newest status per order and only where it is newer than the mirrored one, one
-//! late flag update, one lookup of the products' lines, and one history insert. An order
-//! accepted anywhere in the batch counts as present: the batch commits as a whole, so applying
-//! its events in one go leaves what applying them one by one would.
+//! A batch writes each table once: first one locked lookup of every order the batch's other
+//! events name (an order neither mirrored nor accepted in the batch fails its first event
+//! before anything is written), then the new orders with their lines, units and sync state,
+//! one status update that keeps only the newest status per order and only where it is newer
+//! than the mirrored one, one late flag update, one lookup of the products' lines, and one
+//! history insert. An order accepted anywhere in the batch counts as present: the batch
+//! commits as a whole, so applying its events in one go leaves what applying them one by one
+//! would.
 
 use std::collections::{HashMap, HashSet, hash_map::Entry};
 
@@ -19,7 +21,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Failure, MirrorError, decode, narrow};
-use crate::db::{self, NewHistoryRow, NewOrder, NewOrderItem, NewProductUnit, StatusChange};
+use crate::db::{
+    self, LegacyOrder, NewHistoryRow, NewOrder, NewOrderItem, NewProductUnit, StatusChange,
+};
 use crate::legacy::{
     self, COMMENT_WIDTH, LegacyStage, LegacyStatus, NAME_WIDTH, PRODUCT_NAME_WIDTH, SHORT_WIDTH,
     STATION_WIDTH, fit,
@@ -244,13 +248,14 @@ impl<'a> Batch<'a> {
 
     pub(super) async fn apply(self, conn: &mut PgConnection) -> Result<(), Failure> {
         let Batch { accepts, changes } = self;
+        let mut orders = lock_orders(conn, &accepts, &changes).await?;
         // Each row with the position of its event, so the timeline is inserted in batch order.
         let mut history = Vec::with_capacity(accepts.len() + changes.len());
         if !accepts.is_empty() {
-            insert_orders(conn, accepts, &mut history).await?;
+            insert_orders(conn, accepts, &mut orders, &mut history).await?;
         }
         if !changes.is_empty() {
-            apply_changes(conn, changes, &mut history).await?;
+            apply_changes(conn, changes, &orders, &mut history).await?;
         }
         if !history.is_empty() {
             history.sort_by_key(|(index, _)| *index);
@@ -263,27 +268,62 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Locks the mirrored orders the batch's changes name. An order that is neither mirrored nor
+/// accepted in this batch fails the first event that names it, before anything is written, so
+/// that the consumer's re-run of the batch without that event is all it costs.
+async fn lock_orders(
+    conn: &mut PgConnection,
+    accepts: &[(usize, &Envelope, Accept)],
+    changes: &[(usize, &Envelope, Uuid, Change)],
+) -> Result<HashMap<Uuid, LegacyOrder>, Failure> {
+    if changes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut order_uuids: Vec<Uuid> = changes.iter().map(|(_, _, uuid, _)| *uuid).collect();
+    order_uuids.sort_unstable();
+    order_uuids.dedup();
+    let orders = db::lock_orders(conn, &order_uuids)
+        .await
+        .map_err(Failure::database("looking up the mirrored orders"))?;
+    let accepted: HashSet<Uuid> = accepts
+        .iter()
+        .map(|(_, _, accept)| accept.order.order_uuid)
+        .collect();
+    match changes
+        .iter()
+        .find(|(_, _, uuid, _)| !orders.contains_key(uuid) && !accepted.contains(uuid))
+    {
+        Some((index, _, order_uuid, _)) => Err(Failure::Event(
+            *index,
+            MirrorError::OrderNotYetAccepted(*order_uuid),
+        )),
+        None => Ok(orders),
+    }
+}
+
 /// Inserts the orders not mirrored yet, with their lines, units and an accepted row in their
 /// history. An order that is there already (the same accepted event under another id) is left
 /// as it is, as are its lines.
+/// The new orders join `orders`, with the accepted event's sequence as their status's.
 async fn insert_orders(
     conn: &mut PgConnection,
     accepts: Vec<(usize, &Envelope, Accept)>,
+    orders: &mut HashMap<Uuid, LegacyOrder>,
     history: &mut Vec<(usize, NewHistoryRow)>,
 ) -> Result<(), Failure> {
-    let mut orders = Vec::with_capacity(accepts.len());
+    let mut new_orders = Vec::with_capacity(accepts.len());
     let mut rest = Vec::with_capacity(accepts.len());
     for (index, envelope, accept) in accepts {
-        orders.push(accept.order);
+        new_orders.push(accept.order);
         rest.push((index, envelope, accept.items, accept.units));
     }
-    let ids = db::insert_orders(conn, &orders)
+    let ids = db::insert_orders(conn, &new_orders)
         .await
         .map_err(Failure::database("inserting the orders"))?;
     let mut items = Vec::new();
     let mut units = Vec::new();
     let mut done = HashSet::with_capacity(ids.len());
-    for ((index, envelope, order_items, order_units), order) in rest.into_iter().zip(&orders) {
+    for ((index, envelope, order_items, order_units), order) in rest.into_iter().zip(&new_orders) {
         let Some(&order_id) = ids.get(&order.order_uuid) else {
             tracing::debug!(order_uuid = %order.order_uuid, "the order is mirrored already");
             continue;
@@ -292,6 +332,13 @@ async fn insert_orders(
         if !done.insert(order_id) {
             continue;
         }
+        orders.insert(
+            order.order_uuid,
+            LegacyOrder {
+                id: order_id,
+                status_sequence: order.sequence,
+            },
+        );
         items.extend(
             order_items
                 .into_iter()
@@ -320,20 +367,13 @@ async fn insert_orders(
     Ok(())
 }
 
-/// Applies the status, product and late events to their orders, which must be mirrored.
+/// Applies the status, product and late events to their orders, which `orders` must hold.
 async fn apply_changes(
     conn: &mut PgConnection,
     changes: Vec<(usize, &Envelope, Uuid, Change)>,
+    orders: &HashMap<Uuid, LegacyOrder>,
     history: &mut Vec<(usize, NewHistoryRow)>,
 ) -> Result<(), Failure> {
-    let mut order_uuids: Vec<Uuid> = changes.iter().map(|(_, _, uuid, _)| *uuid).collect();
-    order_uuids.sort_unstable();
-    order_uuids.dedup();
-    let orders = db::lock_orders(conn, &order_uuids)
-        .await
-        .map_err(Failure::database("looking up the mirrored orders"))?;
-    // The first event whose order is missing is retried; the consumer applies the rest
-    // without it, and finds the next such event, if any, in the next round.
     let mut found = Vec::with_capacity(changes.len());
     for (index, envelope, order_uuid, change) in changes {
         let Some(order) = orders.get(&order_uuid) else {
