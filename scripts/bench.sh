@@ -303,6 +303,20 @@ kitchen() {
         --tracker "http://127.0.0.1:$TRACKER_PORT" \
         --sync-worker-metrics "http://127.0.0.1:$SYNC_WORKER_PORT/metrics" \
         --amqp "$AMQP_URL" --exchange "$EXCHANGE" --legacy-db "$LEGACY_DB"
+    tracker_latency "$name"
+}
+
+# The tracker's own view of the station polls (its histogram, from accept to response, so
+# without the client's and the kernel's queueing): how many took at most 10 ms.
+tracker_latency() {
+    local out=$RESULTS/$1.tracker-latency.txt
+    curl -fsS "http://127.0.0.1:$TRACKER_PORT/metrics" 2>/dev/null |
+        grep '^http_request_duration_seconds_bucket{.*stations/{station}/queue' >"$out" || true
+    awk '
+        match($0, /le="[^"]*"/) { n[substr($0, RSTART + 4, RLENGTH - 5)] = $NF + 0 }
+        END { if (n["+Inf"] > 0) printf "tracker-side station polls: %d, within 10 ms: %.3f%%, within 1 ms: %.3f%%\n",
+              n["+Inf"], 100 * n["0.01"] / n["+Inf"], 100 * n["0.001"] / n["+Inf"] }' "$out" |
+        tee -a "$RESULTS/$1.txt"
 }
 
 backlog_drain() {
