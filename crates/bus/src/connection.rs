@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 use service_kit::config::BusSettings;
+use service_kit::shutdown::Shutdown;
 
 /// Opens a connection named after its role (it shows in the management UI and in
 /// `rabbitmqctl list_connections`). Recovery is ours, not lapin's: every task reconnects in
@@ -13,6 +16,44 @@ use service_kit::config::BusSettings;
 pub async fn connect(bus: &BusSettings, role: &str) -> Result<Connection, lapin::Error> {
     let properties = ConnectionProperties::default().with_connection_name(role.into());
     Connection::connect(bus.url.expose_secret(), properties).await
+}
+
+/// Runs `session` again and again until it returns `Ok` (it saw the shutdown) or shutdown is
+/// triggered, waiting with backoff after each failure. A session raises `ready` once it is
+/// connected; a failure lowers it, and a failure after having been connected starts the
+/// backoff over, so a long-lived connection that drops reconnects at once.
+pub async fn keep_running<F, Fut>(
+    role: &str,
+    ready: &AtomicBool,
+    shutdown: &Shutdown,
+    mut session: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut backoff = Backoff::default();
+    while !shutdown.is_triggered() {
+        match session().await {
+            Ok(()) => break,
+            Err(e) => {
+                if ready.swap(false, Ordering::Relaxed) {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    role,
+                    error = format!("{e:#}"),
+                    ?delay,
+                    "connection lost; retrying"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {},
+                    _ = shutdown.wait() => break,
+                }
+            }
+        }
+    }
+    ready.store(false, Ordering::Relaxed);
 }
 
 /// Exponential backoff from 100 ms to 10 s between reconnection attempts.

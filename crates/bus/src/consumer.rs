@@ -242,30 +242,11 @@ impl<H: Handler> Consumer<H> {
 
     /// Runs until shutdown, reconnecting whenever the broker or the database goes away.
     pub async fn run(self) {
-        let mut backoff = connection::Backoff::default();
-        while !self.shutdown.is_triggered() {
-            match self.session(&mut backoff).await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.ready.store(false, Ordering::Relaxed);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        consumer = self.shared.spec.consumer,
-                        error = format!("{e:#}"),
-                        ?delay,
-                        "consumer stopped; reconnecting"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {},
-                        _ = self.shutdown.wait() => break,
-                    }
-                }
-            }
-        }
-        self.ready.store(false, Ordering::Relaxed);
+        let role = format!("{}-consumer", self.shared.spec.consumer);
+        connection::keep_running(&role, &self.ready, &self.shutdown, || self.session()).await;
     }
 
-    async fn session(&self, backoff: &mut connection::Backoff) -> anyhow::Result<()> {
+    async fn session(&self) -> anyhow::Result<()> {
         let shared = &self.shared;
         let role = format!("{}-consumer", shared.spec.consumer);
         let connection = connection::connect(&self.bus, &role)
@@ -308,7 +289,6 @@ impl<H: Handler> Consumer<H> {
             .await
             .context("starting to consume")?;
         self.ready.store(true, Ordering::Relaxed);
-        backoff.reset();
         tracing::info!(queue = %queue, "consumer connected");
 
         let lanes = shared.settings.partitions.max(1);

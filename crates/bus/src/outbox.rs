@@ -114,31 +114,12 @@ impl Relay {
 
     /// Runs until shutdown, reconnecting to the broker and the database as often as needed.
     pub async fn run(self) {
-        let mut backoff = connection::Backoff::default();
-        while !self.shutdown.is_triggered() {
-            match self.session(&mut backoff).await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.ready.store(false, Ordering::Relaxed);
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        ?delay,
-                        "outbox relay lost its connection; retrying"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {},
-                        _ = self.shutdown.wait() => break,
-                    }
-                }
-            }
-        }
-        self.ready.store(false, Ordering::Relaxed);
+        connection::keep_running(&self.role, &self.ready, &self.shutdown, || self.session()).await;
     }
 
     /// One connection's worth of publishing. Returns Ok on shutdown, Err when anything breaks;
     /// rows not confirmed by then stay unpublished and go out on the next session.
-    async fn session(&self, backoff: &mut connection::Backoff) -> anyhow::Result<()> {
+    async fn session(&self) -> anyhow::Result<()> {
         let connection = connection::connect(&self.bus, &self.role)
             .await
             .context("connecting to the broker")?;
@@ -159,7 +140,6 @@ impl Relay {
             .context("listening for outbox notifications")?;
         listener.listen("outbox").await.context("LISTEN outbox")?;
         self.ready.store(true, Ordering::Relaxed);
-        backoff.reset();
         tracing::info!(exchange = %self.bus.exchange, "outbox relay connected");
 
         loop {
