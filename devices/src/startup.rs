@@ -37,13 +37,7 @@ impl Application {
             .database
             .lazy_pool()
             .context("bad database settings")?;
-        let address = format!(
-            "{}:{}",
-            settings.application.host, settings.application.port
-        );
-        let listener =
-            TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
-        let port = listener.local_addr().context("no local address")?.port();
+        let (listener, port) = settings.application.bind()?;
         let staff = StaffVerifier::new(&settings.access).context("the staff verifier")?;
         let readiness = Readiness::new(pool.clone());
         let server = run_server(

@@ -1,4 +1,4 @@
-use std::{net::TcpListener, sync::Arc};
+use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
@@ -39,16 +39,7 @@ impl Application {
             shutdown.clone(),
         );
 
-        let address = (
-            settings.application.host.as_str(),
-            settings.application.port,
-        );
-        let listener = TcpListener::bind(address)
-            .with_context(|| format!("binding the ops server to {address:?}"))?;
-        let port = listener
-            .local_addr()
-            .context("reading the ops server's port")?
-            .port();
+        let (listener, port) = settings.application.bind()?;
         let readiness = web::Data::new(readiness);
         let server = HttpServer::new(move || {
             App::new()

@@ -45,13 +45,7 @@ impl Application {
             .database
             .lazy_pool()
             .context("bad database settings")?;
-        let address = format!(
-            "{}:{}",
-            settings.application.host, settings.application.port
-        );
-        let listener =
-            TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
-        let port = listener.local_addr().context("no local address")?.port();
+        let (listener, port) = settings.application.bind()?;
         let kitchen = Kitchen::new(settings.kitchen.undo_window());
         let readiness = Readiness::new(pool.clone());
         let access = Access {
