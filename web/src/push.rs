@@ -18,10 +18,7 @@ use anyhow::Context;
 use bus::{connection, topology};
 use contracts::Envelope;
 use futures_util::StreamExt;
-use lapin::{
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-    types::FieldTable,
-};
+use lapin::{options::BasicConsumeOptions, types::FieldTable};
 use serde::Serialize;
 use serde_json::Value;
 use service_kit::{config::BusSettings, shutdown::Shutdown};
@@ -147,34 +144,11 @@ impl Push {
             .create_channel()
             .await
             .context("opening a channel")?;
-        topology::declare_exchange(&channel, &bus.exchange)
-            .await
-            .context("declaring the exchange")?;
         // One queue per instance, gone with its connection: missed events only mean the
         // screens catch up on their next poll.
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        let queue = topology::declare_private_queue(&channel, &bus.exchange, &["tracker.#"])
             .await
             .context("declaring the live-updates queue")?;
-        let queue = queue.name().to_string();
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                bus.exchange.as_str().into(),
-                "tracker.#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .context("binding the live-updates queue")?;
         let mut deliveries = channel
             .basic_consume(
                 queue.as_str().into(),

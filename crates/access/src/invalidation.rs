@@ -21,7 +21,7 @@ use contracts::{
 use futures_util::StreamExt;
 use lapin::{
     Channel,
-    options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{BasicConsumeOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 use service_kit::{config::BusSettings, shutdown::Shutdown};
@@ -248,37 +248,12 @@ impl<V: Invalidates> CacheInvalidation<V> {
             .create_channel()
             .await
             .context("opening a channel")?;
-        topology::declare_exchange(&channel, &self.bus.exchange)
-            .await
-            .context("declaring the exchange")?;
-        // Server-named, exclusive and auto-delete: one per process, gone with its connection.
-        // Missed events do not matter, because a new lease starts with an empty cache.
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        // One queue per process, gone with its connection. Missed events do not matter,
+        // because a new lease starts with an empty cache.
+        let bindings = self.verifier.bindings();
+        let queue = topology::declare_private_queue(&channel, &self.bus.exchange, &bindings)
             .await
             .context("declaring the invalidation queue")?;
-        let queue = queue.name().to_string();
-        let bindings = self.verifier.bindings();
-        for binding in &bindings {
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    self.bus.exchange.as_str().into(),
-                    (*binding).into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .with_context(|| format!("binding the invalidation queue to {binding}"))?;
-        }
         let mut deliveries = channel
             .basic_consume(
                 queue.as_str().into(),

@@ -199,3 +199,38 @@ pub async fn declare_dead_letter_queue(
         .await?;
     Ok(())
 }
+
+/// A server-named, exclusive, auto-delete queue bound to `bindings`: one per process, gone with
+/// its connection. For followers that only need to hear about changes while they are connected
+/// (cache invalidation, live screen updates), never for work that must not be lost.
+pub async fn declare_private_queue(
+    channel: &Channel,
+    exchange: &str,
+    bindings: &[&str],
+) -> Result<String, lapin::Error> {
+    declare_exchange(channel, exchange).await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let queue = queue.name().to_string();
+    for binding in bindings {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.into(),
+                (*binding).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(queue)
+}
