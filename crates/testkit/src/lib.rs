@@ -97,7 +97,7 @@ impl Drop for TestDatabase {
 
 /// A test's queues disappear this long after its consumers stop, so a suite of hundreds of
 /// tests does not leave hundreds of quorum queues behind in the broker.
-const TEST_QUEUE_EXPIRY_MS: u64 = 30_000;
+const TEST_QUEUE_EXPIRY_MS: u64 = 120_000;
 
 /// Bus settings with an exchange of the test's own; queue names derive from it.
 pub fn test_bus() -> BusSettings {
@@ -173,16 +173,20 @@ impl PrivateBroker {
         BusSettings {
             url: SecretString::from(self.url.clone()),
             exchange: "kitchen".into(),
-            queue_expiry_ms: Some(TEST_QUEUE_EXPIRY_MS),
+            // The whole broker goes when the test ends, and a queue must not expire while a
+            // restart keeps its consumers away.
+            queue_expiry_ms: None,
         }
     }
 
     /// Stops and starts the broker application: connections drop, durable queues survive.
-    pub fn restart(&self) {
-        let status = Command::new("bash")
+    /// Asynchronous, so the services under test keep running while the broker is away.
+    pub async fn restart(&self) {
+        let status = tokio::process::Command::new("bash")
             .arg(node_script())
             .args(["restart", &self.node])
             .status()
+            .await
             .expect("run scripts/rabbitmq-node.sh");
         assert!(
             status.success(),

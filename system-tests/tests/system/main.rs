@@ -436,7 +436,7 @@ async fn a_broker_restart_in_the_middle_of_a_stream_of_orders_loses_nothing() {
     // Taps keep the tracker's outbox busy while the broker goes away.
     kitchen.wait_for_order(orders[0].order_id).await;
     let tapping = kitchen.tap_through(orders[0].order_id, "Pavel");
-    let (_, ()) = tokio::join!(tapping, async { broker.restart() });
+    let (_, ()) = tokio::join!(tapping, broker.restart());
 
     let cashier = eventually("the broker to come back", WAIT, || async {
         Publisher::connect(&kitchen.bus, "cashier").await.ok()

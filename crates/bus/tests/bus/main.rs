@@ -415,7 +415,7 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
         })
     };
     h.wait_applied(20).await;
-    broker.restart();
+    broker.restart().await;
     staging.await.unwrap();
     eventually(
         "every event applied after the restart",
