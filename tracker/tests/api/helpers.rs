@@ -413,9 +413,10 @@ impl TestApp {
         .unwrap()
     }
 
-    /// Waits until the relay and the intake consumer are connected.
+    /// Waits until the relay and the intake consumer are connected. Generous, because CI runs
+    /// two suites at once on two cores beside a broker that another test may be starting.
     pub async fn wait_until_ready(&self) {
-        testkit::eventually("the app to be ready", Duration::from_secs(20), || async {
+        testkit::eventually("the app to be ready", Duration::from_secs(60), || async {
             let response = self.get("/health/ready").await;
             (response.status() == StatusCode::OK).then_some(())
         })
