@@ -177,7 +177,6 @@ EOF
     # SIGINT (RabbitMQ's default +B i) and outlives this script.
     local bg
     (
-        cd /
         export RABBITMQ_NODENAME=$node \
             RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
             RABBITMQ_NODE_PORT=$port \
@@ -191,7 +190,13 @@ EOF
             RABBITMQ_CONF_ENV_FILE=$base/rabbitmq-env.conf \
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
             ERL_CRASH_DUMP=$base/log/erl_crash.dump
-        exec setsid rabbitmq-server
+        # Debian's rabbitmq-server wrapper switches user with su, whose PAM session sets
+        # the soft open-files limit to 1024: with a few hundred quorum queues and the
+        # connections of a parallel test suite the node runs out of descriptors and stalls
+        # every new connection and declaration. Switch user ourselves and raise the soft
+        # limit to the hard one first (allowed without privileges).
+        cd /var/lib/rabbitmq
+        exec setsid su rabbitmq -s /bin/sh -c 'ulimit -n "$(ulimit -Hn)"; exec /usr/lib/rabbitmq/bin/rabbitmq-server'
     ) >>"$base/log/startup.log" 2>&1 </dev/null &
     bg=$!
 

@@ -67,10 +67,10 @@ impl IntakeHandler {
         )
         .await
         .map_err(|e| match e {
-            // The cancellation overtook its order (another lane, a retry): try again later;
-            // after the last retry it is dead-lettered for someone to look at.
+            // The cancellation overtook its order (another lane, a retry, an outage at the
+            // till): it waits for the order, for as long as an outage may last.
             KitchenError::NotFound("order") => {
-                HandlerError::Transient(anyhow!("the order to cancel is not here (yet)"))
+                HandlerError::Waiting(anyhow!("the order to cancel is not here (yet)"))
             }
             other => handler_error(other, "cancelling the order"),
         })

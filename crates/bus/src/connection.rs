@@ -8,6 +8,7 @@ use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 use service_kit::config::BusSettings;
 use service_kit::shutdown::Shutdown;
+use sqlx::PgPool;
 
 /// Opens a connection named after its role (it shows in the management UI and in
 /// `rabbitmqctl list_connections`). Recovery is ours, not lapin's: every task reconnects in
@@ -54,6 +55,27 @@ pub async fn keep_running<F, Fut>(
         }
     }
     ready.store(false, Ordering::Relaxed);
+}
+
+/// Waits until the database answers, backing off between tries. Returns false if shutdown came
+/// first. A consumer calls it before it takes deliveries: while the database is away every
+/// message could only fail, and reconnecting every few seconds would fetch a whole prefetch
+/// window from the broker each time just to hand it back.
+pub async fn wait_for_database(pool: &PgPool, role: &str, shutdown: &Shutdown) -> bool {
+    let mut backoff = Backoff::default();
+    loop {
+        match sqlx::query("select 1").execute(pool).await {
+            Ok(_) => return true,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(role, error = %e, ?delay, "the database is unavailable; waiting");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {},
+                    _ = shutdown.wait() => return false,
+                }
+            }
+        }
+    }
 }
 
 /// Exponential backoff from 100 ms to 10 s between reconnection attempts.

@@ -20,7 +20,7 @@
 //!   to be retried, and the rest are applied again without it.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeSet, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     sync::{
         Arc, LazyLock,
@@ -32,12 +32,9 @@ use anyhow::{Context, anyhow};
 use contracts::Envelope;
 use futures_util::StreamExt;
 use lapin::{
-    Channel, Confirmation,
+    Channel,
     message::Delivery,
-    options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions,
-    },
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
 use prometheus::IntCounterVec;
@@ -48,7 +45,11 @@ use tokio::{sync::mpsc, task::JoinSet};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::{connection, headers, topology, topology::QueueSpec};
+use crate::{
+    confirm::{self, Outcome},
+    connection, headers, topology,
+    topology::QueueSpec,
+};
 
 static MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     service_kit::metrics::counter_vec(
@@ -72,9 +73,16 @@ pub struct Incoming {
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// Worth trying again later: the order it refers to has not arrived yet, a lock timed out.
+    /// Worth trying again later: a lock timed out, a peer was briefly unavailable. Retried
+    /// `max_attempts` times with growing delays, then dead-lettered.
     #[error("{0:#}")]
     Transient(anyhow::Error),
+    /// An earlier event it depends on has not arrived yet (a tap for an order whose accept is
+    /// held up by an outage upstream). Nothing is wrong with the message, so it keeps waiting,
+    /// with growing delays, until it has waited `max_wait_ms` since its first failure, however
+    /// many attempts that takes.
+    #[error("{0:#}")]
+    Waiting(anyhow::Error),
     /// Will never succeed as it is: the data breaks a rule. Goes to the dead-letter queue at
     /// once, to be fixed and replayed.
     #[error("{0:#}")]
@@ -84,9 +92,49 @@ pub enum HandlerError {
 impl HandlerError {
     fn cause(&self) -> &anyhow::Error {
         match self {
-            HandlerError::Transient(e) | HandlerError::Permanent(e) => e,
+            HandlerError::Transient(e) | HandlerError::Waiting(e) | HandlerError::Permanent(e) => e,
         }
     }
+}
+
+/// Why a batch could not be applied.
+#[derive(Debug)]
+pub enum BatchError {
+    /// These events, by position in the batch, cannot be applied now; the others can be applied
+    /// again without them. A handler names every event it knows to fail, so a batch full of
+    /// early events is re-run once, not once per event.
+    Events(Vec<(usize, HandlerError)>),
+    /// The batch failed as a whole and no one event is to blame: a deadlock, a serialization
+    /// failure, a dropped connection. The consumer runs it again, then one event at a time.
+    Batch(anyhow::Error),
+}
+
+impl BatchError {
+    /// One event's failure, unless its cause concerns the whole transaction.
+    pub fn event(index: usize, error: HandlerError) -> Self {
+        if matches!(error, HandlerError::Transient(_)) && concerns_the_transaction(error.cause()) {
+            let HandlerError::Transient(cause) = error else {
+                unreachable!("matched above")
+            };
+            return BatchError::Batch(cause);
+        }
+        BatchError::Events(vec![(index, error)])
+    }
+}
+
+/// A database error that says nothing about the event being applied: a deadlock or
+/// serialization failure (SQLSTATE class 40), or the connection itself (class 08, I/O, pool).
+fn concerns_the_transaction(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .any(|e| match e {
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|code| code.starts_with("40") || code.starts_with("08")),
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            _ => false,
+        })
 }
 
 /// What a service does with one event, inside the consumer's transaction.
@@ -102,18 +150,18 @@ pub trait Handler: Send + Sync + 'static {
     const BATCHED: bool = false;
 
     /// Applies `events` in order inside the consumer's transaction. On failure it names the
-    /// position of the event that failed; the consumer then retries that one and re-applies the
-    /// rest without it. The default applies them one by one.
+    /// events that failed; the consumer then retries those and re-applies the rest without
+    /// them. The default applies them one by one and stops at the first failure.
     fn handle_batch<'a>(
         &'a self,
         conn: &'a mut PgConnection,
         events: &'a [&'a Incoming],
-    ) -> impl Future<Output = Result<(), (usize, HandlerError)>> + Send + 'a {
+    ) -> impl Future<Output = Result<(), BatchError>> + Send + 'a {
         async move {
             for (index, event) in events.iter().enumerate() {
                 self.handle(&mut *conn, event)
                     .await
-                    .map_err(|error| (index, error))?;
+                    .map_err(|error| BatchError::event(index, error))?;
             }
             Ok(())
         }
@@ -131,8 +179,11 @@ pub struct ConsumerSettings {
     pub partitions: usize,
     /// The delay before each retry; the last one repeats.
     pub retry_delays_ms: Vec<u64>,
-    /// Tries before a message is dead-lettered.
+    /// Tries before a transiently failing message is dead-lettered.
     pub max_attempts: u32,
+    /// How long an event waiting for an earlier one ([`HandlerError::Waiting`]) keeps being
+    /// retried, from its first failure: longer than a real outage upstream lasts.
+    pub max_wait_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -143,23 +194,27 @@ impl Default for ConsumerSettings {
             partitions: 4,
             retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             max_attempts: 6,
+            max_wait_ms: 6 * 60 * 60 * 1000,
         }
     }
 }
 
-/// A delivery waiting for its outcome. Settling consumes it, so each delivery is acknowledged
+/// A delivery waiting for its outcome. Settling consumes it, so each delivery is settled
 /// exactly once.
 struct Pending {
     delivery: Delivery,
     incoming: Result<Incoming, String>,
     /// Failures so far, from our own header.
     failures: u32,
+    /// When it first failed (ms since the epoch), from our own header.
+    first_failed_at: Option<i64>,
 }
 
 impl Pending {
     fn new(delivery: Delivery) -> Self {
         let props_headers = delivery.properties.headers().as_ref();
         let failures = headers::get_u32(props_headers, headers::ATTEMPT).unwrap_or(0);
+        let first_failed_at = headers::get_i64(props_headers, headers::FIRST_FAILED_AT);
         let routing_key = headers::get_str(props_headers, headers::ORIGINAL_ROUTING_KEY)
             .unwrap_or_else(|| delivery.routing_key.as_str().to_owned());
         let incoming = serde_json::from_slice::<Envelope>(&delivery.data)
@@ -174,6 +229,7 @@ impl Pending {
             delivery,
             incoming,
             failures,
+            first_failed_at,
         }
     }
 
@@ -188,13 +244,45 @@ impl Pending {
         }
     }
 
-    async fn ack(self) -> anyhow::Result<()> {
-        self.delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .context("acknowledging a delivery")?;
-        Ok(())
+    /// Hands the delivery to the [`acknowledge`] task: its effect is committed, or it is safely
+    /// in a retry or dead-letter queue.
+    fn settle(self, acks: &mpsc::UnboundedSender<u64>) -> anyhow::Result<()> {
+        acks.send(self.delivery.delivery_tag)
+            .map_err(|_| anyhow!("the acknowledging task stopped"))
     }
+}
+
+/// Acknowledges settled deliveries with one `multiple` ack per contiguous run of delivery tags.
+///
+/// Lanes settle out of delivery order, but an ack with `multiple` covers every tag up to it,
+/// so a tag is acknowledged only once every tag below it is settled too. On a quorum queue one
+/// ack frame is one Raft command, so acking a batch at once instead of message by message takes
+/// most of the broker's work per message away. Tags on a channel start at 1 and grow by one per
+/// delivery; the consume channel carries this one consumer only, so there are no gaps.
+async fn acknowledge(
+    channel: Channel,
+    mut settled: mpsc::UnboundedReceiver<u64>,
+) -> anyhow::Result<()> {
+    let mut next = 1;
+    let mut done = BTreeSet::new();
+    while let Some(tag) = settled.recv().await {
+        done.insert(tag);
+        while let Ok(tag) = settled.try_recv() {
+            done.insert(tag);
+        }
+        let mut upto = None;
+        while done.remove(&next) {
+            upto = Some(next);
+            next += 1;
+        }
+        if let Some(tag) = upto {
+            channel
+                .basic_ack(tag, BasicAckOptions { multiple: true })
+                .await
+                .context("acknowledging deliveries")?;
+        }
+    }
+    Ok(())
 }
 
 /// A consumer of one queue.
@@ -213,6 +301,14 @@ struct Shared<H> {
     spec: QueueSpec,
     exchange: String,
     settings: ConsumerSettings,
+}
+
+/// What a lane needs besides the shared state: where to publish failed messages, and where
+/// to report settled deliveries.
+#[derive(Clone)]
+struct Outlets {
+    publish: Channel,
+    acks: mpsc::UnboundedSender<u64>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -249,6 +345,11 @@ impl<H: Handler> Consumer<H> {
     async fn session(&self) -> anyhow::Result<()> {
         let shared = &self.shared;
         let role = format!("{}-consumer", shared.spec.consumer);
+        // Take no deliveries while the database is away: they could only fail, and every
+        // reconnect would fetch a whole prefetch window again just to hand it back.
+        if !connection::wait_for_database(&shared.pool, &role, &self.shutdown).await {
+            return Ok(());
+        }
         let connection = connection::connect(&self.bus, &role)
             .await
             .context("connecting to the broker")?;
@@ -291,14 +392,19 @@ impl<H: Handler> Consumer<H> {
         self.ready.store(true, Ordering::Relaxed);
         tracing::info!(queue = %queue, "consumer connected");
 
+        let (acks, settled) = mpsc::unbounded_channel();
+        let mut acker = tokio::spawn(acknowledge(consume.clone(), settled));
+        let outlets = Outlets { publish, acks };
         let lanes = shared.settings.partitions.max(1);
         let mut senders = Vec::with_capacity(lanes);
         let mut workers = JoinSet::new();
         for _ in 0..lanes {
             let (sender, receiver) = mpsc::channel(shared.settings.batch_size.max(1) * 2);
             senders.push(sender);
-            workers.spawn(lane(shared.clone(), publish.clone(), receiver));
+            workers.spawn(lane(shared.clone(), outlets.clone(), receiver));
         }
+        // The lanes hold the only senders the acknowledging task waits on from here.
+        drop(outlets);
 
         let result = loop {
             tokio::select! {
@@ -320,11 +426,18 @@ impl<H: Handler> Consumer<H> {
                         Err(e) => Err(anyhow::Error::new(e).context("a consumer lane panicked")),
                     };
                 }
+                acked = &mut acker => {
+                    break match acked {
+                        Ok(Err(e)) => Err(e),
+                        Ok(Ok(())) => Err(anyhow!("the acknowledging task stopped")),
+                        Err(e) => Err(anyhow::Error::new(e).context("the acknowledging task panicked")),
+                    };
+                }
                 _ = self.shutdown.wait() => break Ok(()),
             }
         };
-        // Let the lanes finish what they hold (on shutdown), or stop them (on failure); the
-        // broker redelivers anything left unacknowledged.
+        // Let the lanes finish what they hold and the acks go out (on shutdown), or stop them
+        // (on failure); the broker redelivers anything left unacknowledged.
         drop(senders);
         if result.is_ok() {
             while let Some(done) = workers.join_next().await {
@@ -332,9 +445,13 @@ impl<H: Handler> Consumer<H> {
                     tracing::warn!(error = format!("{e:#}"), "lane failed while draining");
                 }
             }
+            if let Ok(Err(e)) = acker.await {
+                tracing::warn!(error = format!("{e:#}"), "acks failed while draining");
+            }
             let _ = connection.close(200, "shutdown".into()).await;
         } else {
             workers.abort_all();
+            acker.abort();
         }
         result
     }
@@ -343,7 +460,7 @@ impl<H: Handler> Consumer<H> {
 /// One lane: takes what has arrived (up to a batch) and applies it.
 async fn lane<H: Handler>(
     shared: Arc<Shared<H>>,
-    publish: Channel,
+    outlets: Outlets,
     mut receiver: mpsc::Receiver<Pending>,
 ) -> anyhow::Result<()> {
     while let Some(first) = receiver.recv().await {
@@ -354,10 +471,13 @@ async fn lane<H: Handler>(
                 Err(_) => break,
             }
         }
-        shared.process(&publish, batch).await?;
+        shared.process(&outlets, batch).await?;
     }
     Ok(())
 }
+
+/// How often a batch that failed as a whole is run again before it is split into single events.
+const WHOLE_BATCH_RETRIES: u32 = 3;
 
 impl<H: Handler> Shared<H> {
     fn count(&self, outcome: &str, n: usize) {
@@ -366,62 +486,97 @@ impl<H: Handler> Shared<H> {
             .inc_by(n as u64);
     }
 
-    async fn process(&self, publish: &Channel, batch: Vec<Pending>) -> anyhow::Result<()> {
+    async fn process(&self, outlets: &Outlets, batch: Vec<Pending>) -> anyhow::Result<()> {
         let mut good = Vec::with_capacity(batch.len());
         for pending in batch {
             match &pending.incoming {
                 Ok(_) => good.push(pending),
                 Err(reason) => {
                     let error = HandlerError::Permanent(anyhow!(reason.clone()));
-                    self.fail(publish, pending, error).await?;
+                    self.fail(outlets, pending, error).await?;
                 }
             }
         }
-        // Each round applies what is left in one transaction. When a handler fails, that one
-        // message goes to its retry or dead-letter queue and the rest are applied again
-        // without it: a failure costs one re-run of its batch, not one transaction per message.
-        let mut todo = good;
-        while !todo.is_empty() {
-            match self.apply_batch(&todo).await? {
-                None => {
-                    self.count("applied", todo.len());
-                    // Acks have no reply; sending them together saves a wake-up per message.
-                    for acked in
-                        futures_util::future::join_all(todo.into_iter().map(Pending::ack)).await
-                    {
-                        acked?;
+        // Each round applies what is left in one transaction. When handlers fail, those
+        // messages go to their retry or dead-letter queues and the rest are applied again
+        // without them: a failure costs one re-run of its batch, not one transaction per
+        // message. A batch that fails as a whole is run again, then split into single events,
+        // so that what fails is blamed on the event that causes it. Split batches are kept in
+        // delivery order, so an order's events stay in order.
+        let mut work = vec![good];
+        while let Some(mut todo) = work.pop() {
+            let mut whole_batch_failures = 0;
+            while !todo.is_empty() {
+                match self.apply_batch(&todo).await? {
+                    None => {
+                        self.count("applied", todo.len());
+                        for pending in todo {
+                            pending.settle(&outlets.acks)?;
+                        }
+                        break;
                     }
-                    break;
-                }
-                Some((index, error)) => {
-                    let after = todo.split_off(index + 1);
-                    if let Some(failed) = todo.pop() {
-                        self.fail(publish, failed, error).await?;
+                    Some(BatchError::Events(mut failed)) => {
+                        failed.sort_by_key(|(index, _)| *index);
+                        let mut failed = failed.into_iter().peekable();
+                        let mut rest = Vec::with_capacity(todo.len());
+                        for (index, pending) in todo.into_iter().enumerate() {
+                            let mut error = None;
+                            // A handler may name an event twice; the first reason counts.
+                            while let Some((_, e)) = failed.next_if(|(i, _)| *i == index) {
+                                error.get_or_insert(e);
+                            }
+                            match error {
+                                Some(error) => self.fail(outlets, pending, error).await?,
+                                None => rest.push(pending),
+                            }
+                        }
+                        todo = rest;
                     }
-                    todo.extend(after);
+                    Some(BatchError::Batch(error)) => {
+                        self.ensure_database(&error).await?;
+                        whole_batch_failures += 1;
+                        tracing::warn!(
+                            queue = %self.queue,
+                            size = todo.len(),
+                            error = format!("{error:#}"),
+                            "a batch failed as a whole"
+                        );
+                        if whole_batch_failures <= WHOLE_BATCH_RETRIES {
+                            let pause = 50 * 2u64.pow(whole_batch_failures);
+                            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                        } else if todo.len() == 1 {
+                            if let Some(pending) = todo.pop() {
+                                self.fail(outlets, pending, HandlerError::Transient(error))
+                                    .await?;
+                            }
+                        } else {
+                            work.extend(todo.drain(..).rev().map(|pending| vec![pending]));
+                        }
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Applies the batch in one transaction with one inbox insert for all of it. Returns the
-    /// position and error of the first message whose handler failed (the transaction is then
-    /// rolled back), or `None` once committed; `Err` when the database itself failed.
-    async fn apply_batch(
-        &self,
-        batch: &[Pending],
-    ) -> anyhow::Result<Option<(usize, HandlerError)>> {
+    /// Applies the batch in one transaction with one inbox insert for all of it. Returns why
+    /// it failed (the transaction is then rolled back), or `None` once committed; `Err` when
+    /// the database itself failed.
+    async fn apply_batch(&self, batch: &[Pending]) -> anyhow::Result<Option<BatchError>> {
         let mut tx = self
             .pool
             .begin()
             .await
             .context("starting a consumer transaction")?;
-        let ids: Vec<Uuid> = batch
+        // Sorted, so that two workers inserting overlapping ids take their locks in the same
+        // order and cannot deadlock.
+        let mut ids: Vec<Uuid> = batch
             .iter()
             .filter_map(|p| p.incoming.as_ref().ok())
             .map(|i| i.envelope.id)
             .collect();
+        ids.sort_unstable();
+        ids.dedup();
         let fresh: HashSet<Uuid> = sqlx::query_scalar(
             "insert into inbox (consumer, event_id) select $1, unnest($2::uuid[]) \
              on conflict do nothing returning event_id",
@@ -461,20 +616,26 @@ impl<H: Handler> Shared<H> {
                 .handle_batch(&mut tx, &events)
                 .instrument(span.clone())
                 .await;
-            result.err().map(|(position, error)| {
-                span.in_scope(|| {
-                    tracing::warn!(
-                        error = format!("{:#}", error.cause()),
-                        "batch handler failed"
-                    )
-                });
-                (todo.get(position).map_or(0, |(index, _)| *index), error)
+            result.err().map(|error| {
+                span.in_scope(|| tracing::warn!(?error, "batch handler failed"));
+                // Positions in `events` back to positions in `batch`.
+                match error {
+                    BatchError::Events(failed) => BatchError::Events(
+                        failed
+                            .into_iter()
+                            .filter_map(|(position, e)| {
+                                todo.get(position).map(|(index, _)| (*index, e))
+                            })
+                            .collect(),
+                    ),
+                    whole @ BatchError::Batch(_) => whole,
+                }
             })
         } else {
             let mut failed = None;
             for (index, incoming) in &todo {
                 if let Err(error) = self.handle(&mut tx, incoming).await {
-                    failed = Some((*index, error));
+                    failed = Some(BatchError::event(*index, error));
                     break;
                 }
             }
@@ -524,40 +685,51 @@ impl<H: Handler> Shared<H> {
         result
     }
 
-    /// Sends a failed message on to a retry queue or to the dead-letter queue, then acks it.
+    /// When the database is down every message fails; retrying them would only burn their
+    /// attempts. Stop instead: the session waits for the database before it consumes again,
+    /// and the broker redelivers what was not acknowledged.
+    async fn ensure_database(&self, error: &anyhow::Error) -> anyhow::Result<()> {
+        if sqlx::query("select 1").execute(&self.pool).await.is_err() {
+            anyhow::bail!("the database is unavailable: {error:#}");
+        }
+        Ok(())
+    }
+
+    /// Sends a failed message on to a retry queue or to the dead-letter queue, then settles it.
     async fn fail(
         &self,
-        publish: &Channel,
+        outlets: &Outlets,
         pending: Pending,
         error: HandlerError,
     ) -> anyhow::Result<()> {
-        // When the database is down every message fails; retrying them would only burn their
-        // attempts. Stop instead and let the broker redeliver once we reconnect.
-        if sqlx::query("select 1").execute(&self.pool).await.is_err() {
-            anyhow::bail!("the database is unavailable: {:#}", error.cause());
-        }
+        self.ensure_database(error.cause()).await?;
         let failures = pending.failures + 1;
+        let now = chrono::Utc::now();
+        let first_failed_at = pending
+            .first_failed_at
+            .unwrap_or_else(|| now.timestamp_millis());
+        let waited_ms = u64::try_from(now.timestamp_millis() - first_failed_at).unwrap_or(0);
         let delays = &self.settings.retry_delays_ms;
-        let dead = matches!(error, HandlerError::Permanent(_))
-            || failures >= self.settings.max_attempts
-            || delays.is_empty();
+        let dead = delays.is_empty()
+            || match error {
+                HandlerError::Permanent(_) => true,
+                HandlerError::Transient(_) => failures >= self.settings.max_attempts,
+                HandlerError::Waiting(_) => waited_ms >= self.settings.max_wait_ms,
+            };
         let props_headers = pending.delivery.properties.headers().as_ref();
         let mut headers = headers::without_broker_history(props_headers);
         let routing_key = headers::get_str(props_headers, headers::ORIGINAL_ROUTING_KEY)
             .unwrap_or_else(|| pending.delivery.routing_key.as_str().to_owned());
         headers::set_str(&mut headers, headers::ORIGINAL_ROUTING_KEY, &routing_key);
         headers::set_u32(&mut headers, headers::ATTEMPT, failures);
+        headers::set_i64(&mut headers, headers::FIRST_FAILED_AT, first_failed_at);
         let target = if dead {
             let cause = error.cause();
             headers::set_str(&mut headers, headers::ERROR, &cause.to_string());
             let chain: Vec<String> = cause.chain().map(|c| c.to_string()).collect();
             headers::set_str(&mut headers, headers::ERROR_CHAIN, &chain.join(" <- "));
             headers::set_u32(&mut headers, headers::ATTEMPTS, failures);
-            headers::set_str(
-                &mut headers,
-                headers::FAILED_AT,
-                &chrono::Utc::now().to_rfc3339(),
-            );
+            headers::set_str(&mut headers, headers::FAILED_AT, &now.to_rfc3339());
             headers::set_str(&mut headers, headers::CONSUMER, self.spec.consumer);
             topology::dead_letter_queue_name(&self.exchange, self.spec)
         } else {
@@ -565,11 +737,12 @@ impl<H: Handler> Shared<H> {
             topology::retry_queue_name(&self.exchange, self.spec, level)
         };
         let properties = pending.delivery.properties.clone().with_headers(headers);
-        let confirm = publish
+        let confirmation = outlets
+            .publish
             .basic_publish(
                 "".into(),
                 target.as_str().into(),
-                BasicPublishOptions::default(),
+                confirm::mandatory(),
                 &pending.delivery.data,
                 properties,
             )
@@ -577,8 +750,14 @@ impl<H: Handler> Shared<H> {
             .context("moving a failed message")?
             .await
             .context("waiting for the broker to take a failed message")?;
-        if !matches!(confirm, Confirmation::Ack(_)) {
-            anyhow::bail!("the broker refused a failed message for {target}");
+        // Anything but a clean confirm leaves the original unacknowledged: the session ends,
+        // declares its queues again on reconnect, and the broker redelivers the message.
+        match confirm::outcome(&confirmation)? {
+            Outcome::Stored => {}
+            Outcome::Unroutable => {
+                anyhow::bail!("{target} is missing: the failed message came back")
+            }
+            Outcome::Refused => anyhow::bail!("the broker refused a failed message for {target}"),
         }
         if dead {
             tracing::error!(queue = %target, attempts = failures, error = format!("{:#}", error.cause()), "message dead-lettered");
@@ -586,6 +765,6 @@ impl<H: Handler> Shared<H> {
         } else {
             self.count("retried", 1);
         }
-        pending.ack().await
+        pending.settle(&outlets.acks)
     }
 }

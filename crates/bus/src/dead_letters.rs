@@ -2,14 +2,18 @@
 
 use anyhow::Context;
 use lapin::{
-    BasicProperties, Confirmation,
-    options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions},
+    BasicProperties,
+    options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions},
 };
 use serde::Serialize;
 use service_kit::config::BusSettings;
 use uuid::Uuid;
 
-use crate::{connection, headers, topology, topology::QueueSpec};
+use crate::{
+    confirm::{self, Outcome},
+    connection, headers, topology,
+    topology::QueueSpec,
+};
 
 /// The most messages one listing or replay looks at.
 const LIMIT: usize = 100_000;
@@ -136,6 +140,7 @@ pub async fn replay(
             headers::ATTEMPTS,
             headers::FAILED_AT,
             headers::CONSUMER,
+            headers::FIRST_FAILED_AT,
         ] {
             fresh = remove(fresh, key);
         }
@@ -144,7 +149,7 @@ pub async fn replay(
             .basic_publish(
                 "".into(),
                 main.as_str().into(),
-                BasicPublishOptions::default(),
+                confirm::mandatory(),
                 &delivery.data,
                 properties,
             )
@@ -152,8 +157,8 @@ pub async fn replay(
             .context("republishing a dead letter")?
             .await
             .context("waiting for the confirm")?;
-        if !matches!(confirm, Confirmation::Ack(_)) {
-            anyhow::bail!("the broker refused a replayed message");
+        if confirm::outcome(&confirm)? != Outcome::Stored {
+            anyhow::bail!("{main} did not take the replayed message");
         }
         delivery
             .ack(BasicAckOptions::default())

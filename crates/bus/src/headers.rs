@@ -12,6 +12,9 @@ pub const ERROR_CHAIN: &str = "x-error-chain";
 pub const ATTEMPTS: &str = "x-attempts";
 pub const FAILED_AT: &str = "x-failed-at";
 pub const CONSUMER: &str = "x-consumer";
+/// When the message first failed, in milliseconds since the Unix epoch: an event waiting for
+/// an earlier one is retried until this is `max_wait_ms` old, however many attempts that takes.
+pub const FIRST_FAILED_AT: &str = "x-first-failed-at";
 
 pub fn get_str(headers: Option<&FieldTable>, key: &str) -> Option<String> {
     match headers?.inner().get(key)? {
@@ -22,15 +25,18 @@ pub fn get_str(headers: Option<&FieldTable>, key: &str) -> Option<String> {
 }
 
 pub fn get_u32(headers: Option<&FieldTable>, key: &str) -> Option<u32> {
-    let value = match headers?.inner().get(key)? {
+    u32::try_from(get_i64(headers, key)?).ok()
+}
+
+pub fn get_i64(headers: Option<&FieldTable>, key: &str) -> Option<i64> {
+    Some(match headers?.inner().get(key)? {
         AMQPValue::LongLongInt(v) => *v,
         AMQPValue::LongInt(v) => i64::from(*v),
         AMQPValue::LongUInt(v) => i64::from(*v),
         AMQPValue::ShortInt(v) => i64::from(*v),
         AMQPValue::ShortUInt(v) => i64::from(*v),
         _ => return None,
-    };
-    u32::try_from(value).ok()
+    })
 }
 
 pub fn set_str(headers: &mut FieldTable, key: &str, value: &str) {
@@ -41,10 +47,11 @@ pub fn set_str(headers: &mut FieldTable, key: &str, value: &str) {
 }
 
 pub fn set_u32(headers: &mut FieldTable, key: &str, value: u32) {
-    headers.insert(
-        ShortString::from(key),
-        AMQPValue::LongLongInt(i64::from(value)),
-    );
+    set_i64(headers, key, i64::from(value));
+}
+
+pub fn set_i64(headers: &mut FieldTable, key: &str, value: i64) {
+    headers.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
 }
 
 /// The headers minus RabbitMQ's own dead-lettering history, which would otherwise grow with

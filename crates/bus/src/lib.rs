@@ -9,6 +9,7 @@
 //! - [`dead_letters`]: list and replay what ended in a dead-letter queue.
 //! - [`publisher`]: a plain confirmed publisher for order sources, tools and tests.
 
+mod confirm;
 pub mod connection;
 pub mod consumer;
 pub mod dead_letters;
@@ -17,7 +18,7 @@ pub mod outbox;
 pub mod publisher;
 pub mod topology;
 
-pub use consumer::{Consumer, ConsumerSettings, Handler, HandlerError, Incoming};
+pub use consumer::{BatchError, Consumer, ConsumerSettings, Handler, HandlerError, Incoming};
 pub use outbox::{Outbox, Relay};
 pub use publisher::Publisher;
 pub use topology::QueueSpec;

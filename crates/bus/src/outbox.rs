@@ -20,17 +20,16 @@ use std::{
 
 use anyhow::Context;
 use contracts::{Envelope, Event, routing_key};
-use lapin::{
-    BasicProperties, Channel, Confirmation,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::FieldTable,
-};
+use lapin::{BasicProperties, Channel, options::ConfirmSelectOptions, types::FieldTable};
 use prometheus::{IntCounter, IntGauge};
 use service_kit::{config::BusSettings, shutdown::Shutdown, telemetry::current_traceparent};
 use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use uuid::Uuid;
 
-use crate::{connection, headers, topology};
+use crate::{
+    confirm::{self, Outcome},
+    connection, headers, topology,
+};
 
 static PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
     service_kit::metrics::counter(
@@ -45,6 +44,11 @@ static PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
         "Outbox rows seen unpublished at the relay's last pass.",
     )
 });
+
+/// Long enough for a broker under load (confirms of a 500-row batch take milliseconds), short
+/// enough that a revocation still reaches the caches within seconds after a half-open
+/// connection.
+const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Stages events of one service.
 #[derive(Debug, Clone)]
@@ -90,6 +94,7 @@ pub struct Relay {
     bus: BusSettings,
     role: String,
     batch_size: i64,
+    confirm_timeout: Duration,
     ready: Arc<AtomicBool>,
     shutdown: Shutdown,
 }
@@ -107,9 +112,17 @@ impl Relay {
             bus,
             role: format!("{service}-outbox-relay"),
             batch_size: 500,
+            confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
             ready,
             shutdown,
         }
+    }
+
+    /// How long the relay waits for the broker to confirm a batch before it gives the
+    /// connection up.
+    pub fn with_confirm_timeout(mut self, timeout: Duration) -> Self {
+        self.confirm_timeout = timeout;
+        self
     }
 
     /// Runs until shutdown, reconnecting to the broker and the database as often as needed.
@@ -161,15 +174,21 @@ impl Relay {
     }
 
     /// Publishes up to one batch of unpublished rows, pipelined, then waits for every confirm.
+    ///
+    /// The body is the stored payload as PostgreSQL prints it: no decoding and re-encoding in
+    /// the relay, which is cheaper and publishes exactly what the service staged, whatever
+    /// version of the contracts the relay was built with.
     async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<usize> {
         let mut tx = self
             .pool
             .begin()
             .await
             .context("starting the relay transaction")?;
-        let rows: Vec<(i64, Uuid, String, sqlx::types::Json<Envelope>)> = sqlx::query_as(
-            "select id, event_id, routing_key, payload from outbox \
-             where published_at is null order by id limit $1 for update skip locked",
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "select id, event_id, routing_key, payload::text as body, \
+                    payload->>'type' as event_type, payload->>'traceparent' as traceparent, \
+                    extract(epoch from created_at)::bigint as staged_at \
+             from outbox where published_at is null order by id limit $1 for update skip locked",
         )
         .bind(self.batch_size)
         .fetch_all(&mut *tx)
@@ -181,53 +200,98 @@ impl Relay {
         }
 
         let mut confirms = Vec::with_capacity(rows.len());
-        for (id, event_id, routing_key, envelope) in &rows {
-            let body = serde_json::to_vec(&envelope.0).context("encoding an outbox row")?;
+        for row in &rows {
             let mut headers = FieldTable::default();
-            headers::set_str(&mut headers, headers::ORIGINAL_ROUTING_KEY, routing_key);
-            if let Some(traceparent) = &envelope.0.traceparent {
+            headers::set_str(
+                &mut headers,
+                headers::ORIGINAL_ROUTING_KEY,
+                &row.routing_key,
+            );
+            if let Some(traceparent) = &row.traceparent {
                 headers::set_str(&mut headers, "traceparent", traceparent);
             }
-            let properties = BasicProperties::default()
-                .with_message_id(event_id.to_string().into())
-                .with_type(envelope.0.event_type.as_str().into())
+            let mut properties = BasicProperties::default()
+                .with_message_id(row.event_id.to_string().into())
                 .with_content_type("application/cloudevents+json".into())
                 .with_delivery_mode(2)
-                .with_timestamp(envelope.0.time.timestamp().max(0) as u64)
+                .with_timestamp(row.staged_at.max(0) as u64)
                 .with_headers(headers);
+            if let Some(event_type) = &row.event_type {
+                properties = properties.with_type(event_type.as_str().into());
+            }
             let confirm = channel
                 .basic_publish(
                     self.bus.exchange.as_str().into(),
-                    routing_key.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
+                    row.routing_key.as_str().into(),
+                    confirm::mandatory(),
+                    row.body.as_bytes(),
                     properties,
                 )
                 .await
                 .context("publishing an outbox row")?;
-            confirms.push((*id, confirm));
+            confirms.push((row, confirm));
         }
 
-        let mut acked = Vec::with_capacity(confirms.len());
-        for (id, confirm) in confirms {
-            match confirm.await.context("waiting for a publisher confirm")? {
-                Confirmation::Ack(_) => acked.push(id),
-                // Left unpublished: it goes out again on the next pass.
-                Confirmation::Nack(_) => tracing::warn!(outbox_id = id, "broker refused an event"),
-                Confirmation::NotRequested => anyhow::bail!("publisher confirms are off"),
+        // A half-open connection never confirms; without a bound the relay would hold these
+        // rows locked, and look ready, for as long as TCP takes to notice (minutes). Giving up
+        // ends the session: readiness drops, the rows are unlocked, and the next session
+        // republishes them.
+        let confirmed = tokio::time::timeout(self.confirm_timeout, async {
+            let mut published = Vec::with_capacity(confirms.len());
+            for (row, confirm) in confirms {
+                let confirmation = confirm.await.context("waiting for a publisher confirm")?;
+                match confirm::outcome(&confirmation)? {
+                    Outcome::Stored => published.push(row.id),
+                    // No queue takes it. Fine for an event no durable consumer binds (only the
+                    // caches' private queues want `auth.session.revoked`, and none may be up);
+                    // for one that a consumer's queue binds, that queue has gone missing: stop,
+                    // declare the topology again and republish.
+                    Outcome::Unroutable if !topology::has_durable_consumer(&row.routing_key) => {
+                        published.push(row.id)
+                    }
+                    Outcome::Unroutable => anyhow::bail!(
+                        "{} came back unroutable: its consumer's queue is missing",
+                        row.routing_key
+                    ),
+                    // Left unpublished: it goes out again on the next pass.
+                    Outcome::Refused => {
+                        tracing::warn!(outbox_id = row.id, "broker refused an event")
+                    }
+                }
             }
-        }
+            anyhow::Ok(published)
+        })
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "no publisher confirm within {:?}; dropping the connection",
+                self.confirm_timeout
+            )
+        })??;
         sqlx::query("update outbox set published_at = now() where id = any($1)")
-            .bind(&acked)
+            .bind(&confirmed)
             .execute(&mut *tx)
             .await
             .context("marking outbox rows published")?;
         tx.commit()
             .await
             .context("committing the relay transaction")?;
-        PUBLISHED.inc_by(acked.len() as u64);
+        PUBLISHED.inc_by(confirmed.len() as u64);
         Ok(rows.len())
     }
+}
+
+/// An unpublished row as the relay reads it: the payload as text, and what goes into the
+/// message's properties.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    event_id: Uuid,
+    routing_key: String,
+    body: String,
+    event_type: Option<String>,
+    traceparent: Option<String>,
+    staged_at: i64,
 }
 
 /// Deletes published rows older than `keep`; the outbox is a queue, not an archive.

@@ -4,13 +4,14 @@
 use anyhow::Context;
 use contracts::{Envelope, Event, routing_key};
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::FieldTable,
+    BasicProperties, Channel, Connection, options::ConfirmSelectOptions, types::FieldTable,
 };
 use service_kit::config::BusSettings;
 
-use crate::{connection, headers, topology};
+use crate::{
+    confirm::{self, Outcome},
+    connection, headers, topology,
+};
 
 pub struct Publisher {
     connection: Connection,
@@ -86,7 +87,7 @@ impl Publisher {
             .basic_publish(
                 self.exchange.as_str().into(),
                 routing_key.into(),
-                BasicPublishOptions::default(),
+                confirm::mandatory(),
                 body,
                 properties,
             )
@@ -94,9 +95,14 @@ impl Publisher {
             .context("publishing")?
             .await
             .context("waiting for the publisher confirm")?;
-        match confirm {
-            Confirmation::Ack(_) => Ok(()),
-            other => anyhow::bail!("the broker did not confirm the message: {other:?}"),
+        match confirm::outcome(&confirm)? {
+            Outcome::Stored => Ok(()),
+            // Nobody keeps such an event (see `topology::has_durable_consumer`).
+            Outcome::Unroutable if !topology::has_durable_consumer(routing_key) => Ok(()),
+            Outcome::Unroutable => {
+                anyhow::bail!("{routing_key} came back unroutable: its consumer's queue is missing")
+            }
+            Outcome::Refused => anyhow::bail!("the broker refused the message"),
         }
     }
 

@@ -49,6 +49,17 @@ pub const LEGACY_SYNC: QueueSpec = QueueSpec {
 /// dropped as unroutable.
 pub const ALL: &[QueueSpec] = &[TRACKER_INTAKE, LEGACY_SYNC];
 
+/// Whether some durable consumer's queue is bound to take `routing_key`. An event nobody keeps
+/// (`auth.session.revoked` goes only to the caches' private queues) may come back unroutable
+/// when no cache is listening; one that a durable consumer binds must never.
+pub fn has_durable_consumer(routing_key: &str) -> bool {
+    ALL.iter().any(|spec| {
+        spec.bindings
+            .iter()
+            .any(|binding| crate::confirm::topic_matches(binding, routing_key))
+    })
+}
+
 pub fn queue_name(exchange: &str, spec: QueueSpec) -> String {
     format!("{exchange}.{}", spec.consumer)
 }
@@ -73,10 +84,19 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
+/// Whether a queue may carry the expiry tests ask for. Retry and dead-letter queues never do:
+/// an expired retry queue takes its waiting messages with it, and a message sent to a dead-letter
+/// queue that expired is gone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    AsConfigured,
+    Never,
+}
+
 /// The arguments every queue of ours gets: quorum type, and the expiry tests ask for.
-fn queue_args(bus: &BusSettings, extra: &[(&str, AMQPValue)]) -> FieldTable {
+fn queue_args(bus: &BusSettings, expiry: Expiry, extra: &[(&str, AMQPValue)]) -> FieldTable {
     let mut pairs = vec![("x-queue-type", text("quorum"))];
-    if let Some(ms) = bus.queue_expiry_ms {
+    if let (Some(ms), Expiry::AsConfigured) = (bus.queue_expiry_ms, expiry) {
         pairs.push((
             "x-expires",
             AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
@@ -118,7 +138,11 @@ pub async fn declare_main_queue(
     let exchange = bus.exchange.as_str();
     let queue = queue_name(exchange, spec);
     channel
-        .queue_declare(queue.as_str().into(), durable(), queue_args(bus, &[]))
+        .queue_declare(
+            queue.as_str().into(),
+            durable(),
+            queue_args(bus, Expiry::AsConfigured, &[]),
+        )
         .await?;
     for binding in spec.bindings {
         channel
@@ -169,6 +193,7 @@ pub async fn declare_consumer(
                 durable(),
                 queue_args(
                     bus,
+                    Expiry::Never,
                     &[
                         ("x-message-ttl", AMQPValue::LongLongInt(delay)),
                         ("x-dead-letter-exchange", text("")),
@@ -194,7 +219,7 @@ pub async fn declare_dead_letter_queue(
         .queue_declare(
             dead_letter_queue_name(&bus.exchange, spec).as_str().into(),
             durable(),
-            queue_args(bus, &[]),
+            queue_args(bus, Expiry::Never, &[]),
         )
         .await?;
     Ok(())

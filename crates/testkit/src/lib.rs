@@ -206,3 +206,90 @@ impl Drop for PrivateBroker {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A TCP proxy in front of the broker that can stop passing bytes while both sides stay
+/// connected: a half-open connection, as a dead NAT entry or a frozen host makes one, which
+/// neither side notices for minutes.
+pub struct FreezableProxy {
+    pub port: u16,
+    frozen: tokio::sync::watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl FreezableProxy {
+    /// Starts passing connections on a free local port to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let (frozen, watch) = tokio::sync::watch::channel(false);
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pass(client_read, server_write, watch.clone()));
+                tokio::spawn(pass(server_read, client_write, watch.clone()));
+            }
+        });
+        FreezableProxy {
+            port,
+            frozen,
+            accept,
+        }
+    }
+
+    /// In front of the broker `bus` points at: the same settings, through the proxy.
+    pub async fn in_front_of(bus: &BusSettings) -> (Self, BusSettings) {
+        use secrecy::ExposeSecret;
+        let url = bus.url.expose_secret().to_owned();
+        let (scheme_and_user, rest) = url.split_once('@').expect("an AMQP URL with user@host");
+        let (host_port, vhost) = rest.split_once('/').unwrap_or((rest, ""));
+        let proxy = Self::start(host_port.to_owned()).await;
+        let mut through = bus.clone();
+        through.url = SecretString::from(format!(
+            "{scheme_and_user}@127.0.0.1:{}/{vhost}",
+            proxy.port
+        ));
+        (proxy, through)
+    }
+
+    /// Holds every byte in both directions from now on; connections stay open.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn pass(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.wait_for(|f| !*f).await.is_err() || to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}

@@ -18,7 +18,7 @@ mod devices;
 mod orders;
 mod staff;
 
-use bus::consumer::{Handler, HandlerError, Incoming};
+use bus::consumer::{BatchError, Handler, HandlerError, Incoming};
 use contracts::{DecodeError, Envelope, Event};
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
@@ -32,20 +32,39 @@ impl Handler for LegacyMirror {
 
     /// The batch path with a batch of one, so both paths write the same rows.
     async fn handle(&self, conn: &mut PgConnection, event: &Incoming) -> Result<(), HandlerError> {
-        mirror(conn, &[&event.envelope])
-            .await
-            .map_err(|(_, error)| HandlerError::from(error))
+        match mirror(conn, &[&event.envelope]).await {
+            Ok(()) => Ok(()),
+            Err(Failure::Events(mut failed)) => match failed.pop() {
+                Some((_, error)) => Err(error.into()),
+                None => Ok(()),
+            },
+            Err(Failure::Database(error)) => Err(MirrorError::Database(error).into()),
+        }
     }
 
     async fn handle_batch<'a>(
         &'a self,
         conn: &'a mut PgConnection,
         events: &'a [&'a Incoming],
-    ) -> Result<(), (usize, HandlerError)> {
+    ) -> Result<(), BatchError> {
         let envelopes: Vec<&Envelope> = events.iter().map(|event| &event.envelope).collect();
         mirror(conn, &envelopes)
             .await
-            .map_err(|(index, error)| (index, HandlerError::from(error)))
+            .map_err(|failure| match failure {
+                Failure::Events(failed) => BatchError::Events(
+                    failed
+                        .into_iter()
+                        .map(|(index, error)| (index, error.into()))
+                        .collect(),
+                ),
+                // A constraint broken by one of the rows, which `mirror` could not pin on an event
+                // (it only happens for a batch of one): that event is to blame.
+                Failure::Database(error) if is_bad_data(&error) && events.len() == 1 => {
+                    BatchError::Events(vec![(0, MirrorError::Database(error).into())])
+                }
+                // A deadlock, a lost connection: nobody's fault in particular.
+                Failure::Database(error) => BatchError::Batch(error),
+            })
     }
 }
 
@@ -68,7 +87,7 @@ impl From<MirrorError> for HandlerError {
             MirrorError::Undecodable(_) | MirrorError::Inconsistent(_) => {
                 HandlerError::Permanent(error.into())
             }
-            MirrorError::OrderNotYetAccepted(_) => HandlerError::Transient(error.into()),
+            MirrorError::OrderNotYetAccepted(_) => HandlerError::Waiting(error.into()),
             MirrorError::Database(error) if is_bad_data(&error) => HandlerError::Permanent(error),
             MirrorError::Database(error) => HandlerError::Transient(error),
         }
@@ -88,9 +107,9 @@ fn is_bad_data(error: &anyhow::Error) -> bool {
 
 /// Why a batch could not be applied.
 #[derive(Debug)]
-enum Failure {
-    /// This event (by position in the batch) cannot be applied.
-    Event(usize, MirrorError),
+pub enum Failure {
+    /// These events (by position in the batch) cannot be applied; the rest could be.
+    Events(Vec<(usize, MirrorError)>),
     /// A statement for the whole batch failed; which event caused it is not known.
     Database(anyhow::Error),
 }
@@ -100,38 +119,30 @@ impl Failure {
         move |error| Failure::Database(anyhow::Error::new(error).context(what))
     }
 
-    /// The position and error to report when the batch is a single event, or when nothing
-    /// better is known.
-    fn blame(self) -> (usize, MirrorError) {
-        match self {
-            Failure::Event(index, error) => (index, error),
-            Failure::Database(error) => (0, MirrorError::Database(error)),
-        }
+    fn event(index: usize, error: MirrorError) -> Failure {
+        Failure::Events(vec![(index, error)])
     }
 }
 
 /// Writes what `envelopes` say into the legacy tables, as one unit inside the caller's
-/// transaction. On failure, names the position of the event that failed.
+/// transaction. On failure, names the events that failed, or says the batch failed as a whole.
 ///
 /// A row with bad data fails the batch's whole statement without saying whose row it was, so
 /// then the batch is rolled back to a savepoint and applied one event at a time to find it.
 #[tracing::instrument(skip_all, fields(events = envelopes.len()))]
-pub async fn mirror(
-    conn: &mut PgConnection,
-    envelopes: &[&Envelope],
-) -> Result<(), (usize, MirrorError)> {
+pub async fn mirror(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<(), Failure> {
     if envelopes.len() < 2 {
-        return apply(conn, envelopes).await.map_err(Failure::blame);
+        return apply(conn, envelopes).await;
     }
     let mut savepoint = conn
         .begin()
         .await
-        .map_err(|e| Failure::database("starting a savepoint")(e).blame())?;
+        .map_err(Failure::database("starting a savepoint"))?;
     match apply(&mut savepoint, envelopes).await {
         Ok(()) => savepoint
             .commit()
             .await
-            .map_err(|e| Failure::database("releasing the savepoint")(e).blame()),
+            .map_err(Failure::database("releasing the savepoint")),
         Err(Failure::Database(error)) if is_bad_data(&error) => {
             tracing::warn!(
                 error = format!("{error:#}"),
@@ -140,16 +151,27 @@ pub async fn mirror(
             savepoint
                 .rollback()
                 .await
-                .map_err(|e| Failure::database("rolling back to the savepoint")(e).blame())?;
+                .map_err(Failure::database("rolling back to the savepoint"))?;
             for (index, envelope) in envelopes.iter().enumerate() {
                 apply(conn, &[envelope])
                     .await
-                    .map_err(|failure| (index, failure.blame().1))?;
+                    .map_err(|failure| match failure {
+                        Failure::Events(failed) => Failure::Events(
+                            failed
+                                .into_iter()
+                                .map(|(_, error)| (index, error))
+                                .collect(),
+                        ),
+                        Failure::Database(error) if is_bad_data(&error) => {
+                            Failure::event(index, MirrorError::Database(error))
+                        }
+                        whole => whole,
+                    })?;
             }
             Ok(())
         }
         // The consumer rolls the whole transaction back.
-        Err(failure) => Err(failure.blame()),
+        Err(failure) => Err(failure),
     }
 }
 
@@ -160,7 +182,7 @@ async fn apply(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<(), F
     let mut users = Vec::new();
     let mut devices = Vec::new();
     for (index, envelope) in envelopes.iter().enumerate() {
-        let planned = plan(envelope).map_err(|error| Failure::Event(index, error))?;
+        let planned = plan(envelope).map_err(|error| Failure::event(index, error))?;
         match planned {
             Planned::Order(event) => orders.push(index, envelope, event),
             Planned::User(event) => users.push(event),
@@ -230,9 +252,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_order_not_yet_accepted_is_retried() {
+    fn an_event_before_its_order_waits_for_it() {
         let error = HandlerError::from(MirrorError::OrderNotYetAccepted(Uuid::nil()));
-        assert!(matches!(error, HandlerError::Transient(_)));
+        assert!(matches!(error, HandlerError::Waiting(_)));
     }
 
     #[test]

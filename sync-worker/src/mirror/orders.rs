@@ -289,15 +289,17 @@ async fn lock_orders(
         .iter()
         .map(|(_, _, accept)| accept.order.order_uuid)
         .collect();
-    match changes
+    // Every event that waits for its order, not only the first: the consumer sends them all
+    // to wait together, instead of re-running the batch once per waiting event.
+    let waiting: Vec<(usize, MirrorError)> = changes
         .iter()
-        .find(|(_, _, uuid, _)| !orders.contains_key(uuid) && !accepted.contains(uuid))
-    {
-        Some((index, _, order_uuid, _)) => Err(Failure::Event(
-            *index,
-            MirrorError::OrderNotYetAccepted(*order_uuid),
-        )),
-        None => Ok(orders),
+        .filter(|(_, _, uuid, _)| !orders.contains_key(uuid) && !accepted.contains(uuid))
+        .map(|(index, _, order_uuid, _)| (*index, MirrorError::OrderNotYetAccepted(*order_uuid)))
+        .collect();
+    if waiting.is_empty() {
+        Ok(orders)
+    } else {
+        Err(Failure::Events(waiting))
     }
 }
 
@@ -377,7 +379,7 @@ async fn apply_changes(
     let mut found = Vec::with_capacity(changes.len());
     for (index, envelope, order_uuid, change) in changes {
         let Some(order) = orders.get(&order_uuid) else {
-            return Err(Failure::Event(
+            return Err(Failure::event(
                 index,
                 MirrorError::OrderNotYetAccepted(order_uuid),
             ));

@@ -68,8 +68,9 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_do_not_block_th
     let failing = letters
         .iter()
         .find(|l| l.event_id == Some(early.envelope.id.to_string()))
-        .expect("the event of an unknown order is a dead letter");
-    assert_eq!(failing.attempts, Some(3), "{failing:?}");
+        .expect("the event of an unknown order is a dead letter once it has waited max_wait_ms");
+    // It waits by time, not by attempts: at least one retry, however many fit in the wait.
+    assert!(failing.attempts.is_some_and(|n| n >= 2), "{failing:?}");
     assert_eq!(failing.event_type.as_deref(), Some("OrderPacked"));
     assert!(
         failing
@@ -86,7 +87,8 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_do_not_block_th
     assert_eq!(count, 3);
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains(&early.envelope.id.to_string()), "{out}");
-    assert!(out.contains("attempts=3"), "{out}");
+    let attempts = failing.attempts.unwrap_or_default();
+    assert!(out.contains(&format!("attempts={attempts}")), "{out}");
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ pub fn patient_retries() -> ConsumerSettings {
         partitions: 4,
         retry_delays_ms: vec![100, 200, 400],
         max_attempts: 10,
+        max_wait_ms: 60_000,
     }
 }
 
@@ -39,6 +40,7 @@ pub fn impatient_retries() -> ConsumerSettings {
     ConsumerSettings {
         retry_delays_ms: vec![50, 100],
         max_attempts: 3,
+        max_wait_ms: 200,
         ..patient_retries()
     }
 }

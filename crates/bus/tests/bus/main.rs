@@ -12,8 +12,8 @@ use std::{
 
 use anyhow::anyhow;
 use bus::{
-    Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Outbox, Publisher, Relay,
-    dead_letters, topology,
+    BatchError, Consumer, ConsumerSettings, Handler, HandlerError, Incoming, Outbox, Publisher,
+    Relay, dead_letters, topology,
 };
 use chrono::Utc;
 use contracts::OrderPacked;
@@ -26,10 +26,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Records every event it applies. Subjects named in `failures` fail that many times
-/// (`u32::MAX`: always) before they succeed.
+/// (`u32::MAX`: always) before they succeed, transiently or as waiting for an earlier event.
 #[derive(Default)]
 struct Recorder {
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, (u32, bool)>>,
+    /// How often each event was handed to the handler, failed runs included.
+    presented: Mutex<HashMap<Uuid, u32>>,
 }
 
 impl Recorder {
@@ -37,20 +39,52 @@ impl Recorder {
         self.failures
             .lock()
             .unwrap()
-            .insert(subject.to_string(), times);
+            .insert(subject.to_string(), (times, false));
+    }
+
+    /// Fails `subject` as an event whose order has not arrived yet.
+    fn wait(&self, subject: Uuid, times: u32) {
+        self.failures
+            .lock()
+            .unwrap()
+            .insert(subject.to_string(), (times, true));
+    }
+
+    fn failure(&self, event: &Incoming) -> Option<HandlerError> {
+        *self
+            .presented
+            .lock()
+            .unwrap()
+            .entry(event.envelope.id)
+            .or_default() += 1;
+        let mut failures = self.failures.lock().unwrap();
+        let (left, waiting) = failures.get_mut(&event.envelope.subject)?;
+        if *left == 0 {
+            return None;
+        }
+        *left = left.saturating_sub(1);
+        Some(if *waiting {
+            HandlerError::Waiting(anyhow!("order not there yet"))
+        } else {
+            HandlerError::Transient(anyhow!("lock timed out"))
+        })
+    }
+
+    fn most_presented(&self, except: &[Uuid]) -> u32 {
+        let presented = self.presented.lock().unwrap();
+        presented
+            .iter()
+            .filter(|(id, _)| !except.contains(id))
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(0)
     }
 }
 
 impl Handler for Recorder {
     async fn handle(&self, conn: &mut PgConnection, event: &Incoming) -> Result<(), HandlerError> {
-        {
-            let mut failures = self.failures.lock().unwrap();
-            if let Some(left) = failures.get_mut(&event.envelope.subject)
-                && *left > 0
-            {
-                *left = left.saturating_sub(1);
-                return Err(HandlerError::Transient(anyhow!("order not there yet")));
-            }
+        if let Some(error) = self.failure(event) {
+            return Err(error);
         }
         let data: OrderPacked = event
             .envelope
@@ -84,20 +118,15 @@ impl Handler for BatchRecorder {
         &'a self,
         conn: &'a mut PgConnection,
         events: &'a [&'a Incoming],
-    ) -> Result<(), (usize, HandlerError)> {
-        {
-            let mut failures = self.0.failures.lock().unwrap();
-            for (index, event) in events.iter().enumerate() {
-                if let Some(left) = failures.get_mut(&event.envelope.subject)
-                    && *left > 0
-                {
-                    *left = left.saturating_sub(1);
-                    return Err((
-                        index,
-                        HandlerError::Transient(anyhow!("order not there yet")),
-                    ));
-                }
-            }
+    ) -> Result<(), BatchError> {
+        // Every failing event at once, as a set-based handler finds them.
+        let failed: Vec<(usize, HandlerError)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(index, event)| Some((index, self.0.failure(event)?)))
+            .collect();
+        if !failed.is_empty() {
+            return Err(BatchError::Events(failed));
         }
         let ids: Vec<Uuid> = events.iter().map(|e| e.envelope.id).collect();
         let subjects: Vec<String> = events.iter().map(|e| e.envelope.subject.clone()).collect();
@@ -113,7 +142,7 @@ impl Handler for BatchRecorder {
         .bind(&attempts)
         .execute(conn)
         .await
-        .map_err(|e| (0, HandlerError::Transient(e.into())))?;
+        .map_err(|e| BatchError::Batch(e.into()))?;
         Ok(())
     }
 }
@@ -129,6 +158,7 @@ fn fast_retries() -> ConsumerSettings {
     ConsumerSettings {
         retry_delays_ms: vec![50, 100],
         max_attempts: 3,
+        max_wait_ms: 60_000,
         batch_size: 50,
         ..ConsumerSettings::default()
     }
@@ -158,6 +188,18 @@ impl Harness {
             harness.spawn_consumer(harness.recorder.clone());
         }
         harness
+    }
+
+    /// A connection of the test's own to the broker, to act on the topology as an operator.
+    async fn broker_channel(&self) -> (lapin::Connection, lapin::Channel) {
+        let connection = lapin::Connection::connect(
+            secrecy::ExposeSecret::expose_secret(&self.bus.url),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        (connection, channel)
     }
 
     fn pool(&self) -> PgPool {
@@ -372,7 +414,7 @@ async fn poison_messages_are_dead_lettered_with_their_reason_and_can_be_replayed
             .error
             .as_deref()
             .unwrap()
-            .contains("order not there yet")
+            .contains("lock timed out")
     );
     assert!(stuck_letter.error_chain.is_some());
 
@@ -457,4 +499,162 @@ async fn a_batched_handler_isolates_the_failing_event_and_applies_the_rest() {
         .await
         .unwrap();
     assert_eq!(first_tries, 29);
+}
+
+#[tokio::test]
+async fn an_event_waiting_for_its_order_outlasts_the_attempt_budget() {
+    let h = Harness::start().await;
+    let early = Uuid::new_v4();
+    // Three times the attempts a transient failure gets: an outage upstream lasting that long
+    // must not send the event to the dead letters.
+    h.recorder.wait(early, 9);
+    h.stage(early, 1).await;
+    h.wait_applied(1).await;
+    let attempt: i32 = sqlx::query_scalar("select attempt from applied where subject = $1")
+        .bind(early.to_string())
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempt, 10, "applied once its order was there");
+    let dead = dead_letters::list(&h.bus, topology::LEGACY_SYNC)
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "nothing dead-lettered: {dead:?}");
+}
+
+#[tokio::test]
+async fn a_batch_full_of_waiting_events_is_run_again_once_not_once_per_event() {
+    let h = Harness::start_with(test_bus(), true).await;
+    let waiting: Vec<Uuid> = (0..10).map(|_| Uuid::new_v4()).collect();
+    for order in &waiting {
+        h.recorder.wait(*order, 1);
+    }
+    let mut tx = h.db.pool.begin().await.unwrap();
+    let outbox = Outbox::new("tracker");
+    let mut waiting_ids = Vec::new();
+    for i in 0..40 {
+        let order = if i % 4 == 0 {
+            waiting[i / 4]
+        } else {
+            Uuid::new_v4()
+        };
+        let id = outbox.stage(&mut tx, 1, &packed(order)).await.unwrap();
+        if i % 4 == 0 {
+            waiting_ids.push(id);
+        }
+    }
+    tx.commit().await.unwrap();
+    h.wait_applied(40).await;
+    assert!(
+        h.recorder.most_presented(&waiting_ids) <= 2,
+        "an event that could be applied was run {} times",
+        h.recorder.most_presented(&waiting_ids)
+    );
+}
+
+#[tokio::test]
+async fn a_retry_queue_that_went_missing_loses_nothing() {
+    let h = Harness::start().await;
+    h.stage(Uuid::new_v4(), 1).await;
+    h.wait_applied(1).await;
+    // Someone deletes the first retry queue under the running consumer.
+    let (connection, channel) = h.broker_channel().await;
+    channel
+        .queue_delete(
+            topology::retry_queue_name(&h.bus.exchange, topology::LEGACY_SYNC, 0)
+                .as_str()
+                .into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let flaky = Uuid::new_v4();
+    h.recorder.fail(flaky, 1);
+    h.stage(flaky, 1).await;
+    // The retry comes back unroutable; the original must stay unacknowledged until the
+    // consumer has declared its queues again, and then be applied.
+    h.wait_applied(2).await;
+    let _ = connection.close(200, "done".into()).await;
+}
+
+#[tokio::test]
+async fn settled_messages_are_acknowledged_and_not_delivered_again() {
+    let h = Harness::start().await;
+    for _ in 0..60 {
+        h.stage(Uuid::new_v4(), 1).await;
+    }
+    h.wait_applied(60).await;
+    let (connection, channel) = h.broker_channel().await;
+    let queue = topology::queue_name(&h.bus.exchange, topology::LEGACY_SYNC);
+    // Acks of a batch go out together once every earlier delivery is settled; once they
+    // are out, nothing is left in the queue, ready or unacknowledged.
+    eventually("every delivery acknowledged", WAIT, || async {
+        h.shutdown.trigger();
+        let state = channel
+            .queue_declare(
+                queue.as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        (state.consumer_count() == 0 && state.message_count() == 0).then_some(())
+    })
+    .await;
+    let _ = connection.close(200, "done".into()).await;
+}
+
+#[tokio::test]
+async fn a_relay_whose_confirms_never_come_gives_up_and_reports_not_ready() {
+    let db = TestDatabase::create(&MIGRATOR).await;
+    let (proxy, bus) = testkit::FreezableProxy::in_front_of(&test_bus()).await;
+    let ready = Arc::new(AtomicBool::new(false));
+    let shutdown = Shutdown::new();
+    let relay = Relay::new(
+        db.pool.clone(),
+        bus.clone(),
+        "tracker",
+        ready.clone(),
+        shutdown.clone(),
+    )
+    .with_confirm_timeout(Duration::from_millis(500));
+    tokio::spawn(relay.run());
+    let is_ready = |want: bool| {
+        let ready = ready.clone();
+        async move { (ready.load(std::sync::atomic::Ordering::Relaxed) == want).then_some(()) }
+    };
+    eventually("the relay connected", WAIT, || is_ready(true)).await;
+
+    // The link goes half-open: the publish leaves, no confirm ever comes back.
+    proxy.freeze();
+    let mut tx = db.pool.begin().await.unwrap();
+    Outbox::new("tracker")
+        .stage(&mut tx, 1, &packed(Uuid::new_v4()))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    eventually("the relay to give up and report not ready", WAIT, || {
+        is_ready(false)
+    })
+    .await;
+
+    // Once the link is back, a new session publishes the row.
+    proxy.thaw();
+    eventually(
+        "the row published after the link came back",
+        WAIT,
+        || async {
+            let unsent: i64 =
+                sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            (unsent == 0).then_some(())
+        },
+    )
+    .await;
+    shutdown.trigger();
 }
