@@ -47,7 +47,7 @@ use uuid::Uuid;
 
 use crate::{
     confirm::{self, Outcome},
-    connection, headers, topology,
+    connection, headers, retention, topology,
     topology::QueueSpec,
 };
 
@@ -184,6 +184,18 @@ pub struct ConsumerSettings {
     /// How long an event waiting for an earlier one ([`HandlerError::Waiting`]) keeps being
     /// retried, from its first failure: longer than a real outage upstream lasts.
     pub max_wait_ms: u64,
+    /// How long an event id stays in the inbox. A duplicate can arrive as long as an event can
+    /// be redelivered or wait for its order, so it is kept at least twice `max_wait_ms`.
+    pub inbox_retention_ms: u64,
+}
+
+impl ConsumerSettings {
+    fn inbox_retention(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.inbox_retention_ms
+                .max(self.max_wait_ms.saturating_mul(2)),
+        )
+    }
 }
 
 impl Default for ConsumerSettings {
@@ -195,6 +207,7 @@ impl Default for ConsumerSettings {
             retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             max_attempts: 6,
             max_wait_ms: 6 * 60 * 60 * 1000,
+            inbox_retention_ms: 7 * 24 * 60 * 60 * 1000,
         }
     }
 }
@@ -392,6 +405,7 @@ impl<H: Handler> Consumer<H> {
         self.ready.store(true, Ordering::Relaxed);
         tracing::info!(queue = %queue, "consumer connected");
 
+        let pruning = tokio::spawn(prune_inbox(shared.clone()));
         let (acks, settled) = mpsc::unbounded_channel();
         let mut acker = tokio::spawn(acknowledge(consume.clone(), settled));
         let outlets = Outlets { publish, acks };
@@ -453,7 +467,21 @@ impl<H: Handler> Consumer<H> {
             workers.abort_all();
             acker.abort();
         }
+        pruning.abort();
         result
+    }
+}
+
+/// Prunes inbox ids older than the retention, every [`retention::EVERY`], while connected.
+async fn prune_inbox<H: Handler>(shared: Arc<Shared<H>>) {
+    let mut every = tokio::time::interval(retention::EVERY);
+    loop {
+        every.tick().await;
+        let keep = shared.settings.inbox_retention();
+        match retention::prune_inbox(&shared.pool, shared.spec.consumer, keep).await {
+            Ok(pruned) => tracing::debug!(pruned, "pruned old inbox ids"),
+            Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
+        }
     }
 }
 

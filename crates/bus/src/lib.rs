@@ -16,6 +16,7 @@ pub mod dead_letters;
 mod headers;
 pub mod outbox;
 pub mod publisher;
+pub mod retention;
 pub mod topology;
 
 pub use consumer::{BatchError, Consumer, ConsumerSettings, Handler, HandlerError, Incoming};

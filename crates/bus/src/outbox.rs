@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     confirm::{self, Outcome},
-    connection, headers, topology,
+    connection, headers, retention, topology,
 };
 
 static PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
@@ -49,6 +49,9 @@ static PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
 /// enough that a revocation still reaches the caches within seconds after a half-open
 /// connection.
 const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Published rows stay this long, for whoever wants to look at what went out recently.
+const DEFAULT_KEEP_PUBLISHED: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Stages events of one service.
 #[derive(Debug, Clone)]
@@ -95,6 +98,7 @@ pub struct Relay {
     role: String,
     batch_size: i64,
     confirm_timeout: Duration,
+    keep_published: Duration,
     ready: Arc<AtomicBool>,
     shutdown: Shutdown,
 }
@@ -113,6 +117,7 @@ impl Relay {
             role: format!("{service}-outbox-relay"),
             batch_size: 500,
             confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
+            keep_published: DEFAULT_KEEP_PUBLISHED,
             ready,
             shutdown,
         }
@@ -122,6 +127,12 @@ impl Relay {
     /// connection up.
     pub fn with_confirm_timeout(mut self, timeout: Duration) -> Self {
         self.confirm_timeout = timeout;
+        self
+    }
+
+    /// How long published rows are kept before the relay prunes them.
+    pub fn with_keep_published(mut self, keep: Duration) -> Self {
+        self.keep_published = keep;
         self
     }
 
@@ -155,8 +166,17 @@ impl Relay {
         self.ready.store(true, Ordering::Relaxed);
         tracing::info!(exchange = %self.bus.exchange, "outbox relay connected");
 
+        let mut next_prune = tokio::time::Instant::now() + retention::EVERY;
         loop {
             let published = self.publish_batch(&channel).await?;
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += retention::EVERY;
+                match retention::prune_outbox(&self.pool, self.keep_published).await {
+                    Ok(pruned) => tracing::debug!(pruned, "pruned published outbox rows"),
+                    // Pruning is housekeeping: the next round tries again.
+                    Err(e) => tracing::warn!(error = %e, "pruning the outbox failed"),
+                }
+            }
             if published as i64 == self.batch_size {
                 continue;
             }
@@ -292,15 +312,4 @@ struct OutboxRow {
     event_type: Option<String>,
     traceparent: Option<String>,
     staged_at: i64,
-}
-
-/// Deletes published rows older than `keep`; the outbox is a queue, not an archive.
-pub async fn prune(pool: &PgPool, keep: Duration) -> Result<u64, sqlx::Error> {
-    let seconds = keep.as_secs_f64();
-    let done =
-        sqlx::query("delete from outbox where published_at < now() - make_interval(secs => $1)")
-            .bind(seconds)
-            .execute(pool)
-            .await?;
-    Ok(done.rows_affected())
 }

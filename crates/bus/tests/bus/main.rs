@@ -658,3 +658,72 @@ async fn a_relay_whose_confirms_never_come_gives_up_and_reports_not_ready() {
     .await;
     shutdown.trigger();
 }
+
+#[tokio::test]
+async fn pruning_keeps_what_deduplication_still_needs() {
+    let h = Harness::start().await;
+    let publisher = Publisher::connect(&h.bus, "test").await.unwrap();
+    let old = publisher
+        .publish_event("tracker", 1, &packed(Uuid::new_v4()))
+        .await
+        .unwrap();
+    let recent = publisher
+        .publish_event("tracker", 1, &packed(Uuid::new_v4()))
+        .await
+        .unwrap();
+    h.wait_applied(2).await;
+    h.stage(Uuid::new_v4(), 1).await;
+    h.wait_applied(3).await;
+    sqlx::query("update inbox set processed_at = now() - interval '8 days' where event_id = $1")
+        .bind(old.id)
+        .execute(&h.db.pool)
+        .await
+        .unwrap();
+    eventually("the staged row published", WAIT, || async {
+        let published: i64 =
+            sqlx::query_scalar("select count(*) from outbox where published_at is not null")
+                .fetch_one(&h.db.pool)
+                .await
+                .unwrap();
+        (published == 1).then_some(())
+    })
+    .await;
+    sqlx::query("update outbox set published_at = now() - interval '2 days'")
+        .execute(&h.db.pool)
+        .await
+        .unwrap();
+    h.stage(Uuid::new_v4(), 1).await;
+    h.wait_applied(4).await;
+
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let pruned = bus::retention::prune_inbox(&h.db.pool, "legacy-sync", week)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "only the id older than the retention");
+    let pruned = bus::retention::prune_outbox(&h.db.pool, Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1, "only the row published before the retention");
+    let outbox_left: i64 = sqlx::query_scalar("select count(*) from outbox")
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(outbox_left, 1);
+
+    // A late duplicate of an event still in the inbox is still recognised.
+    publisher
+        .publish("tracker.order.packed", &recent)
+        .await
+        .unwrap();
+    publisher
+        .publish_event("tracker", 1, &packed(Uuid::new_v4()))
+        .await
+        .unwrap();
+    h.wait_applied(5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.applied_count().await,
+        5,
+        "the duplicate was not applied again"
+    );
+}
