@@ -32,6 +32,7 @@ pub fn patient_retries() -> ConsumerSettings {
         retry_delays_ms: vec![100, 200, 400],
         max_attempts: 10,
         max_wait_ms: 60_000,
+        ..ConsumerSettings::default()
     }
 }
 
