@@ -23,7 +23,7 @@ use contracts::{Envelope, Event, routing_key};
 use lapin::{BasicProperties, Channel, options::ConfirmSelectOptions, types::FieldTable};
 use prometheus::{IntCounter, IntGauge};
 use service_kit::{config::BusSettings, shutdown::Shutdown, telemetry::current_traceparent};
-use sqlx::{PgConnection, PgPool, postgres::PgListener};
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use uuid::Uuid;
 
 use crate::{
@@ -49,6 +49,13 @@ static PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
 /// enough that a revocation still reaches the caches within seconds after a half-open
 /// connection.
 const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The advisory lock a database's leading relay holds (advisory locks are per database, and
+/// every service has a database of its own).
+const RELAY_LOCK: i64 = 0x6b69_7463_6865_6e01;
+
+/// How often a standby relay asks for the leadership.
+const TAKEOVER_POLL: Duration = Duration::from_millis(500);
 
 /// Published rows stay this long, for whoever wants to look at what went out recently.
 const DEFAULT_KEEP_PUBLISHED: Duration = Duration::from_secs(24 * 60 * 60);
@@ -90,8 +97,9 @@ impl Outbox {
 }
 
 /// Publishes staged events. Several relays may run against one database (one per service
-/// instance): rows are claimed with `for update skip locked`, so each row is published by one
-/// relay at a time.
+/// instance); one leads and publishes, the others stand by to take over (see `Relay::lead`).
+/// Rows are still claimed with `for update skip locked`, so a tool reading the outbox never
+/// blocks the relay.
 pub struct Relay {
     pool: PgPool,
     bus: BusSettings,
@@ -163,12 +171,18 @@ impl Relay {
             .await
             .context("listening for outbox notifications")?;
         listener.listen("outbox").await.context("LISTEN outbox")?;
+        // Connected: healthy, whether this relay leads or stands by.
         self.ready.store(true, Ordering::Relaxed);
         tracing::info!(exchange = %self.bus.exchange, "outbox relay connected");
+        let Some(mut leader) = self.lead().await? else {
+            let _ = connection.close(200, "shutdown".into()).await;
+            return Ok(());
+        };
+        tracing::info!("outbox relay leads");
 
         let mut next_prune = tokio::time::Instant::now() + retention::EVERY;
         loop {
-            let published = self.publish_batch(&channel).await?;
+            let published = self.publish_batch(&mut leader, &channel).await?;
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += retention::EVERY;
                 match retention::prune_outbox(&self.pool, self.keep_published).await {
@@ -193,14 +207,47 @@ impl Relay {
         }
     }
 
+    /// Waits until this relay is the one that publishes for its database, and returns the
+    /// connection that holds the leadership (`None` on shutdown).
+    ///
+    /// One relay per database publishes; the others stand by. Two relays sharing the rows
+    /// (`skip locked`) would publish one order's events side by side, and relay B's sequence 6
+    /// could reach the broker before relay A's sequence 5. Leadership is a session-level
+    /// advisory lock on a connection of its own, and every publishing transaction runs on that
+    /// same connection: if it drops, the lock goes with it, and so does this relay's ability to
+    /// mark anything published. A relay killed with `kill -9` closes its socket, PostgreSQL
+    /// frees the lock at once, and a standby takes over within [`TAKEOVER_POLL`].
+    async fn lead(&self) -> anyhow::Result<Option<PgConnection>> {
+        let mut conn = PgConnection::connect_with(&self.pool.connect_options())
+            .await
+            .context("connecting for the relay's leadership")?;
+        loop {
+            let leads: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+                .bind(RELAY_LOCK)
+                .fetch_one(&mut conn)
+                .await
+                .context("asking for the relay's leadership")?;
+            if leads {
+                return Ok(Some(conn));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TAKEOVER_POLL) => {},
+                _ = self.shutdown.wait() => return Ok(None),
+            }
+        }
+    }
+
     /// Publishes up to one batch of unpublished rows, pipelined, then waits for every confirm.
     ///
     /// The body is the stored payload as PostgreSQL prints it: no decoding and re-encoding in
     /// the relay, which is cheaper and publishes exactly what the service staged, whatever
     /// version of the contracts the relay was built with.
-    async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<usize> {
-        let mut tx = self
-            .pool
+    async fn publish_batch(
+        &self,
+        leader: &mut PgConnection,
+        channel: &Channel,
+    ) -> anyhow::Result<usize> {
+        let mut tx = leader
             .begin()
             .await
             .context("starting the relay transaction")?;

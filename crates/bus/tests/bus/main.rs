@@ -727,3 +727,62 @@ async fn pruning_keeps_what_deduplication_still_needs() {
         "the duplicate was not applied again"
     );
 }
+
+#[tokio::test]
+async fn one_relay_per_database_publishes_and_a_standby_takes_over() {
+    let h = Harness::start().await;
+    h.stage(Uuid::new_v4(), 1).await;
+    h.wait_applied(1).await;
+    // A second instance of the service starts its relay against the same database.
+    let standby_shutdown = Shutdown::new();
+    let standby_ready = Arc::new(AtomicBool::new(false));
+    tokio::spawn(
+        Relay::new(
+            h.pool(),
+            h.bus.clone(),
+            "tracker",
+            standby_ready.clone(),
+            standby_shutdown.clone(),
+        )
+        .run(),
+    );
+    eventually("the second relay connected", WAIT, || async {
+        standby_ready
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(())
+    })
+    .await;
+    let leaders = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_locks where locktype = 'advisory' and granted \
+             and database = (select oid from pg_database where datname = current_database())",
+        )
+        .fetch_one(&h.db.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(leaders().await, 1, "one relay leads");
+
+    // The leader goes away (its service stops); the standby publishes from now on.
+    h.shutdown.trigger();
+    let consumer_shutdown = Shutdown::new();
+    tokio::spawn(
+        Consumer::new(
+            h.pool(),
+            h.bus.clone(),
+            topology::LEGACY_SYNC,
+            fast_retries(),
+            h.recorder.clone(),
+            Arc::new(AtomicBool::new(false)),
+            consumer_shutdown.clone(),
+        )
+        .run(),
+    );
+    for _ in 0..5 {
+        h.stage(Uuid::new_v4(), 1).await;
+    }
+    h.wait_applied(6).await;
+    assert_eq!(leaders().await, 1, "the standby leads now");
+    standby_shutdown.trigger();
+    consumer_shutdown.trigger();
+}
