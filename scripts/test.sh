@@ -83,6 +83,16 @@ export DATABASE_URL AMQP_URL KITCHEN_RABBITMQ_NODE
 export KITCHEN_REPO_ROOT=$ROOT
 
 status=0
+# The monitoring files an operator deploys: Prometheus's own checker reads the scrape
+# configuration and the alert rules it names (tests/system checks their metric names).
+if ! command -v promtool >/dev/null 2>&1; then
+    log "installing prometheus (for promtool) with apt-get"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } >/tmp/kitchen-apt-prometheus.log 2>&1 ||
+        die "apt-get install prometheus failed; see /tmp/kitchen-apt-prometheus.log"
+fi
+log "promtool check config deploy/monitoring/prometheus.yml"
+promtool check config deploy/monitoring/prometheus.yml || status=$?
+
 if cargo nextest --version >/dev/null 2>&1; then
     log "cargo nextest run --workspace --no-fail-fast $*"
     cargo nextest run --workspace --no-fail-fast "$@" || status=$?

@@ -1,7 +1,6 @@
-use anyhow::Context;
+use bus::topology::LEGACY_SYNC;
 use clap::{Parser, Subcommand};
-use sync_worker::{config::Settings, db, dead_letters, startup::Application};
-use uuid::Uuid;
+use sync_worker::{config::Settings, db, startup::Application};
 
 /// Mirrors the tracker's events into the legacy monolith's tables.
 #[derive(Parser)]
@@ -20,19 +19,7 @@ enum Command {
     /// What the worker could not mirror.
     DeadLetters {
         #[command(subcommand)]
-        command: DeadLettersCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum DeadLettersCommand {
-    /// Print each dead letter: event id, type, routing key, attempts, error.
-    List,
-    /// Send dead letters back to the worker's queue, with their attempts reset.
-    Replay {
-        /// Replay only this event.
-        #[arg(long)]
-        event_id: Option<Uuid>,
+        command: bus::dead_letters::Command,
     },
 }
 
@@ -51,19 +38,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             db::migrate(&settings.database).await?;
         }
-        Command::DeadLetters { command } => match command {
-            DeadLettersCommand::List => {
-                let count =
-                    dead_letters::list(&settings.bus, &mut std::io::stdout().lock()).await?;
-                eprintln!("{count} dead letter(s)");
-            }
-            DeadLettersCommand::Replay { event_id } => {
-                let count = dead_letters::replay(&settings.bus, event_id)
-                    .await
-                    .context("replay failed")?;
-                eprintln!("replayed {count} dead letter(s)");
-            }
-        },
+        Command::DeadLetters { command } => {
+            bus::dead_letters::run(&settings.bus, LEGACY_SYNC, command).await?;
+        }
     }
     Ok(())
 }

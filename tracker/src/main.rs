@@ -17,6 +17,12 @@ enum Command {
     Migrate,
     /// Create (or refresh) the demo pizzeria with its stations and default routes.
     SeedDemo,
+    /// What the intake could not take from the order sources (malformed orders, unknown
+    /// pizzerias), and putting it back after a fix.
+    DeadLetters {
+        #[command(subcommand)]
+        command: bus::dead_letters::Command,
+    },
 }
 
 #[tokio::main]
@@ -42,6 +48,9 @@ async fn main() -> anyhow::Result<()> {
                 .context("cannot migrate the tracker database")?;
             println!("migrations applied");
             Ok(())
+        }
+        Command::DeadLetters { command } => {
+            bus::dead_letters::run(&settings.bus, bus::topology::TRACKER_INTAKE, command).await
         }
         Command::SeedDemo => {
             let pool = settings

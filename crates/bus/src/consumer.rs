@@ -37,7 +37,7 @@ use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
     types::FieldTable,
 };
-use prometheus::IntCounterVec;
+use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
 use serde::Deserialize;
 use service_kit::{config::BusSettings, shutdown::Shutdown, telemetry::TraceContext};
 use sqlx::{PgConnection, PgPool};
@@ -56,6 +56,35 @@ static MESSAGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
         "consumer_messages_total",
         "Messages a consumer settled, by queue and outcome.",
         &["queue", "outcome"],
+    )
+});
+
+static EVENT_AGE: LazyLock<HistogramVec> = LazyLock::new(|| {
+    service_kit::metrics::histogram_vec_with(
+        "consumer_event_age_seconds",
+        "Age of an event (now minus its time) when its effect committed: how far behind the \
+         consumer is.",
+        &["queue"],
+        vec![
+            0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 7200.0,
+        ],
+    )
+});
+
+static FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    service_kit::metrics::counter_vec(
+        "consumer_failures_total",
+        "Failed attempts by queue and kind: transient, waiting (for an earlier event), \
+         permanent, batch (the transaction as a whole).",
+        &["queue", "kind"],
+    )
+});
+
+static DEAD_LETTERS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    service_kit::metrics::gauge_vec(
+        "dead_letter_messages",
+        "Messages in a consumer's dead-letter queue, read from the broker every 15 s.",
+        &["queue"],
     )
 });
 
@@ -90,6 +119,14 @@ pub enum HandlerError {
 }
 
 impl HandlerError {
+    fn kind(&self) -> &'static str {
+        match self {
+            HandlerError::Transient(_) => "transient",
+            HandlerError::Waiting(_) => "waiting",
+            HandlerError::Permanent(_) => "permanent",
+        }
+    }
+
     fn cause(&self) -> &anyhow::Error {
         match self {
             HandlerError::Transient(e) | HandlerError::Waiting(e) | HandlerError::Permanent(e) => e,
@@ -334,10 +371,19 @@ impl<H: Handler> Consumer<H> {
         ready: Arc<AtomicBool>,
         shutdown: Shutdown,
     ) -> Self {
+        let queue = topology::queue_name(&bus.exchange, spec);
+        // Every series exists from the start at zero, so a rate or an alert over it is
+        // defined before the first failure.
+        for kind in ["transient", "waiting", "permanent", "batch"] {
+            FAILURES.with_label_values(&[queue.as_str(), kind]);
+        }
+        for outcome in ["applied", "duplicate", "retried", "dead_lettered"] {
+            MESSAGES.with_label_values(&[queue.as_str(), outcome]);
+        }
         Consumer {
             shared: Arc::new(Shared {
                 pool,
-                queue: topology::queue_name(&bus.exchange, spec),
+                queue,
                 handler,
                 spec,
                 exchange: bus.exchange.clone(),
@@ -405,7 +451,7 @@ impl<H: Handler> Consumer<H> {
         self.ready.store(true, Ordering::Relaxed);
         tracing::info!(queue = %queue, "consumer connected");
 
-        let pruning = tokio::spawn(prune_inbox(shared.clone()));
+        let housekeeping = tokio::spawn(housekeeping(shared.clone(), publish.clone()));
         let (acks, settled) = mpsc::unbounded_channel();
         let mut acker = tokio::spawn(acknowledge(consume.clone(), settled));
         let outlets = Outlets { publish, acks };
@@ -467,20 +513,38 @@ impl<H: Handler> Consumer<H> {
             workers.abort_all();
             acker.abort();
         }
-        pruning.abort();
+        housekeeping.abort();
         result
     }
 }
 
-/// Prunes inbox ids older than the retention, every [`retention::EVERY`], while connected.
-async fn prune_inbox<H: Handler>(shared: Arc<Shared<H>>) {
-    let mut every = tokio::time::interval(retention::EVERY);
+/// While connected: reads the dead-letter queue's depth for the metrics every 15 s, and prunes
+/// inbox ids older than the retention every [`retention::EVERY`].
+async fn housekeeping<H: Handler>(shared: Arc<Shared<H>>, channel: Channel) {
+    let dead = topology::dead_letter_queue_name(&shared.exchange, shared.spec);
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
+    let mut next_prune = tokio::time::Instant::now();
     loop {
         every.tick().await;
-        let keep = shared.settings.inbox_retention();
-        match retention::prune_inbox(&shared.pool, shared.spec.consumer, keep).await {
-            Ok(pruned) => tracing::debug!(pruned, "pruned old inbox ids"),
-            Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..lapin::options::QueueDeclareOptions::default()
+        };
+        if let Ok(queue) = channel
+            .queue_declare(dead.as_str().into(), passive, FieldTable::default())
+            .await
+        {
+            DEAD_LETTERS
+                .with_label_values(&[shared.queue.as_str()])
+                .set(i64::from(queue.message_count()));
+        }
+        if tokio::time::Instant::now() >= next_prune {
+            next_prune += retention::EVERY;
+            let keep = shared.settings.inbox_retention();
+            match retention::prune_inbox(&shared.pool, shared.spec.consumer, keep).await {
+                Ok(pruned) => tracing::debug!(pruned, "pruned old inbox ids"),
+                Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
+            }
         }
     }
 }
@@ -538,7 +602,13 @@ impl<H: Handler> Shared<H> {
                 match self.apply_batch(&todo).await? {
                     None => {
                         self.count("applied", todo.len());
+                        let now = chrono::Utc::now();
+                        let age = EVENT_AGE.with_label_values(&[self.queue.as_str()]);
                         for pending in todo {
+                            if let Ok(incoming) = &pending.incoming {
+                                let lag = now - incoming.envelope.time;
+                                age.observe(lag.num_milliseconds().max(0) as f64 / 1000.0);
+                            }
                             pending.settle(&outlets.acks)?;
                         }
                         break;
@@ -562,6 +632,9 @@ impl<H: Handler> Shared<H> {
                     }
                     Some(BatchError::Batch(error)) => {
                         self.ensure_database(&error).await?;
+                        FAILURES
+                            .with_label_values(&[self.queue.as_str(), "batch"])
+                            .inc();
                         whole_batch_failures += 1;
                         tracing::warn!(
                             queue = %self.queue,
@@ -731,6 +804,9 @@ impl<H: Handler> Shared<H> {
         error: HandlerError,
     ) -> anyhow::Result<()> {
         self.ensure_database(error.cause()).await?;
+        FAILURES
+            .with_label_values(&[self.queue.as_str(), error.kind()])
+            .inc();
         let failures = pending.failures + 1;
         let now = chrono::Utc::now();
         let first_failed_at = pending

@@ -15,6 +15,49 @@ use crate::{
     topology::QueueSpec,
 };
 
+/// The `dead-letters` subcommand every service with a consumer offers, for on-call engineers.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print each dead letter: event id, type, routing key, attempts, when, error.
+    List,
+    /// Send dead letters back to the consumer's queue, with their attempts reset.
+    Replay {
+        /// Replay only this event.
+        #[arg(long)]
+        event_id: Option<Uuid>,
+    },
+}
+
+/// Runs `command` against the dead letters of `spec`, printing to stdout and counting to stderr.
+pub async fn run(bus: &BusSettings, spec: QueueSpec, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::List => {
+            let count = print(bus, spec, &mut std::io::stdout().lock()).await?;
+            eprintln!("{count} dead letter(s)");
+        }
+        Command::Replay { event_id } => {
+            let count = replay(bus, spec, event_id)
+                .await
+                .context("replaying the dead letters")?;
+            eprintln!("replayed {count} dead letter(s)");
+        }
+    }
+    Ok(())
+}
+
+/// Writes one line per dead letter of `spec`'s queue; returns how many there are.
+pub async fn print(
+    bus: &BusSettings,
+    spec: QueueSpec,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<usize> {
+    let letters = list(bus, spec).await.context("listing the dead letters")?;
+    for letter in &letters {
+        writeln!(out, "{}", letter.describe()).context("writing the list")?;
+    }
+    Ok(letters.len())
+}
+
 /// The most messages one listing or replay looks at.
 const LIMIT: usize = 100_000;
 
@@ -32,6 +75,22 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// One line: id, type, routing key, attempts, when, error, tab-separated.
+    pub fn describe(&self) -> String {
+        let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+        format!(
+            "{id}\t{kind}\t{key}\tattempts={attempts}\tfailed_at={at}\terror={error}",
+            id = or_dash(&self.event_id),
+            kind = or_dash(&self.event_type),
+            key = or_dash(&self.routing_key),
+            attempts = self
+                .attempts
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            at = or_dash(&self.failed_at),
+            error = or_dash(&self.error),
+        )
+    }
+
     fn from_message(properties: &BasicProperties, data: &[u8]) -> Self {
         let h = properties.headers().as_ref();
         DeadLetter {
@@ -178,4 +237,28 @@ fn remove(table: lapin::types::FieldTable, key: &str) -> lapin::types::FieldTabl
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_fits_on_one_line() {
+        let letter = DeadLetter {
+            event_id: Some("0190f1d2-7c1e-7a3b-9f00-2b1c3d4e5f60".to_owned()),
+            event_type: Some("OrderPacked".to_owned()),
+            routing_key: Some("tracker.order.packed".to_owned()),
+            error: Some("order x is not mirrored yet".to_owned()),
+            error_chain: None,
+            attempts: Some(3),
+            failed_at: None,
+            body: "{}".to_owned(),
+        };
+        assert_eq!(
+            letter.describe(),
+            "0190f1d2-7c1e-7a3b-9f00-2b1c3d4e5f60\tOrderPacked\ttracker.order.packed\t\
+             attempts=3\tfailed_at=-\terror=order x is not mirrored yet"
+        );
+    }
 }

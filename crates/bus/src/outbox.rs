@@ -21,7 +21,7 @@ use std::{
 use anyhow::Context;
 use contracts::{Envelope, Event, routing_key};
 use lapin::{BasicProperties, Channel, options::ConfirmSelectOptions, types::FieldTable};
-use prometheus::{IntCounter, IntGauge};
+use prometheus::{Histogram, IntCounter, IntGauge};
 use service_kit::{config::BusSettings, shutdown::Shutdown, telemetry::current_traceparent};
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
 use uuid::Uuid;
@@ -59,6 +59,33 @@ const TAKEOVER_POLL: Duration = Duration::from_millis(500);
 
 /// Published rows stay this long, for whoever wants to look at what went out recently.
 const DEFAULT_KEEP_PUBLISHED: Duration = Duration::from_secs(24 * 60 * 60);
+
+static CONFIRM_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    service_kit::metrics::histogram_vec(
+        "relay_confirm_seconds",
+        "From a batch's first publish to its last publisher confirm.",
+        &[],
+    )
+    .with_label_values::<&str>(&[])
+});
+
+static BACKLOG: LazyLock<IntGauge> = LazyLock::new(|| {
+    service_kit::metrics::gauge(
+        "outbox_backlog",
+        "Unpublished outbox rows, counted by the leading relay every 5 s.",
+    )
+});
+
+static OLDEST_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
+    service_kit::metrics::gauge(
+        "outbox_oldest_unpublished_age_seconds",
+        "Age of the oldest unpublished outbox row (0 when none), read by the leading relay \
+         every 5 s.",
+    )
+});
+
+/// How often the leading relay counts its backlog for the metrics.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Stages events of one service.
 #[derive(Debug, Clone)]
@@ -181,8 +208,21 @@ impl Relay {
         tracing::info!("outbox relay leads");
 
         let mut next_prune = tokio::time::Instant::now() + retention::EVERY;
+        let mut next_count = tokio::time::Instant::now();
         loop {
             let published = self.publish_batch(&mut leader, &channel).await?;
+            if tokio::time::Instant::now() >= next_count {
+                next_count = tokio::time::Instant::now() + BACKLOG_EVERY;
+                let (backlog, oldest): (i64, i64) = sqlx::query_as(
+                    "select count(*), coalesce(extract(epoch from now() - min(created_at)), 0)::bigint \
+                     from outbox where published_at is null",
+                )
+                .fetch_one(&mut leader)
+                .await
+                .context("counting the outbox backlog")?;
+                BACKLOG.set(backlog);
+                OLDEST_AGE.set(oldest);
+            }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune += retention::EVERY;
                 match retention::prune_outbox(&self.pool, self.keep_published).await {
@@ -303,6 +343,7 @@ impl Relay {
         // rows locked, and look ready, for as long as TCP takes to notice (minutes). Giving up
         // ends the session: readiness drops, the rows are unlocked, and the next session
         // republishes them.
+        let started = std::time::Instant::now();
         let confirmed = tokio::time::timeout(self.confirm_timeout, async {
             let mut published = Vec::with_capacity(confirms.len());
             for (row, confirm) in confirms {
@@ -335,6 +376,7 @@ impl Relay {
                 self.confirm_timeout
             )
         })??;
+        CONFIRM_SECONDS.observe(started.elapsed().as_secs_f64());
         sqlx::query("update outbox set published_at = now() where id = any($1)")
             .bind(&confirmed)
             .execute(&mut *tx)

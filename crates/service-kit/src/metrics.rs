@@ -55,6 +55,27 @@ pub fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     ))
 }
 
+/// Registers a histogram vector with explicit buckets.
+pub fn histogram_vec_with(
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    must(register_histogram_vec!(
+        HistogramOpts::new(name, help).buckets(buckets),
+        labels
+    ))
+}
+
+/// Registers a gauge vector.
+pub fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::IntGaugeVec {
+    must(prometheus::register_int_gauge_vec!(
+        Opts::new(name, help),
+        labels
+    ))
+}
+
 /// Registers a gauge.
 pub fn gauge(name: &str, help: &str) -> IntGauge {
     must(register_int_gauge!(name, help))

@@ -512,3 +512,71 @@ impl Kitchen {
             .sum()
     }
 }
+
+/// The metric names an expression or dashboard mentions: words starting with one of our
+/// metric prefixes, with a histogram's `_bucket`, `_sum` and `_count` taken off.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    const PREFIXES: &[&str] = &[
+        "http_",
+        "consumer_",
+        "outbox_",
+        "relay_",
+        "dead_letter_",
+        "process_",
+    ];
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| PREFIXES.iter().any(|prefix| word.starts_with(prefix)))
+        .map(|word| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| word.strip_suffix(suffix))
+                .unwrap_or(word)
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_dashboard_and_the_alerts_name_metrics_the_services_export() {
+    let kitchen = Kitchen::start().await;
+    let cashier = Publisher::connect(&kitchen.bus, "cashier").await.unwrap();
+    let order = kitchen.order(7);
+    cashier.publish_event("cashier", 1, &order).await.unwrap();
+    kitchen.wait_for_order(order.order_id).await;
+    kitchen.tap_through(order.order_id, "Pavel").await;
+    kitchen.wait_legacy_status(order.order_id, 3).await;
+
+    // The tracker and the sync worker run in this process and share its registry, so one
+    // scrape shows both services' metrics.
+    let exported = eventually("the relay's and consumers' metrics", WAIT, || async {
+        let text = kitchen
+            .client
+            .get(format!("{}/metrics", kitchen.tracker_url))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let names: std::collections::BTreeSet<String> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|line| line.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        names.contains("outbox_backlog").then_some(names)
+    })
+    .await;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/monitoring");
+    for file in ["alerts.yml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let named = metric_names(&text);
+        assert!(!named.is_empty(), "{file} names no metric of ours");
+        let missing: Vec<&String> = named.iter().filter(|n| !exported.contains(*n)).collect();
+        assert!(
+            missing.is_empty(),
+            "{file} names metrics no service exports: {missing:?}"
+        );
+    }
+}

@@ -153,5 +153,20 @@ async fn an_order_for_an_unknown_pizzeria_is_dead_lettered_not_stored() {
         .await
         .unwrap();
     assert!(!stored);
+    // The on-call engineer finds it with `tracker dead-letters list`, with its reason.
+    let listing = testkit::eventually(
+        "the order in the dead letters",
+        Duration::from_secs(20),
+        || async {
+            let mut out = Vec::new();
+            bus::dead_letters::print(&app.bus, bus::topology::TRACKER_INTAKE, &mut out)
+                .await
+                .unwrap();
+            let out = String::from_utf8(out).unwrap();
+            out.contains("cashier.order.placed").then_some(out)
+        },
+    )
+    .await;
+    assert_eq!(listing.lines().count(), 1, "{listing}");
     publisher.close().await;
 }
