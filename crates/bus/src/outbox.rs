@@ -54,6 +54,12 @@ const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 /// every service has a database of its own).
 const RELAY_LOCK: i64 = 0x6b69_7463_6865_6e01;
 
+/// Rows per pass. A pass publishes its rows pipelined and then waits for their confirms, so the
+/// broker idles while the relay reads and marks rows: with 500 a pass spent about 11 of its
+/// 52 ms in those two statements (docs/BENCHMARKS.md, scenario d). Larger passes spread that
+/// over more events.
+const DEFAULT_BATCH_SIZE: i64 = 2_000;
+
 /// How often a standby relay asks for the leadership.
 const TAKEOVER_POLL: Duration = Duration::from_millis(500);
 
@@ -150,7 +156,7 @@ impl Relay {
             pool,
             bus,
             role: format!("{service}-outbox-relay"),
-            batch_size: 500,
+            batch_size: DEFAULT_BATCH_SIZE,
             confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
             keep_published: DEFAULT_KEEP_PUBLISHED,
             ready,
