@@ -61,8 +61,13 @@ async fn the_actor_report_counts_each_actors_stages_of_the_day() {
     let response = app.tap("topping", ids[0], Some("Pavel")).await;
     assert_eq!(response.status(), StatusCode::OK);
     // An undone tap does not count.
-    app.tap("topping", ids[1], Some("Olga")).await;
-    assert_eq!(app.undo("topping").await.status(), StatusCode::OK);
+    let olga = json_body(app.tap("topping", ids[1], Some("Olga")).await).await;
+    assert_eq!(
+        app.undo("topping", olga["tap_id"].as_i64().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
 
     let response = app.actor_report("").await;
     assert_eq!(response.status(), StatusCode::OK);
