@@ -43,6 +43,8 @@ pub struct ProductView {
     pub category: String,
     pub size: Option<String>,
     pub modifiers: Vec<String>,
+    /// Allergen codes as the order source declared them.
+    pub allergens: Vec<String>,
     pub route: Vec<RouteStageView>,
     pub stage: i32,
     pub pass: i32,
@@ -71,6 +73,7 @@ impl From<ProductRow> for ProductView {
             category: p.category,
             size: p.size,
             modifiers: p.modifiers,
+            allergens: p.allergens,
             stage: p.stage,
             pass: p.pass,
             station: p.station,

@@ -16,7 +16,7 @@ use crate::{
     charts::{HourChart, StationChart, StationFigures},
     config::Settings,
     errors::{LiveError, PageError, html},
-    screens::{self, Modifier},
+    screens,
     session::{Csrf, Form, StaffViewer},
     upstream::{Body, Service, UpstreamError},
 };
@@ -233,6 +233,8 @@ struct Product {
     name: String,
     size: Option<String>,
     modifiers: Vec<String>,
+    #[serde(default)]
+    allergens: Vec<String>,
     route: Vec<RouteStage>,
     pass: i32,
     station: Option<String>,
@@ -261,7 +263,8 @@ struct ProductLine {
     id: Uuid,
     name: String,
     size: String,
-    modifiers: Vec<Modifier>,
+    modifiers: Vec<String>,
+    allergens: Vec<String>,
     route: String,
     place: String,
     remake: bool,
@@ -367,7 +370,8 @@ pub async fn order_page(
                 id: p.id,
                 name: p.name.clone(),
                 size: p.size.clone().unwrap_or_default(),
-                modifiers: screens::modifiers(&p.modifiers),
+                modifiers: p.modifiers.clone(),
+                allergens: screens::allergen_names(&p.allergens),
                 route: p
                     .route
                     .iter()
