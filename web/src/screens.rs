@@ -113,7 +113,10 @@ mod tests {
     #[test]
     fn allergens_are_named_from_their_codes_and_unknown_ones_are_kept() {
         let codes = ["nuts".to_owned(), "kiwi".to_owned(), "milk".to_owned()];
-        assert_eq!(allergens(&codes), (vec!["Nuts", "Milk"], vec!["kiwi".to_owned()]));
+        assert_eq!(
+            allergens(&codes),
+            (vec!["Nuts", "Milk"], vec!["kiwi".to_owned()])
+        );
         assert_eq!(allergen_names(&codes), ["Nuts", "Milk", "kiwi"]);
     }
 

@@ -97,7 +97,7 @@ fn still_ready(ready: Vec<Entry>, now: DateTime<Utc>, linger: chrono::Duration) 
         .into_iter()
         .filter(|e| e.packed_at.is_none_or(|at| now - at < linger))
         .collect();
-    ready.sort_by(|a, b| b.packed_at.cmp(&a.packed_at));
+    ready.sort_by_key(|e| std::cmp::Reverse(e.packed_at));
     ready.into_iter().map(ticket).collect()
 }
 

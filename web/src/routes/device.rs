@@ -86,9 +86,9 @@ struct DevicePage {
 /// `127.0.0.1` in a kitchen's own setup, which a tablet cannot open; the address the device
 /// itself used to reach us is one the staff's computer on the same network can open too.
 fn at_origin(uri: &str, origin: &str) -> String {
-    let rest = uri
-        .split_once("://")
-        .map_or(uri, |(_, after)| after.find('/').map_or("", |i| &after[i..]));
+    let rest = uri.split_once("://").map_or(uri, |(_, after)| {
+        after.find('/').map_or("", |i| &after[i..])
+    });
     format!("{}{rest}", origin.trim_end_matches('/'))
 }
 

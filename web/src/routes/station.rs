@@ -165,7 +165,11 @@ fn product_label(name: &str, size: Option<&str>, number: i32) -> String {
 }
 
 /// The offer for `last_tap` if the tracker still lists it as undoable and its window is open.
-fn undo_offer(undoable: &[UndoableTap], last_tap: Option<i64>, now: DateTime<Utc>) -> Option<UndoOffer> {
+fn undo_offer(
+    undoable: &[UndoableTap],
+    last_tap: Option<i64>,
+    now: DateTime<Utc>,
+) -> Option<UndoOffer> {
     let tap = undoable
         .iter()
         .find(|t| Some(t.tap_id) == last_tap && t.undo_until > now)?;
