@@ -413,6 +413,34 @@ test("sound: the pairing page offers the one-time step, and a blocked screen say
   }
 });
 
+test("the manager finds an order by number or name, and stations are listed in route order", async () => {
+  const order = await placeOrder("Zoya Searchable", [{ name: "Cola", category: "drink" }]);
+  await manager.goto(`${WEB}/p/${P}/orders`);
+  await manager.locator("input[name=q]").fill(String(order.number));
+  await manager.getByRole("button", { name: "Find" }).click();
+  await manager.waitForURL(/q=/);
+  assert.deepEqual(await manager.locator("td.num a").allInnerTexts(), [String(order.number)]);
+  await manager.goto(`${WEB}/p/${P}/orders?q=searchable`);
+  assert.deepEqual(await manager.locator("td.num a").allInnerTexts(), [String(order.number)]);
+  await manager.goto(`${WEB}/activate`);
+  const options = await manager.locator("select[name=station]").first().locator("option").evaluateAll((os) => os.map((o) => o.value).filter((v) => v));
+  assert.deepEqual(options, ["dough", "topping", "oven", "packing"]);
+});
+
+test("kitchen staff who sign in on the website are told where their work is and can sign out", async () => {
+  const cook = { login: "e2e.cook", password: "cook-password-123", name: "Vera (kitchen)" };
+  const created = await api(AUTH, "POST", "/api/v1/users", adminToken, {
+    login: cook.login, display_name: cook.name, password: cook.password,
+    roles: [{ role: "kitchen_staff", pizzeria_id: P }],
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const page = await signedIn(cook.login, cook.password);
+  await page.locator("#kitchen-only").waitFor();
+  assert.match(await page.locator("#kitchen-only").innerText(), /station tablets/);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/login/);
+});
+
 test("a station with a backlog says how many wait and that more are not shown", async () => {
   const page = tablets.dough;
   const orders = [];

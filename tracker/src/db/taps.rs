@@ -192,7 +192,10 @@ pub async fn station_report(
          where pizzeria_id = $1 and completed_at >= $2 and completed_at < $3
            and undone_at is null
          group by station
-         order by station",
+         -- In the order a product meets the stations, as every station list.
+         order by (select max(r.position) from routes r
+                   where r.pizzeria_id = $1 and r.station_code = taps.station) nulls last,
+                  station",
     )
     .bind(pizzeria_id)
     .bind(from)
