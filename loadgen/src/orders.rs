@@ -50,6 +50,7 @@ pub fn order_placed(pizzeria_id: Uuid, number: u32, placed_at: DateTime<Utc>) ->
                 size: Some("30 cm".to_owned()),
                 quantity: pizzas,
                 modifiers: Vec::new(),
+                allergens: Vec::new(),
             },
             OrderItem {
                 product_id: COLA,
@@ -58,6 +59,7 @@ pub fn order_placed(pizzeria_id: Uuid, number: u32, placed_at: DateTime<Utc>) ->
                 size: Some("0.5 l".to_owned()),
                 quantity: 1,
                 modifiers: Vec::new(),
+                allergens: Vec::new(),
             },
         ],
     }

@@ -207,6 +207,8 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<(Uuid, Vec<String>)> {
     let mut tx = pool.begin().await.context("cannot start the seed")?;
     let config = PizzeriaConfig {
         name: PizzeriaName::parse("Demo pizzeria").context("demo name")?,
+        // Left as it is (UTC for a new pizzeria): the demo runs wherever the machine is.
+        time_zone: None,
         stations: None,
         routes: None,
     };

@@ -45,6 +45,8 @@ pub struct ScreenSettings {
     pub board_max_orders: usize,
     pub board_ready_seconds: i64,
     pub undo_seconds: i64,
+    /// How long a station shows an alert such as "CANCELLED #4204".
+    pub alert_seconds: i64,
     pub public_origin: String,
 }
 

@@ -1,47 +1,46 @@
-//! What the screens show, decided in one place: which modifiers matter for allergies, how an
-//! order's status and age read, station names.
+//! What the screens show, decided in one place: allergens by name, how an order's status and
+//! age read, station names.
 
 use chrono::{DateTime, Local, Utc};
 
-/// Modifiers that mention any of these (case-insensitively) are highlighted on the station
-/// cards: what a pizzamaker must not miss. The one list of them.
-pub const ALLERGY_WORDS: &[&str] = &[
-    "allerg",
-    "nut",
-    "peanut",
-    "gluten",
-    "lactose",
-    "milk",
-    "dairy",
-    "egg",
-    "soy",
-    "sesame",
-    "celery",
-    "mustard",
-    "shellfish",
-    "fish",
-    "vegan",
+/// The allergen codes of the contract (the EU's fourteen) and how the kitchen reads them. The
+/// tablets highlight exactly the allergens an order declares; modifiers are free text and are
+/// never searched for allergy words (that guessed wrong in both directions).
+pub const ALLERGENS: &[(&str, &str)] = &[
+    ("celery", "Celery"),
+    ("gluten", "Gluten"),
+    ("crustaceans", "Crustaceans"),
+    ("eggs", "Eggs"),
+    ("fish", "Fish"),
+    ("lupin", "Lupin"),
+    ("milk", "Milk"),
+    ("molluscs", "Molluscs"),
+    ("mustard", "Mustard"),
+    ("nuts", "Nuts"),
+    ("peanuts", "Peanuts"),
+    ("sesame", "Sesame"),
+    ("soya", "Soya"),
+    ("sulphites", "Sulphites"),
 ];
 
-pub fn is_allergy_relevant(modifier: &str) -> bool {
-    let lower = modifier.to_lowercase();
-    ALLERGY_WORDS.iter().any(|w| lower.contains(w))
+/// The known allergens by name, and the codes we have no name for (shown as they came, still
+/// highlighted: an allergen is never dropped for being new to us).
+pub fn allergens(codes: &[String]) -> (Vec<&'static str>, Vec<String>) {
+    let mut known = Vec::new();
+    let mut other = Vec::new();
+    for code in codes {
+        match ALLERGENS.iter().find(|(c, _)| c == code) {
+            Some((_, name)) => known.push(*name),
+            None => other.push(code.clone()),
+        }
+    }
+    (known, other)
 }
 
-/// A modifier and whether to highlight it.
-#[derive(Debug, Clone)]
-pub struct Modifier {
-    pub text: String,
-    pub allergy: bool,
-}
-
-pub fn modifiers(list: &[String]) -> Vec<Modifier> {
-    list.iter()
-        .map(|m| Modifier {
-            text: m.clone(),
-            allergy: is_allergy_relevant(m),
-        })
-        .collect()
+/// Every allergen as words, known names first.
+pub fn allergen_names(codes: &[String]) -> Vec<String> {
+    let (known, other) = allergens(codes);
+    known.into_iter().map(str::to_owned).chain(other).collect()
 }
 
 /// The order status as the people in the kitchen say it.
@@ -112,12 +111,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allergy_modifiers_are_spotted() {
-        assert!(is_allergy_relevant("NUT allergy"));
-        assert!(is_allergy_relevant("gluten-free base"));
-        assert!(is_allergy_relevant("no lactose"));
-        assert!(!is_allergy_relevant("no onion"));
-        assert!(!is_allergy_relevant("extra cheese"));
+    fn allergens_are_named_from_their_codes_and_unknown_ones_are_kept() {
+        let codes = ["nuts".to_owned(), "kiwi".to_owned(), "milk".to_owned()];
+        assert_eq!(
+            allergens(&codes),
+            (vec!["Nuts", "Milk"], vec!["kiwi".to_owned()])
+        );
+        assert_eq!(allergen_names(&codes), ["Nuts", "Milk", "kiwi"]);
     }
 
     #[test]

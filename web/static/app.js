@@ -7,15 +7,48 @@
   var csrf = body.dataset.csrf || "";
 
   // ---------------------------------------------------------------- sound ---
-  // Browsers allow sound only after a touch; the first tap anywhere unlocks it.
+  // Browsers start audio only after a gesture on the page (autoplay policy). A screen that
+  // was turned on once at pairing remembers it (localStorage "kitchen.sound"), and tries again
+  // on every load; when the browser still blocks it, a visible "sound off" button says so, and
+  // one tap on it (or anywhere) turns it on. Honest rather than silent.
   var audio = null;
+  var SOUND_KEY = "kitchen.sound";
+  var soundState = document.getElementById("sound-state");
+  function soundWanted() {
+    try { return localStorage.getItem(SOUND_KEY) !== "off"; } catch (e) { return true; }
+  }
+  function showSoundState() {
+    if (!soundState) return;
+    var running = audio && audio.state === "running";
+    soundState.hidden = !!running;
+  }
   function unlockAudio() {
     try {
       if (!audio) audio = new (window.AudioContext || window.webkitAudioContext)();
-      if (audio.state === "suspended") audio.resume();
+      if (audio.state === "suspended") {
+        audio.resume().then(showSoundState, showSoundState);
+      }
+      audio.onstatechange = showSoundState;
     } catch (e) { audio = null; }
+    showSoundState();
+  }
+  function enableSound() {
+    try { localStorage.setItem(SOUND_KEY, "on"); } catch (e) { /* private mode */ }
+    unlockAudio();
   }
   document.addEventListener("pointerdown", unlockAudio, { passive: true });
+  document.addEventListener("keydown", unlockAudio);
+  if (soundWanted()) unlockAudio();
+  if (soundState) soundState.addEventListener("click", enableSound);
+  var enableButton = document.getElementById("enable-sound");
+  if (enableButton) {
+    enableButton.addEventListener("click", function () {
+      enableSound();
+      tone(880, 0, 0.15);
+      enableButton.textContent = "✓ Sound is on for this screen";
+      enableButton.setAttribute("aria-pressed", "true");
+    });
+  }
   function tone(freq, start, length) {
     if (!audio || audio.state !== "running") return;
     var osc = audio.createOscillator(), gain = audio.createGain();
@@ -29,6 +62,7 @@
   }
   function beep() { tone(880, 0, 0.18); tone(880, 0.25, 0.18); }
   function chime() { tone(660, 0, 0.5); tone(880, 0.3, 0.5); tone(1320, 0.6, 0.8); }
+  function alarm() { tone(440, 0, 0.3); tone(330, 0.35, 0.3); tone(440, 0.7, 0.3); tone(330, 1.05, 0.3); }
 
   function two(n) { return (n < 10 ? "0" : "") + n; }
   function clock(d) { return two(d.getHours()) + ":" + two(d.getMinutes()); }
@@ -51,6 +85,13 @@
   // ---------------------------------------------------------- the live region ---
   var live = document.getElementById("live");
   var refresh = function () {};
+  // After a tap the cards stay where they are for a moment, so a second tap at the same spot
+  // cannot land on the card that would have moved into it.
+  var HOLD_MS = 1500;
+  var holdUntil = 0, holdTimer = null;
+  function hold() {
+    holdUntil = Date.now() + HOLD_MS;
+  }
   if (live) {
     var url = live.dataset.live, loginUrl = live.dataset.login || "/";
     var pollMs = (parseInt(live.dataset.poll, 10) || 10) * 1000;
@@ -58,7 +99,7 @@
     var sound = live.dataset.sound || "";
     var etag = null, lastOk = new Date(), inFlight = false, again = false;
     var stale = document.getElementById("stale"), staleSince = document.getElementById("stale-since");
-    var known = collect();
+    var known = collect(), knownAlerts = collectAlerts();
 
     function collect() {
       var sel = sound === "ready" ? "[data-ready]" : "[data-id]";
@@ -66,11 +107,40 @@
       live.querySelectorAll(sel).forEach(function (el) { set[el.dataset.ready || el.dataset.id] = true; });
       return set;
     }
+    function collectAlerts() {
+      var set = {};
+      live.querySelectorAll(".station-alert").forEach(function (el) { set[el.textContent] = true; });
+      return set;
+    }
     function connected(ok) {
       if (ok) { lastOk = new Date(); stale.hidden = true; }
       else { staleSince.textContent = clock(lastOk); stale.hidden = false; }
     }
+    // What has the keyboard focus, as something that survives the fragment being replaced.
+    function focusKey() {
+      var el = document.activeElement;
+      if (!el || !live.contains(el)) return null;
+      if (el.dataset && el.dataset.id) return "[data-id=\"" + el.dataset.id + "\"]";
+      if (el.id) return "#" + el.id;
+      var form = el.form;
+      if (form && form.id) return "#" + form.id + " button";
+      return null;
+    }
+    function replace(html) {
+      var key = focusKey();
+      live.innerHTML = html;
+      if (key) {
+        var again = live.querySelector(key);
+        if (again) again.focus({ preventScroll: true });
+      }
+    }
     refresh = function () {
+      var wait = holdUntil - Date.now();
+      if (wait > 0) {
+        clearTimeout(holdTimer);
+        holdTimer = setTimeout(refresh, wait);
+        return;
+      }
       if (inFlight) { again = true; return; }
       inFlight = true;
       var ctrl = new AbortController();
@@ -85,7 +155,9 @@
           if (!r.ok) throw new Error("HTTP " + r.status);
           etag = r.headers.get("ETag");
           return r.text().then(function (html) {
-            live.innerHTML = html;
+            // A tap made while this was in flight holds the cards: come back after it.
+            if (holdUntil > Date.now()) { etag = null; again = true; return; }
+            replace(html);
             connected(true);
             var now = collect(), arrived = false;
             Object.keys(now).forEach(function (k) { if (!known[k]) arrived = true; });
@@ -96,7 +168,10 @@
               });
               if (sound === "ready") chime(); else if (sound === "new") beep();
             }
-            known = now;
+            var alerts = collectAlerts(), alerted = false;
+            Object.keys(alerts).forEach(function (k) { if (!knownAlerts[k]) alerted = true; });
+            if (alerted) alarm();
+            known = now; knownAlerts = alerts;
             tick();
           });
         })
@@ -126,34 +201,46 @@
   }
 
   // ------------------------------------------------------- station timers ---
+  var moreBelow = document.getElementById("more-below");
   function tick() {
     var now = Date.now();
     document.querySelectorAll(".card[data-entered]").forEach(function (card) {
       var elapsed = (now - parseInt(card.dataset.entered, 10)) / 1000;
       var target = parseInt(card.dataset.target, 10) || 1;
       var timer = card.querySelector("[data-timer]");
-      if (timer) timer.textContent = mmss(elapsed);
-      card.classList.toggle("on-time", elapsed < target * 0.75);
+      // A product due with its order's slowest one: its clock has not started yet.
+      var waiting = elapsed < 0;
+      if (timer) timer.textContent = waiting ? "in " + mmss(-elapsed) : mmss(elapsed);
+      card.classList.toggle("waiting", waiting);
+      card.classList.toggle("on-time", !waiting && elapsed < target * 0.75);
       card.classList.toggle("near", elapsed >= target * 0.75 && elapsed <= target);
       card.classList.toggle("late", elapsed > target);
     });
+    document.querySelectorAll("[data-until]").forEach(function (el) {
+      if (parseInt(el.dataset.until, 10) <= now) el.hidden = true;
+    });
+    var undo = document.getElementById("undo");
+    if (undo) {
+      var left = (parseInt(undo.dataset.undoUntil, 10) - now) / 1000;
+      undo.hidden = left <= 0;
+      var label = undo.querySelector("[data-undo-left]");
+      if (label) label.textContent = left > 0 ? "(" + Math.ceil(left) + " s)" : "";
+    }
+    if (moreBelow) {
+      var below = 0;
+      document.querySelectorAll(".card[data-id]").forEach(function (card) {
+        if (card.getBoundingClientRect().top > window.innerHeight - 40) below += 1;
+      });
+      moreBelow.hidden = below === 0;
+      moreBelow.textContent = "↓ " + below + " more below";
+    }
     document.querySelectorAll("[data-clock]").forEach(function (el) { el.textContent = clock(new Date()); });
   }
   tick();
-  setInterval(tick, 1000);
+  setInterval(tick, 250);
+  window.addEventListener("scroll", function () { tick(); }, { passive: true });
 
   // ---------------------------------------------------------- tap and undo ---
-  var undo = document.getElementById("undo");
-  var undoUntil = undo ? parseInt(undo.dataset.undoUntil, 10) || 0 : 0;
-  function showUndo() {
-    if (!undo) return;
-    var left = (undoUntil - Date.now()) / 1000;
-    undo.hidden = left <= 0;
-    var label = undo.querySelector("[data-undo-left]");
-    if (label) label.textContent = left > 0 ? "(" + Math.ceil(left) + " s)" : "";
-  }
-  if (undo) { showUndo(); setInterval(showUndo, 250); }
-
   function post(action) {
     return fetch(action, {
       method: "POST", credentials: "same-origin",
@@ -172,21 +259,22 @@
     if (!isTap && !isUndo) return;
     e.preventDefault();
     var card = isTap ? form.querySelector(".card") : null;
-    if (card) card.classList.add("done");
+    if (card) { card.classList.add("done"); hold(); }
+    if (isUndo) form.hidden = true;
     post(form.getAttribute("action")).then(function (res) {
       if (!res) return;
       if (res.status === 200) {
-        if (isTap) { undoUntil = Date.now() + (parseInt(undo && undo.dataset.undoSeconds, 10) || 30) * 1000; }
-        else { undoUntil = 0; toast("Undone: the product is back"); }
-        showUndo();
+        toast(res.body.message || "Done");
       } else {
         if (card) card.classList.remove("done");
+        if (isUndo) form.hidden = false;
         toast((res.body && res.body.message) || "That did not work");
       }
       refresh();
     }).catch(function () {
       if (card) card.classList.remove("done");
-      toast("Not connected: the tap was not sent. Try again.");
+      if (isUndo) form.hidden = false;
+      toast("Not connected: that was not sent. Try again.");
     });
   });
 

@@ -74,9 +74,17 @@ pub struct OrderItem {
     pub size: Option<String>,
     /// At least 1; every unit is made and tracked on its own.
     pub quantity: u32,
-    /// Changes to the recipe, such as `no onion` or `extra cheese`.
+    /// Changes to the recipe, such as `no onion` or `extra cheese`: free text for the cook,
+    /// never read for allergens.
     #[serde(default)]
     pub modifiers: Vec<String>,
+    /// The allergens the customer must not get, as codes: the EU's fourteen are `celery`,
+    /// `gluten`, `crustaceans`, `eggs`, `fish`, `lupin`, `milk`, `molluscs`, `mustard`, `nuts`,
+    /// `peanuts`, `sesame`, `soya`, `sulphites`; another code (lowercase letters and `_`, at most
+    /// 32) is shown as it is. Optional: absent means none were declared. Added in 2026-11
+    /// (a compatible change: older consumers ignore it, older producers leave it out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allergens: Vec<String>,
 }
 
 /// Published by an order source (cashier, website, contact centre) when a customer has paid or

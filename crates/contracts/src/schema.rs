@@ -120,6 +120,7 @@ mod tests {
         let order: OrderPlaced = envelope.decode().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(order.number, 42);
         assert_eq!(order.items[0].quantity, 2);
+        assert_eq!(order.items[0].allergens, ["nuts", "milk"]);
         assert!(!order.show_number_only);
         assert!(envelope.decode::<OrderPacked>().is_err());
     }

@@ -126,6 +126,7 @@ impl Kitchen {
             size: Some("30 cm".into()),
             quantity,
             modifiers: vec!["no onion".into()],
+            allergens: vec![],
         };
         OrderPlaced {
             order_id: Uuid::now_v7(),

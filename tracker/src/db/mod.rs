@@ -3,6 +3,7 @@
 //! and the version bumps always commit together. Reads that never write take any executor, so a
 //! handler can run them straight on the pool.
 
+pub mod alerts;
 pub mod orders;
 pub mod pizzerias;
 pub mod products;

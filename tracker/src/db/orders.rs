@@ -201,6 +201,16 @@ pub struct OrderFilter {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub limit: i64,
+    pub search: Option<OrderSearch>,
+}
+
+/// What a manager types to find an order among hundreds.
+#[derive(Debug, Clone)]
+pub enum OrderSearch {
+    /// Exactly this order number.
+    Number(i32),
+    /// Part of the customer's name, in any case.
+    Name(String),
 }
 
 /// The pizzeria's orders accepted in `[from, to)`, newest first.
@@ -214,6 +224,8 @@ pub async fn list_orders(
         "select {ORDER_COLUMNS} from orders
          where pizzeria_id = $1 and accepted_at >= $2 and accepted_at < $3
            and ($4::text is null or status = $4)
+           and ($6::int is null or number = $6)
+           and ($7::text is null or customer_name ilike '%' || $7 || '%')
          order by accepted_at desc, id
          limit $5"
     )))
@@ -222,6 +234,19 @@ pub async fn list_orders(
     .bind(filter.to)
     .bind(filter.status.map(OrderStatus::as_str))
     .bind(filter.limit)
+    .bind(match &filter.search {
+        Some(OrderSearch::Number(n)) => Some(*n),
+        _ => None,
+    })
+    // `%`, `_` and `\` typed by the manager are matched as themselves.
+    .bind(match &filter.search {
+        Some(OrderSearch::Name(name)) => Some(
+            name.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_"),
+        ),
+        _ => None,
+    })
     .fetch_all(db)
     .await
     .context("cannot list the orders")

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use contracts::ProductCategory;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -14,6 +15,8 @@ pub struct PizzeriaRow {
     pub id: Uuid,
     pub name: String,
     pub board_version: i64,
+    /// IANA name, `UTC` until set.
+    pub time_zone: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -36,7 +39,7 @@ pub async fn find_pizzeria(
     db: impl PgExecutor<'_>,
     id: Uuid,
 ) -> anyhow::Result<Option<PizzeriaRow>> {
-    sqlx::query_as("select id, name, board_version from pizzerias where id = $1")
+    sqlx::query_as("select id, name, board_version, time_zone from pizzerias where id = $1")
         .bind(id)
         .fetch_optional(db)
         .await
@@ -61,6 +64,46 @@ pub async fn upsert_pizzeria(
     .fetch_one(conn)
     .await
     .context("cannot save the pizzeria")
+}
+
+/// Sets the pizzeria's time zone; `false` when PostgreSQL does not know the name.
+#[tracing::instrument(skip(conn))]
+pub async fn set_time_zone(
+    conn: &mut PgConnection,
+    id: Uuid,
+    time_zone: &str,
+) -> anyhow::Result<bool> {
+    let updated = sqlx::query(
+        "update pizzerias set time_zone = $2, updated_at = now()
+         where id = $1 and exists (select 1 from pg_timezone_names where name = $2)",
+    )
+    .bind(id)
+    .bind(time_zone)
+    .execute(conn)
+    .await
+    .context("cannot set the time zone")?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// `[start, end)` of the calendar day `date` in `time_zone` (today there when `None`), as
+/// instants, with the date. PostgreSQL's zone data does the arithmetic, daylight saving too.
+#[tracing::instrument(skip(db))]
+pub async fn local_day(
+    db: impl PgExecutor<'_>,
+    time_zone: &str,
+    date: Option<chrono::NaiveDate>,
+) -> anyhow::Result<(chrono::NaiveDate, DateTime<Utc>, DateTime<Utc>)> {
+    sqlx::query_as(
+        "with d as (select coalesce($2::date, (now() at time zone $1)::date) as day)
+         select day, day::timestamp at time zone $1, (day + 1)::timestamp at time zone $1
+         from d",
+    )
+    .bind(time_zone)
+    .bind(date)
+    .fetch_one(db)
+    .await
+    .context("cannot work out the pizzeria's day")
 }
 
 #[tracing::instrument(skip(conn, name))]
@@ -88,8 +131,15 @@ pub async fn list_stations(
     db: impl PgExecutor<'_>,
     pizzeria_id: Uuid,
 ) -> anyhow::Result<Vec<StationRow>> {
+    // In the order a product meets them: by the deepest position any route gives a station
+    // (oven is third for a pizza though first for a side), so every list reads dough,
+    // topping, oven, packing; stations on no route come last.
     sqlx::query_as(
-        "select code, name, queue_version from stations where pizzeria_id = $1 order by code",
+        "select s.code, s.name, s.queue_version from stations s
+         where s.pizzeria_id = $1
+         order by (select max(r.position) from routes r
+                   where r.pizzeria_id = s.pizzeria_id and r.station_code = s.code) nulls last,
+                  s.code",
     )
     .bind(pizzeria_id)
     .fetch_all(db)

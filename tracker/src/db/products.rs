@@ -8,7 +8,8 @@ use uuid::Uuid;
 use crate::domain::NewItem;
 
 const PRODUCT_COLUMNS: &str = "id, order_id, pizzeria_id, item_index, unit_index, name, category,
-    size, modifiers, route_stations, route_targets, stage, pass, station, entered_at, done_at";
+    size, modifiers, route_stations, route_targets, stage, pass, station, entered_at, done_at,
+    allergens, urgent, remake_reason, clock_from";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProductRow {
@@ -28,6 +29,10 @@ pub struct ProductRow {
     pub station: Option<String>,
     pub entered_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
+    pub allergens: Vec<String>,
+    pub urgent: bool,
+    pub remake_reason: Option<String>,
+    pub clock_from: Option<DateTime<Utc>>,
 }
 
 impl ProductRow {
@@ -38,6 +43,15 @@ impl ProductRow {
 
     pub fn target_of(&self, stage: usize) -> i32 {
         self.route_targets.get(stage).copied().unwrap_or(0)
+    }
+
+    /// When the clock of the product's current stage started, as of `now`: its arrival, or
+    /// later when it waits for the order's slowest product (never after `now`).
+    pub fn clock_started(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.clock_from {
+            Some(from) => self.entered_at.max(from.min(now)),
+            None => self.entered_at,
+        }
     }
 }
 
@@ -51,6 +65,8 @@ pub struct NewProducts<'a> {
     pub route_stations: &'a [String],
     pub route_targets: &'a [i32],
     pub entered_at: DateTime<Utc>,
+    /// When the clock at the first station starts, if later than `entered_at`.
+    pub clock_from: Option<DateTime<Utc>>,
 }
 
 /// Creates one product per unit of the item and returns their ids in unit order.
@@ -64,8 +80,9 @@ pub async fn insert_products(
     let ids: Vec<Uuid> = (0..quantity).map(|_| Uuid::now_v7()).collect();
     sqlx::query(
         "insert into products (id, order_id, pizzeria_id, item_index, unit_index, name, category,
-             size, modifiers, route_stations, route_targets, stage, station, entered_at)
-         select u.id, $2, $3, $4, u.unit - 1, $5, $6, $7, $8, $9, $10, 0, $9[1], $11
+             size, modifiers, route_stations, route_targets, stage, station, entered_at,
+             allergens, clock_from)
+         select u.id, $2, $3, $4, u.unit - 1, $5, $6, $7, $8, $9, $10, 0, $9[1], $11, $12, $13
          from unnest($1::uuid[]) with ordinality as u (id, unit)",
     )
     .bind(&ids)
@@ -79,6 +96,8 @@ pub async fn insert_products(
     .bind(new.route_stations)
     .bind(new.route_targets)
     .bind(new.entered_at)
+    .bind(&item.allergens)
+    .bind(new.clock_from)
     .execute(conn)
     .await
     .context("cannot store the order's products")?;
@@ -136,20 +155,23 @@ pub async fn move_product(
     Ok(())
 }
 
-/// Starts a new pass of the product at its first station.
-#[tracing::instrument(skip(conn))]
+/// Starts a new pass of the product at its first station, urgent and with the reason for it.
+#[tracing::instrument(skip(conn, reason))]
 pub async fn restart_product(
     conn: &mut PgConnection,
     id: Uuid,
     at: DateTime<Utc>,
+    reason: Option<&str>,
 ) -> anyhow::Result<()> {
     sqlx::query(
         "update products set stage = 0, pass = pass + 1, station = route_stations[1],
-             entered_at = $2, done_at = null
+             entered_at = $2, done_at = null, clock_from = null, urgent = true,
+             remake_reason = $3
          where id = $1",
     )
     .bind(id)
     .bind(at)
+    .bind(reason)
     .execute(conn)
     .await
     .context("cannot send the product back")?;
@@ -196,14 +218,27 @@ pub struct QueueRow {
     pub name: String,
     pub size: Option<String>,
     pub modifiers: Vec<String>,
+    pub allergens: Vec<String>,
     pub entered_at: DateTime<Utc>,
+    /// When the stage's clock starts: `entered_at`, or later for a product that waits for
+    /// the order's slowest one.
+    pub clock_from: DateTime<Utc>,
     pub target_seconds: i32,
     pub pass: i32,
     pub late: bool,
+    pub urgent: bool,
+    pub remake_reason: Option<String>,
+    /// How many products wait at the station in all, on every row.
+    pub total: i64,
 }
 
-/// The products waiting at a station, oldest first. Bounded: a tablet shows a screenful, and
-/// a station with hundreds waiting has a problem no list will fix.
+/// How many products one queue answer lists at most. A tablet shows a screenful; the answer
+/// says how many wait in all, so none is hidden without the station knowing.
+pub const QUEUE_LIMIT: i64 = 500;
+
+/// The products waiting at a station in the order they should be made: urgent ones (remakes,
+/// rushed orders) first, then by when their step is due (the clock's start plus the stage's
+/// target), then by arrival. At most [`QUEUE_LIMIT`], each row with the full count.
 #[tracing::instrument(skip(db))]
 pub async fn station_queue(
     db: impl PgExecutor<'_>,
@@ -212,15 +247,21 @@ pub async fn station_queue(
 ) -> anyhow::Result<Vec<QueueRow>> {
     sqlx::query_as(
         "select p.id as product_id, p.order_id, o.number, p.name, p.size, p.modifiers,
-                p.entered_at, coalesce(p.route_targets[p.stage + 1], 0) as target_seconds,
-                p.pass, o.late
+                p.allergens, p.entered_at,
+                greatest(p.entered_at, coalesce(p.clock_from, p.entered_at)) as clock_from,
+                coalesce(p.route_targets[p.stage + 1], 0) as target_seconds,
+                p.pass, o.late, p.urgent, p.remake_reason, count(*) over () as total
          from products p join orders o on o.id = p.order_id
          where p.pizzeria_id = $1 and p.station = $2
-         order by p.entered_at, p.id
-         limit 500",
+         order by p.urgent desc,
+                  greatest(p.entered_at, coalesce(p.clock_from, p.entered_at))
+                      + coalesce(p.route_targets[p.stage + 1], 0) * interval '1 second',
+                  p.entered_at, p.id
+         limit $3",
     )
     .bind(pizzeria_id)
     .bind(station)
+    .bind(QUEUE_LIMIT)
     .fetch_all(db)
     .await
     .context("cannot read the station queue")

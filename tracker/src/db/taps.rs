@@ -86,24 +86,65 @@ pub async fn live_tap(
     .context("cannot read the recorded tap")
 }
 
-/// The newest tap at the station that has not been undone.
+/// A tap by its id, in the pizzeria and at the station it was made at.
 #[tracing::instrument(skip(conn))]
-pub async fn last_tap_at_station(
+pub async fn find_tap(
     conn: &mut PgConnection,
     pizzeria_id: Uuid,
     station: &str,
+    id: i64,
 ) -> anyhow::Result<Option<TapRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {TAP_COLUMNS} from taps
-         where pizzeria_id = $1 and station = $2 and undone_at is null
-         order by completed_at desc, id desc
-         limit 1"
+        "select {TAP_COLUMNS} from taps where id = $1 and pizzeria_id = $2 and station = $3"
     )))
+    .bind(id)
     .bind(pizzeria_id)
     .bind(station)
     .fetch_optional(conn)
     .await
-    .context("cannot find the last tap at the station")
+    .context("cannot read the tap")
+}
+
+/// A tap at a station that undo can still take back, with what the tablet names it by.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UndoableRow {
+    pub tap_id: i64,
+    pub product_id: Uuid,
+    pub order_id: Uuid,
+    pub number: i32,
+    pub name: String,
+    pub size: Option<String>,
+    pub completed_at: DateTime<Utc>,
+}
+
+/// The station's taps since `since` that have not been undone and whose product still waits
+/// where the tap sent it (same pass, the next stage), in an order still open: exactly the taps
+/// undo would accept, newest first.
+#[tracing::instrument(skip(db))]
+pub async fn undoable_taps(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    station: &str,
+    since: DateTime<Utc>,
+) -> anyhow::Result<Vec<UndoableRow>> {
+    sqlx::query_as(
+        "select t.id as tap_id, t.product_id, t.order_id, o.number, p.name, p.size,
+                t.completed_at
+         from taps t
+         join products p on p.id = t.product_id
+         join orders o on o.id = t.order_id
+         where t.pizzeria_id = $1 and t.station = $2 and t.undone_at is null
+           and t.completed_at > $3 and p.pass = t.pass and p.stage = t.stage + 1
+           and o.status in ('accepted', 'in_work', 'packed')
+         order by t.completed_at desc, t.id desc
+         limit 50",
+    )
+    .bind(pizzeria_id)
+    .bind(station)
+    .bind(since)
+    .fetch_all(db)
+    .await
+    .context("cannot read the taps undo can take back")
 }
 
 #[tracing::instrument(skip(conn))]
@@ -151,7 +192,10 @@ pub async fn station_report(
          where pizzeria_id = $1 and completed_at >= $2 and completed_at < $3
            and undone_at is null
          group by station
-         order by station",
+         -- In the order a product meets the stations, as every station list.
+         order by (select max(r.position) from routes r
+                   where r.pizzeria_id = $1 and r.station_code = taps.station) nulls last,
+                  station",
     )
     .bind(pizzeria_id)
     .bind(from)

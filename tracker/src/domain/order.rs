@@ -9,6 +9,8 @@ use super::{CustomerName, ProductName, Quantity, ValidationError};
 /// Bounds the work one order can put on a kitchen (and the size of one transaction).
 const MAX_PRODUCTS: u32 = 200;
 const MAX_MODIFIERS: usize = 20;
+/// More than the EU's fourteen, for codes a source adds beyond them.
+const MAX_ALLERGENS: usize = 20;
 const MAX_NUMBER: u32 = 999_999;
 
 #[derive(Debug, Clone)]
@@ -19,6 +21,19 @@ pub struct NewItem {
     pub size: Option<String>,
     pub quantity: Quantity,
     pub modifiers: Vec<String>,
+    /// Allergen codes, each checked by [`allergen_code`], without repeats, in the order sent.
+    pub allergens: Vec<String>,
+}
+
+/// An allergen code: lowercase ASCII letters and `_`, 1 to 32 of them (`nuts`, `sulphites`).
+/// Codes outside the EU's fourteen are kept, not refused: an order must reach the kitchen, and
+/// the tablet shows an unknown code as it is, still highlighted.
+fn allergen_code(raw: &str) -> Option<String> {
+    let code = raw.trim();
+    (!code.is_empty()
+        && code.len() <= 32
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    .then(|| code.to_owned())
 }
 
 impl NewItem {
@@ -31,6 +46,7 @@ impl NewItem {
             size: self.size.clone(),
             quantity: self.quantity.get(),
             modifiers: self.modifiers.clone(),
+            allergens: self.allergens.clone(),
         }
     }
 }
@@ -61,6 +77,24 @@ impl TryFrom<OrderItem> for NewItem {
             }
             modifiers.push(m.to_owned());
         }
+        if item.allergens.len() > MAX_ALLERGENS {
+            return Err(ValidationError::new(
+                "allergens",
+                format!("must have at most {MAX_ALLERGENS} entries"),
+            ));
+        }
+        let mut allergens: Vec<String> = Vec::with_capacity(item.allergens.len());
+        for (i, a) in item.allergens.iter().enumerate() {
+            let code = allergen_code(a).ok_or_else(|| {
+                ValidationError::new(
+                    format!("allergens[{i}]"),
+                    "must be an allergen code: 1 to 32 lowercase letters or _, such as nuts",
+                )
+            })?;
+            if !allergens.contains(&code) {
+                allergens.push(code);
+            }
+        }
         Ok(NewItem {
             product_id: item.product_id,
             name: ProductName::parse(&item.name)?,
@@ -68,6 +102,7 @@ impl TryFrom<OrderItem> for NewItem {
             size,
             quantity: Quantity::parse(item.quantity)?,
             modifiers,
+            allergens,
         })
     }
 }
@@ -150,6 +185,7 @@ mod tests {
                 size: Some("30 cm".into()),
                 quantity: 3,
                 modifiers: vec![" no onion ".into()],
+                allergens: vec!["nuts".into(), "nuts".into(), " milk".into()],
             }],
         }
     }
@@ -159,7 +195,21 @@ mod tests {
         let order = NewOrder::try_from(placed()).unwrap();
         assert_eq!(order.customer_name.as_str(), "Anna");
         assert_eq!(order.items[0].modifiers, vec!["no onion".to_owned()]);
+        assert_eq!(order.items[0].allergens, ["nuts", "milk"]);
         assert_eq!(order.product_count(), 3);
+    }
+
+    #[test]
+    fn an_allergen_must_be_a_code() {
+        for bad in ["", "Nuts", "орехи", "nut allergy", &"x".repeat(33)] {
+            let mut p = placed();
+            p.items[0].allergens = vec!["milk".into(), bad.into()];
+            assert_eq!(
+                NewOrder::try_from(p).unwrap_err().field,
+                "items[0].allergens[1]",
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

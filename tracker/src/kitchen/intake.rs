@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    db::{orders, pizzerias, products, timeline::NewEntry},
+    db::{alerts, orders, pizzerias, products, timeline::NewEntry},
     domain::{Actor, NewOrder, OrderStatus, Reason, ValidationError},
 };
 
@@ -46,6 +46,15 @@ pub async fn accept_order(
         planned.push((i, item, stations, targets));
     }
     let target_seconds = i32::try_from(target_seconds).unwrap_or(i32::MAX);
+    // Every product is due when the order's slowest one is: a product with a shorter route
+    // starts its clock that much later, so a drink at packing is not over its target while
+    // the pizza is still at dough (it waits on the tablet with "starts in m:ss").
+    let route_total = |targets: &[i32]| targets.iter().map(|t| i64::from(*t)).sum::<i64>();
+    let slowest = planned
+        .iter()
+        .map(|(_, _, _, targets)| route_total(targets))
+        .max()
+        .unwrap_or(0);
 
     let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, 0);
     if !orders::insert_order(&mut *conn, order, change.now, target_seconds).await? {
@@ -63,6 +72,9 @@ pub async fn accept_order(
             route_stations: stations,
             route_targets: targets,
             entered_at: change.now,
+            clock_from: Some(slowest - route_total(targets))
+                .filter(|wait| *wait > 0)
+                .map(|wait| change.now + chrono::Duration::seconds(wait)),
         };
         let ids = products::insert_products(&mut *conn, &new).await?;
         if let Some(first) = stations.first() {
@@ -113,11 +125,23 @@ pub async fn cancel_order(
         return Ok(());
     }
     let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
-    for station in products::clear_stations_of_order(&mut *conn, order.id).await? {
-        change.touch_station(&station);
+    let reason = reason.map(Reason::as_str);
+    let stations = products::clear_stations_of_order(&mut *conn, order.id).await?;
+    // The cooks must see that it was cancelled, not only that its cards went away.
+    alerts::record_cancelled(
+        &mut *conn,
+        order.pizzeria_id,
+        &stations,
+        order.id,
+        order.number,
+        reason,
+        change.now,
+    )
+    .await?;
+    for station in &stations {
+        change.touch_station(station);
     }
     change.touch_board();
-    let reason = reason.map(Reason::as_str);
     orders::record_cancel_reason(&mut *conn, order.id, reason).await?;
     let actor = actor.map(Actor::as_str);
     let event = OrderCancelled {

@@ -82,7 +82,8 @@ pub async fn remake(
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("product {} has an empty route", product.id))?;
     let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
-    products::restart_product(&mut *conn, product.id, change.now).await?;
+    let reason_text = reason.map(Reason::as_str);
+    products::restart_product(&mut *conn, product.id, change.now, reason_text).await?;
     if let Some(current) = &product.station {
         change.touch_station(current);
     }
@@ -94,7 +95,7 @@ pub async fn remake(
         product_id: product.id,
         first_station: first_station.clone(),
         requested_at: change.now,
-        reason: reason.map(|r| r.as_str().to_owned()),
+        reason: reason_text.map(str::to_owned),
         actor: actor.map(str::to_owned),
     };
     let entry = NewEntry {

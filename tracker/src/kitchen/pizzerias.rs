@@ -33,6 +33,8 @@ pub struct RouteConfig {
 #[derive(Debug, Clone)]
 pub struct PizzeriaConfig {
     pub name: PizzeriaName,
+    /// An IANA time zone name; checked against PostgreSQL's zone data when saved.
+    pub time_zone: Option<String>,
     pub stations: Option<Vec<StationConfig>>,
     pub routes: Option<Vec<RouteConfig>>,
 }
@@ -46,6 +48,15 @@ pub async fn configure_pizzeria(
     config: &PizzeriaConfig,
 ) -> Result<bool, KitchenError> {
     let created = pizzerias::upsert_pizzeria(&mut *conn, pizzeria_id, &config.name).await?;
+    if let Some(time_zone) = &config.time_zone
+        && !pizzerias::set_time_zone(&mut *conn, pizzeria_id, time_zone).await?
+    {
+        return Err(ValidationError::new(
+            "time_zone",
+            "must be an IANA time zone name, such as Europe/Moscow",
+        )
+        .into());
+    }
     let stations = match (&config.stations, created) {
         (Some(stations), _) => stations.clone(),
         (None, true) => default_stations()

@@ -1,4 +1,4 @@
-//! What a station's tablet does: tap a product when its stage is done, undo the last tap.
+//! What a station's tablet does: tap a product when its stage is done, undo a tap by its id.
 
 use chrono::{DateTime, Utc};
 use contracts::{OrderInWork, OrderPacked, ProductStageCompleted, ProductStageUndone};
@@ -29,6 +29,10 @@ pub struct TapRecord {
     pub order_status: OrderStatus,
     /// The tap had been recorded before: this one was a repeat and changed nothing.
     pub repeated: bool,
+    /// What the tablet's confirmation names: the product and its order's number.
+    pub product_name: String,
+    pub size: Option<String>,
+    pub order_number: i32,
 }
 
 /// Checks the station exists, then locks the product's order. The product is read again under
@@ -115,6 +119,9 @@ pub async fn tap(
                 next_station,
                 order_status: status,
                 repeated: true,
+                product_name: product.name,
+                size: product.size,
+                order_number: order.number,
             })
         }
         TapOutcome::Complete { stage, next } => {
@@ -129,7 +136,7 @@ pub async fn tap(
                     station: station.as_str(),
                     stage: i32::try_from(stage).unwrap_or(i32::MAX),
                     pass: product.pass,
-                    started_at: product.entered_at,
+                    started_at: product.clock_started(change.now),
                     completed_at: change.now,
                     target_seconds: product.target_of(stage),
                     actor,
@@ -149,6 +156,18 @@ pub async fn tap(
             change.touch_station(station.as_str());
             if let Some(next) = &next_station {
                 change.touch_station(next);
+            }
+            // The previous station may still offer undo for the tap that sent the product
+            // here (it arrived then); now it cannot work, so that tablet must look again.
+            if let Some(previous) = stage
+                .checked_sub(1)
+                .and_then(|s| product.route_stations.get(s))
+                && (change.now - product.entered_at)
+                    .to_std()
+                    .unwrap_or_default()
+                    < kitchen.undo_window
+            {
+                change.touch_station(previous);
             }
             let all_done = products::count_unfinished(&mut *conn, order.id).await? == 0;
             let transition = status.after_tap(all_done)?;
@@ -178,6 +197,9 @@ pub async fn tap(
                 next_station,
                 order_status: transition.to,
                 repeated: false,
+                product_name: product.name,
+                size: product.size,
+                order_number: order.number,
             })
         }
     }
@@ -189,55 +211,56 @@ pub struct Undone {
     pub tap: TapRow,
     pub order_status: OrderStatus,
     pub undone_at: DateTime<Utc>,
+    /// The tap had been undone before: this undo was a repeat and changed nothing.
+    pub repeated: bool,
+    pub product_name: String,
+    pub size: Option<String>,
+    pub order_number: i32,
 }
 
-/// Takes back the last tap at the station, if it is recent and the product still waits where
-/// the tap sent it. The product returns with its original arrival time, so its timer and its
-/// place in the queue are as before the tap.
+/// Takes back the tap `tap_id` made at the station, if it is recent and the product still
+/// waits where the tap sent it. The product returns with its original arrival time, so its
+/// timer and its place in the queue are as before the tap. Undoing an undone tap is a retry:
+/// it answers as the first time and changes nothing, so a repeated or doubled undo can never
+/// take back another product.
 #[tracing::instrument(skip(conn, kitchen, actor))]
 pub async fn undo(
     conn: &mut PgConnection,
     kitchen: &Kitchen,
     pizzeria_id: Uuid,
     station: &StationCode,
+    tap_id: i64,
     actor: Option<&Actor>,
 ) -> Result<Undone, KitchenError> {
     pizzerias::station_queue_version(&mut *conn, pizzeria_id, station.as_str())
         .await?
         .ok_or(KitchenError::NotFound("station"))?;
-    let nothing_to_undo = || conflict("nothing_to_undo", "there is no tap to undo at this station");
-    // The order lock comes after finding the tap, so another tap at this station may commit in
-    // between; looking again under the lock makes sure we undo the newest one. A few rounds
-    // settle it even on a busy station.
-    let mut locked = None;
-    for _ in 0..3 {
-        let Some(candidate) =
-            taps::last_tap_at_station(&mut *conn, pizzeria_id, station.as_str()).await?
-        else {
-            return Err(nothing_to_undo());
-        };
-        let order = orders::lock_order(&mut *conn, candidate.order_id)
-            .await?
-            .ok_or(KitchenError::NotFound("order"))?;
-        let latest = taps::last_tap_at_station(&mut *conn, pizzeria_id, station.as_str())
-            .await?
-            .ok_or_else(nothing_to_undo)?;
-        if latest.id == candidate.id {
-            locked = Some((order, latest));
-            break;
-        }
-    }
-    let (order, tap) = locked.ok_or_else(|| {
-        conflict(
-            "station_busy",
-            "taps at this station keep changing; try the undo again",
-        )
-    })?;
-    let status = order.status()?;
-    let transition = status.after_rework()?;
+    let tap = taps::find_tap(&mut *conn, pizzeria_id, station.as_str(), tap_id)
+        .await?
+        .ok_or(KitchenError::NotFound("tap"))?;
+    let order = orders::lock_order(&mut *conn, tap.order_id)
+        .await?
+        .ok_or(KitchenError::NotFound("order"))?;
+    // Read again under the order's lock: a concurrent undo of the same tap may have committed.
+    let tap = taps::find_tap(&mut *conn, pizzeria_id, station.as_str(), tap_id)
+        .await?
+        .ok_or(KitchenError::NotFound("tap"))?;
     let product = products::find_product(&mut *conn, tap.product_id)
         .await?
         .ok_or(KitchenError::NotFound("product"))?;
+    let status = order.status()?;
+    if let Some(undone_at) = tap.undone_at {
+        return Ok(Undone {
+            tap,
+            order_status: status,
+            undone_at,
+            repeated: true,
+            product_name: product.name,
+            size: product.size,
+            order_number: order.number,
+        });
+    }
+    let transition = status.after_rework()?;
     let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
     let age = (change.now - tap.completed_at).to_std().unwrap_or_default();
     check_undo(UndoCheck {
@@ -283,5 +306,9 @@ pub async fn undo(
         tap,
         order_status: transition.to,
         undone_at,
+        repeated: false,
+        product_name: product.name,
+        size: product.size,
+        order_number: order.number,
     })
 }

@@ -1,4 +1,4 @@
-//! The station tablets: the queue they poll, tap and undo. Each station's own tablet may, and
+//! The station tablets: the queue they poll, tap, and undo of a tap by its id. Each station's own tablet may, and
 //! staff with `kitchen.work` in the pizzeria (`Caller::require_station`).
 
 use access::Caller;
@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    db::{pizzerias, products},
+    db::{alerts, pizzerias, products, taps},
     kitchen::{self, Kitchen, KitchenError},
     versions::VersionKey,
 };
@@ -27,14 +27,51 @@ struct QueueEntry {
     order_number: i32,
     product_name: String,
     size: Option<String>,
+    /// Free text for the cook.
     modifiers: Vec<String>,
+    /// Allergen codes as the order source declared them.
+    allergens: Vec<String>,
     entered_at: DateTime<Utc>,
     seconds_waiting: i64,
+    /// When the stage's clock starts: `entered_at`, or later for a product that is due with
+    /// its order's slowest one.
+    clock_from: DateTime<Utc>,
     target_seconds: i32,
     /// Above 1 for a remade product.
     pass: i32,
     late: bool,
+    /// A remake or a rushed order: listed first.
+    urgent: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remake_reason: Option<String>,
 }
+
+/// A tap undo can still take back, named for the tablet.
+#[derive(Debug, Serialize)]
+struct UndoableTap {
+    tap_id: i64,
+    product_id: Uuid,
+    order_id: Uuid,
+    order_number: i32,
+    product_name: String,
+    size: Option<String>,
+    completed_at: DateTime<Utc>,
+    /// Past this, undo is refused.
+    undo_until: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+struct StationAlert {
+    kind: String,
+    order_id: Uuid,
+    order_number: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    at: DateTime<Utc>,
+}
+
+/// How far back a queue answer lists alerts; the tablet decides how long to show each.
+const ALERT_LOOKBACK: chrono::Duration = chrono::Duration::minutes(10);
 
 /// `GET .../stations/{station}/queue`. Tablets poll this every few seconds; a poll whose
 /// `If-None-Match` is current is answered from the in-memory version map without touching the
@@ -61,8 +98,37 @@ pub async fn station_queue(
     if if_none_match(&req, &etag) {
         return Ok(not_modified(&etag));
     }
-    let rows = products::station_queue(&**pool, scope.pizzeria_id, scope.station.as_str()).await?;
+    let (pizzeria_id, station) = (scope.pizzeria_id, scope.station.as_str());
+    let rows = products::station_queue(&**pool, pizzeria_id, station).await?;
     let generated_at = Utc::now();
+    let window = chrono::Duration::from_std(kitchen.undo_window).unwrap_or_default();
+    let undoable = taps::undoable_taps(&**pool, pizzeria_id, station, generated_at - window)
+        .await?
+        .into_iter()
+        .map(|t| UndoableTap {
+            tap_id: t.tap_id,
+            product_id: t.product_id,
+            order_id: t.order_id,
+            order_number: t.number,
+            product_name: t.name,
+            size: t.size,
+            completed_at: t.completed_at,
+            undo_until: t.completed_at + window,
+        })
+        .collect::<Vec<_>>();
+    let alerts =
+        alerts::recent_alerts(&**pool, pizzeria_id, station, generated_at - ALERT_LOOKBACK)
+            .await?
+            .into_iter()
+            .map(|a| StationAlert {
+                kind: a.kind,
+                order_id: a.order_id,
+                order_number: a.number,
+                reason: a.reason,
+                at: a.at,
+            })
+            .collect::<Vec<_>>();
+    let total = rows.first().map_or(0, |r| r.total);
     let entries: Vec<QueueEntry> = rows
         .into_iter()
         .map(|r| QueueEntry {
@@ -73,21 +139,28 @@ pub async fn station_queue(
             product_name: r.name,
             size: r.size,
             modifiers: r.modifiers,
+            allergens: r.allergens,
             entered_at: r.entered_at,
+            clock_from: r.clock_from,
             target_seconds: r.target_seconds,
             pass: r.pass,
             late: r.late,
+            urgent: r.urgent,
+            remake_reason: r.remake_reason,
         })
         .collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .json(serde_json::json!({
-            "pizzeria_id": scope.pizzeria_id,
-            "station": scope.station.as_str(),
+            "pizzeria_id": pizzeria_id,
+            "station": station,
             "version": version,
             "generated_at": generated_at,
+            "total": total,
             "products": entries,
+            "undoable": undoable,
+            "alerts": alerts,
         })))
 }
 
@@ -117,7 +190,11 @@ pub async fn tap(
     tx.commit().await.context("cannot commit the tap")?;
     let tap = &record.tap;
     Ok(HttpResponse::Ok().json(serde_json::json!({
+        "tap_id": tap.id,
         "product_id": tap.product_id,
+        "product_name": record.product_name,
+        "size": record.size,
+        "order_number": record.order_number,
         "order_id": tap.order_id,
         "station": tap.station,
         "stage": tap.stage,
@@ -133,15 +210,18 @@ pub async fn tap(
     })))
 }
 
-/// `POST .../stations/{station}/undo` with optional `{"actor"}` (else the caller).
+/// `POST .../stations/{station}/taps/{tap_id}/undo` with optional `{"actor"}` (else the
+/// caller): takes back exactly that tap; a repeat answers `"repeated": true`.
 pub async fn undo(
     caller: Caller,
+    req: HttpRequest,
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ActorBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
+    let tap_id: i64 = service_kit::http::path_param(&req, "tap_id", "must be a tap id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let mut tx = pool.begin().await.context("cannot start the undo")?;
     let undone = kitchen::undo(
@@ -149,16 +229,22 @@ pub async fn undo(
         &kitchen,
         scope.pizzeria_id,
         &scope.station,
+        tap_id,
         Some(&actor),
     )
     .await?;
     tx.commit().await.context("cannot commit the undo")?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
+        "tap_id": undone.tap.id,
         "product_id": undone.tap.product_id,
+        "product_name": undone.product_name,
+        "size": undone.size,
         "order_id": undone.tap.order_id,
+        "order_number": undone.order_number,
         "station": undone.tap.station,
         "entered_at": undone.tap.started_at,
         "undone_at": undone.undone_at,
         "order_status": undone.order_status.as_str(),
+        "repeated": undone.repeated,
     })))
 }

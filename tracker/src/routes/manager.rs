@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{
-        orders::{self, OrderFilter, OrderRow},
+        orders::{self, OrderFilter, OrderRow, OrderSearch},
         products::{self, ProductRow},
         taps,
         timeline::{self, TimelineRow},
@@ -43,6 +43,8 @@ pub struct ProductView {
     pub category: String,
     pub size: Option<String>,
     pub modifiers: Vec<String>,
+    /// Allergen codes as the order source declared them.
+    pub allergens: Vec<String>,
     pub route: Vec<RouteStageView>,
     pub stage: i32,
     pub pass: i32,
@@ -71,6 +73,7 @@ impl From<ProductRow> for ProductView {
             category: p.category,
             size: p.size,
             modifiers: p.modifiers,
+            allergens: p.allergens,
             stage: p.stage,
             pass: p.pass,
             station: p.station,
@@ -126,14 +129,23 @@ pub struct ListQuery {
     status: Option<String>,
     date: Option<NaiveDate>,
     limit: Option<i64>,
+    /// An order number, or part of the customer's name.
+    q: Option<String>,
 }
 
-/// `[start, end)` of a calendar day in UTC; today when no date is given. Days are UTC because
-/// the tracker does not know the pizzeria's time zone yet.
-fn utc_day(date: Option<NaiveDate>) -> (NaiveDate, DateTime<Utc>, DateTime<Utc>) {
-    let date = date.unwrap_or_else(|| Utc::now().date_naive());
-    let start = date.and_time(chrono::NaiveTime::MIN).and_utc();
-    (date, start, start + chrono::Duration::days(1))
+/// The pizzeria's local day `date` (today there when `None`): its time zone, the date and
+/// `[start, end)`; 404 for an unknown pizzeria.
+async fn pizzeria_day(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+    date: Option<NaiveDate>,
+) -> Result<(String, NaiveDate, DateTime<Utc>, DateTime<Utc>), ApiError> {
+    let pizzeria = crate::db::pizzerias::find_pizzeria(&mut *conn, pizzeria_id)
+        .await?
+        .ok_or(KitchenError::NotFound("pizzeria"))?;
+    let (date, from, to) =
+        crate::db::pizzerias::local_day(&mut *conn, &pizzeria.time_zone, date).await?;
+    Ok((pizzeria.time_zone, date, from, to))
 }
 
 /// `GET .../orders?status=&date=YYYY-MM-DD&limit=`: the day's orders, newest first.
@@ -160,19 +172,40 @@ pub async fn list_orders(
     if !(1..=500).contains(&limit) {
         return Err(ClientError::invalid("limit", "must be between 1 and 500").into());
     }
-    let (date, from, to) = utc_day(query.date);
+    let search = match query.q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(q) if q.chars().count() <= 64 && !q.chars().any(char::is_control) => {
+            Some(match q.parse::<i32>() {
+                Ok(number) => OrderSearch::Number(number),
+                Err(_) => OrderSearch::Name(q.to_owned()),
+            })
+        }
+        Some(_) => {
+            return Err(ClientError::invalid(
+                "q",
+                "must be an order number or up to 64 characters of a name",
+            )
+            .into());
+        }
+    };
     let mut conn = pool.acquire().await.context("cannot get a connection")?;
-    crate::db::pizzerias::find_pizzeria(&mut *conn, scope.pizzeria_id)
-        .await?
-        .ok_or(KitchenError::NotFound("pizzeria"))?;
+    let (time_zone, date, from, to) =
+        pizzeria_day(&mut conn, scope.pizzeria_id, query.date).await?;
     let filter = OrderFilter {
         status,
         from,
         to,
         limit,
+        search,
     };
     let orders = orders::list_orders(&mut *conn, scope.pizzeria_id, &filter).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "date": date, "orders": orders })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "date": date,
+        "time_zone": time_zone,
+        "day_start": from,
+        "day_end": to,
+        "orders": orders,
+    })))
 }
 
 /// Runs `change` on the order in one transaction and answers with the order as it is after it.
@@ -347,7 +380,7 @@ pub async fn actor_report(
     .await
 }
 
-/// A report of one UTC day: 404 for an unknown pizzeria, else `{"date", "time_zone", <key>:
+/// A report of one local day of the pizzeria: 404 for an unknown pizzeria, else `{"date", "time_zone", <key>:
 /// rows}` with the rows `read` gives for `[from, to)`.
 async fn day_report<T: Serialize>(
     pool: &PgPool,
@@ -356,13 +389,10 @@ async fn day_report<T: Serialize>(
     key: &str,
     read: impl AsyncFnOnce(&mut PgConnection, DateTime<Utc>, DateTime<Utc>) -> anyhow::Result<T>,
 ) -> Result<HttpResponse, ApiError> {
-    let (date, from, to) = utc_day(query.date);
     let mut conn = pool.acquire().await.context("cannot get a connection")?;
-    crate::db::pizzerias::find_pizzeria(&mut *conn, pizzeria_id)
-        .await?
-        .ok_or(KitchenError::NotFound("pizzeria"))?;
+    let (time_zone, date, from, to) = pizzeria_day(&mut conn, pizzeria_id, query.date).await?;
     let rows = read(&mut conn, from, to).await?;
-    let mut body = serde_json::json!({ "date": date, "time_zone": "UTC" });
+    let mut body = serde_json::json!({ "date": date, "time_zone": time_zone });
     body[key] = serde_json::to_value(rows).context("serialising the report")?;
     Ok(HttpResponse::Ok().json(body))
 }

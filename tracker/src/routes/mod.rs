@@ -54,7 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(kitchen::tap),
             )
             .route(
-                "/pizzerias/{pizzeria_id}/stations/{station}/undo",
+                "/pizzerias/{pizzeria_id}/stations/{station}/taps/{tap_id}/undo",
                 web::post().to(kitchen::undo),
             )
             .route(

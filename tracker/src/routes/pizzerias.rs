@@ -55,6 +55,8 @@ impl TryFrom<&RouteBody> for Route {
 #[serde(deny_unknown_fields)]
 pub struct PizzeriaBody {
     name: String,
+    /// IANA name, e.g. `Europe/Moscow`: the pizzeria's days and hours in reports.
+    time_zone: Option<String>,
     stations: Option<Vec<StationBody>>,
     /// By category: `{"pizza": {"stages": [{"station": "dough", "target_seconds": 60}, ...]}}`.
     routes: Option<BTreeMap<String, RouteBody>>,
@@ -109,6 +111,7 @@ impl TryFrom<PizzeriaBody> for PizzeriaConfig {
             .transpose()?;
         Ok(PizzeriaConfig {
             name,
+            time_zone: body.time_zone.map(|t| t.trim().to_owned()),
             stations,
             routes,
         })
@@ -136,6 +139,7 @@ struct RouteView {
 struct PizzeriaView {
     id: Uuid,
     name: String,
+    time_zone: String,
     stations: Vec<StationView>,
     routes: BTreeMap<String, RouteView>,
 }
@@ -169,6 +173,7 @@ async fn pizzeria_view(conn: &mut PgConnection, id: Uuid) -> Result<PizzeriaView
     Ok(PizzeriaView {
         id: pizzeria.id,
         name: pizzeria.name,
+        time_zone: pizzeria.time_zone,
         stations,
         routes,
     })

@@ -386,7 +386,7 @@ async fn a_station_tablet_works_its_own_station_and_a_tv_board_and_a_motivation_
         (tap("dough", a), StatusCode::FORBIDDEN),
         (tap("oven", b), StatusCode::FORBIDDEN),
         (
-            format!("/api/v1/pizzerias/{a}/stations/dough/undo"),
+            format!("/api/v1/pizzerias/{a}/stations/dough/taps/1/undo"),
             StatusCode::FORBIDDEN,
         ),
         (
@@ -461,10 +461,14 @@ async fn a_tap_is_the_devices_or_the_staff_members_unless_it_names_an_actor() {
             Some(&json!({ "actor": "Pavel" })),
         )
         .await;
-    assert_eq!(json_body(named).await["actor"], "Pavel");
+    let named = json_body(named).await;
+    assert_eq!(named["actor"], "Pavel");
 
     // Staff with kitchen.work may undo at any station; the undo is theirs too.
-    let undo = format!("/api/v1/pizzerias/{a}/stations/oven/undo");
+    let undo = format!(
+        "/api/v1/pizzerias/{a}/stations/oven/taps/{}/undo",
+        named["tap_id"]
+    );
     let response = app
         .send_as(Some(&cook.token), Method::POST, &undo, None)
         .await;

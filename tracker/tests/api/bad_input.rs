@@ -114,8 +114,12 @@ async fn bad_path_parameters_are_named() {
             "product_id",
         ),
         (
-            "/api/v1/pizzerias/nope/stations/dough/undo".to_owned(),
+            "/api/v1/pizzerias/nope/stations/dough/taps/1/undo".to_owned(),
             "pizzeria_id",
+        ),
+        (
+            format!("/api/v1/pizzerias/{p}/stations/dough/taps/nope/undo"),
+            "tap_id",
         ),
         (
             format!("/api/v1/pizzerias/{p}/orders/nope/cancel"),
@@ -177,7 +181,8 @@ async fn unknown_things_are_404() {
         format!("/api/v1/pizzerias/{p}/stations/dough/products/{nobody}/tap"),
         format!("/api/v1/pizzerias/{p}/stations/grill/products/{pizza}/tap"),
         format!("/api/v1/pizzerias/{nobody}/stations/dough/products/{pizza}/tap"),
-        format!("/api/v1/pizzerias/{p}/stations/grill/undo"),
+        format!("/api/v1/pizzerias/{p}/stations/grill/taps/1/undo"),
+        format!("/api/v1/pizzerias/{p}/stations/dough/taps/999999/undo"),
         format!("/api/v1/pizzerias/{p}/orders/{nobody}/cancel"),
         format!("/api/v1/pizzerias/{nobody}/orders/{order}/cancel"),
         format!("/api/v1/pizzerias/{p}/orders/{nobody}/hand-over"),

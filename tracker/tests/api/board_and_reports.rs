@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{json_body, order_json, product_ids, spawn_app};
+use crate::helpers::{error_field, json_body, order_json, product_ids, spawn_app};
 
 #[tokio::test]
 async fn the_board_shows_preparing_and_ready_orders() {
@@ -61,13 +61,21 @@ async fn the_actor_report_counts_each_actors_stages_of_the_day() {
     let response = app.tap("topping", ids[0], Some("Pavel")).await;
     assert_eq!(response.status(), StatusCode::OK);
     // An undone tap does not count.
-    app.tap("topping", ids[1], Some("Olga")).await;
-    assert_eq!(app.undo("topping").await.status(), StatusCode::OK);
+    let olga = json_body(app.tap("topping", ids[1], Some("Olga")).await).await;
+    assert_eq!(
+        app.undo("topping", olga["tap_id"].as_i64().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
 
     let response = app.actor_report("").await;
     assert_eq!(response.status(), StatusCode::OK);
     let report = json_body(response).await;
-    assert_eq!(report["time_zone"], "UTC");
+    assert_eq!(
+        report["time_zone"], "UTC",
+        "until the pizzeria sets its own"
+    );
     let actors = report["actors"].as_array().unwrap();
     assert_eq!(actors.len(), 2, "{report}");
     // Most stages first; taps within seconds of the order are within their targets.
@@ -96,12 +104,17 @@ async fn the_station_report_counts_the_days_taps() {
         app.tap_ok("dough", id).await;
     }
     app.tap_ok("topping", product_ids(&detail)[0]).await;
+    app.tap_ok("oven", product_ids(&detail)[0]).await;
 
     let response = app.station_report("").await;
     assert_eq!(response.status(), StatusCode::OK);
     let report = json_body(response).await;
     let stations = report["stations"].as_array().unwrap();
-    assert_eq!(stations.len(), 2);
+    let order: Vec<&str> = stations
+        .iter()
+        .map(|s| s["station"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["dough", "topping", "oven"], "in route order");
     assert_eq!(stations[0]["station"], "dough");
     assert_eq!(stations[0]["taps"], 2);
     assert!(stations[0]["average_seconds"].as_f64().unwrap() >= 0.0);
@@ -114,10 +127,56 @@ async fn the_station_report_counts_the_days_taps() {
 }
 
 #[tokio::test]
+async fn days_are_the_pizzerias_local_days() {
+    let app = spawn_app().await;
+    // UTC+14: the local day starts ten hours before the UTC one, so a tap made now is on
+    // today's local date, and the bounds of any date are 14 hours before UTC midnight.
+    let response = app
+        .put_pizzeria(
+            app.pizzeria_id,
+            &json!({ "name": "Kiritimati", "time_zone": "Pacific/Kiritimati" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["time_zone"], "Pacific/Kiritimati");
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    app.tap_ok("dough", product_ids(&detail)[0]).await;
+
+    let local_today = (chrono::Utc::now() + chrono::Duration::hours(14)).date_naive();
+    let report = json_body(app.station_report("").await).await;
+    assert_eq!(report["time_zone"], "Pacific/Kiritimati");
+    assert_eq!(report["date"], local_today.to_string());
+    assert_eq!(report["stations"][0]["taps"], 1);
+    let list = json_body(app.list_orders("date=2026-01-01").await).await;
+    assert_eq!(list["time_zone"], "Pacific/Kiritimati");
+    assert_eq!(list["day_start"], "2025-12-31T10:00:00Z");
+    assert_eq!(list["day_end"], "2026-01-01T10:00:00Z");
+
+    let response = app
+        .put_pizzeria(
+            app.pizzeria_id,
+            &json!({ "name": "Kiritimati", "time_zone": "Mars/Olympus" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "time_zone");
+}
+
+#[tokio::test]
 async fn a_pizzeria_can_be_reconfigured() {
     let app = spawn_app().await;
     let body = json_body(app.get_pizzeria().await).await;
-    assert_eq!(body["stations"].as_array().unwrap().len(), 4);
+    let codes: Vec<&str> = body["stations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["dough", "topping", "oven", "packing"],
+        "in route order"
+    );
     assert_eq!(body["routes"]["pizza"]["stages"][2]["station"], "oven");
     assert_eq!(body["routes"]["side"]["stages"][0]["target_seconds"], 240);
 

@@ -23,6 +23,7 @@ fn placed(app: &TestApp) -> OrderPlaced {
             size: None,
             quantity: 2,
             modifiers: vec![],
+            allergens: vec![],
         }],
     }
 }

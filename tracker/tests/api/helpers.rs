@@ -283,9 +283,13 @@ impl TestApp {
         json_body(response).await
     }
 
-    pub async fn undo(&self, station: &str) -> Response {
+    /// Undoes the tap `tap_id` (from the tap's response) at `station`.
+    pub async fn undo(&self, station: &str, tap_id: i64) -> Response {
         self.post_json(
-            &format!("{}/stations/{station}/undo", self.pizzeria_path()),
+            &format!(
+                "{}/stations/{station}/taps/{tap_id}/undo",
+                self.pizzeria_path()
+            ),
             &json!({ "actor": "anna" }),
         )
         .await

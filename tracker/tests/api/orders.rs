@@ -3,7 +3,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{error_code, json_body, order_id, product, product_ids, spawn_app};
+use crate::helpers::{
+    error_code, error_field, json_body, order_id, order_json, product, product_ids, spawn_app,
+};
 
 #[tokio::test]
 async fn cancel_takes_the_products_off_every_station() {
@@ -111,6 +113,36 @@ async fn the_manager_lists_the_days_orders_by_status() {
     assert_eq!(limited["orders"].as_array().unwrap().len(), 1);
     let other_day = json_body(app.list_orders("date=2020-01-01").await).await;
     assert!(other_day["orders"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_manager_finds_an_order_by_number_or_part_of_the_name() {
+    let app = spawn_app().await;
+    let mut order = order_json(app.pizzeria_id, &[("Cola", "drink", 1)]);
+    order["number"] = json!(4204);
+    order["customer_name"] = json!("Мария 50%_off");
+    assert_eq!(app.post_order(&order).await.status(), StatusCode::CREATED);
+    app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+
+    let app = &app;
+    let found = |query: &'static str| async move {
+        let body = json_body(app.list_orders(query).await).await;
+        body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["number"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found("q=4204").await, [4204]);
+    assert_eq!(found("q=%D0%BC%D0%B0%D1%80").await, [4204], "any case");
+    assert_eq!(found("q=50%25_").await, [4204]);
+    assert_eq!(found("q=%25").await, [4204], "% is matched as itself");
+    assert_eq!(found("q=anna").await, [17]);
+    assert!(found("q=4205").await.is_empty());
+    let response = app.list_orders(&format!("q={}", "x".repeat(65))).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "q");
 }
 
 #[tokio::test]

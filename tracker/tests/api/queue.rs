@@ -3,7 +3,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use testkit::eventually;
 
-use crate::helpers::{TestApp, json_body, product_ids, spawn_app};
+use crate::helpers::{
+    TestApp, error_field, json_body, order_id, order_json, product_ids, spawn_app,
+};
 
 #[tokio::test]
 async fn an_unchanged_queue_answers_304_and_a_tap_changes_its_etag() {
@@ -164,4 +166,121 @@ async fn after_the_version_listener_drops_polls_read_the_database_until_it_is_ba
         answered_from_memory(&app, Some("oven"))
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_long_queue_says_how_many_wait_and_a_remake_comes_first_with_its_reason() {
+    let app = spawn_app().await;
+    let mut first = None;
+    for _ in 0..3 {
+        let detail = app.place_order(&[("Pepperoni", "pizza", 45); 4]).await;
+        first.get_or_insert(detail);
+    }
+    let first = first.unwrap();
+    let pizza = product_ids(&first)[0];
+    app.tap_ok("dough", pizza).await;
+
+    let queue = json_body(app.queue("dough", None).await).await;
+    assert_eq!(queue["total"], 539, "every product waiting is counted");
+    assert_eq!(queue["products"].as_array().unwrap().len(), 500);
+
+    // Sent back to dough behind 539 others, the remake is listed first, urgent, with why.
+    let response = app.remake(order_id(&first), pizza).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let queue = json_body(app.queue("dough", None).await).await;
+    assert_eq!(queue["total"], 540);
+    let top = &queue["products"][0];
+    assert_eq!(top["product_id"], pizza.to_string());
+    assert_eq!(top["urgent"], true);
+    assert_eq!(top["remake_reason"], "burnt");
+    assert_eq!(top["pass"], 2);
+    assert_eq!(queue["products"][1]["urgent"], false);
+}
+
+#[tokio::test]
+async fn a_drink_is_due_with_the_orders_pizza_and_listed_by_when_it_is_due() {
+    let app = spawn_app().await;
+    let with_pizza = app
+        .place_order(&[("Pepperoni", "pizza", 1), ("Cola", "drink", 1)])
+        .await;
+    let drink_with_pizza = product_ids(&with_pizza)[1];
+    let alone = app.place_order(&[("Juice", "drink", 1)]).await;
+    let drink_alone = product_ids(&alone)[0];
+
+    let queue = json_body(app.queue("packing", None).await).await;
+    let products = queue["products"].as_array().unwrap();
+    let ids: Vec<String> = products
+        .iter()
+        .map(|p| p["product_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [drink_alone.to_string(), drink_with_pizza.to_string()],
+        "the drink due first is listed first"
+    );
+    let at = |p: &serde_json::Value, field: &str| {
+        chrono::DateTime::parse_from_rfc3339(p[field].as_str().unwrap()).unwrap()
+    };
+    // The pizza's route is 510 s, the drink's 30 s: its clock starts 480 s after intake.
+    let waiting = &products[1];
+    assert_eq!(
+        (at(waiting, "clock_from") - at(waiting, "entered_at")).num_seconds(),
+        480
+    );
+    assert_eq!(
+        at(&products[0], "clock_from"),
+        at(&products[0], "entered_at")
+    );
+
+    // Tapped before its clock started, it took no time against its target.
+    let tap = app.tap_ok("packing", drink_with_pizza).await;
+    assert_eq!(tap["duration_ms"], 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_order_leaves_an_alert_at_every_station_it_was_at() {
+    let app = spawn_app().await;
+    let detail = app
+        .place_order(&[("Pepperoni", "pizza", 1), ("Wings", "side", 1)])
+        .await;
+    let response = app
+        .cancel(
+            order_id(&detail),
+            &serde_json::json!({ "reason": "customer left" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for station in ["dough", "oven"] {
+        let queue = json_body(app.queue(station, None).await).await;
+        assert_eq!(queue["products"], serde_json::json!([]));
+        let alerts = queue["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 1, "{station}");
+        assert_eq!(alerts[0]["kind"], "cancelled");
+        assert_eq!(alerts[0]["order_number"], 17);
+        assert_eq!(alerts[0]["reason"], "customer left");
+    }
+    let topping = json_body(app.queue("topping", None).await).await;
+    assert_eq!(topping["alerts"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn allergens_are_stored_as_sent_and_listed_apart_from_the_modifiers() {
+    let app = spawn_app().await;
+    let mut order = order_json(app.pizzeria_id, &[("Pepperoni", "pizza", 1)]);
+    order["items"][0]["modifiers"] = serde_json::json!(["аллергия на орехи", "extra eggplant"]);
+    order["items"][0]["allergens"] = serde_json::json!(["nuts", "milk"]);
+    assert_eq!(app.post_order(&order).await.status(), StatusCode::CREATED);
+    let queue = json_body(app.queue("dough", None).await).await;
+    let entry = &queue["products"][0];
+    assert_eq!(entry["allergens"], serde_json::json!(["nuts", "milk"]));
+    assert_eq!(
+        entry["modifiers"],
+        serde_json::json!(["аллергия на орехи", "extra eggplant"])
+    );
+
+    let mut bad = order_json(app.pizzeria_id, &[("Pepperoni", "pizza", 1)]);
+    bad["items"][0]["allergens"] = serde_json::json!(["nut allergy"]);
+    let response = app.post_order(&bad).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "items[0].allergens[0]");
 }

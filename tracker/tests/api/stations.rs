@@ -110,9 +110,16 @@ async fn undo_within_the_window_puts_the_product_back() {
     let pizza = product_ids(&detail)[0];
     let entered_at = product(&detail, pizza)["entered_at"].clone();
 
-    app.tap_ok("dough", pizza).await;
-    let response = app.undo("dough").await;
+    let tap = app.tap_ok("dough", pizza).await;
+    let tap_id = tap["tap_id"].as_i64().unwrap();
+    let response = app.undo("dough", tap_id).await;
     assert_eq!(response.status(), StatusCode::OK);
+    let undone = json_body(response).await;
+    assert_eq!(undone["tap_id"], tap_id);
+    assert_eq!(undone["product_id"], pizza.to_string());
+    assert_eq!(undone["product_name"], "Pepperoni");
+    assert_eq!(undone["order_number"], 17);
+    assert_eq!(undone["repeated"], false);
 
     let detail = app.order_detail(order_id(&detail)).await;
     let p = product(&detail, pizza);
@@ -132,11 +139,69 @@ async fn undo_within_the_window_puts_the_product_back() {
         .collect();
     assert!(kinds.contains(&"ProductStageUndone".to_owned()));
 
-    // The undone tap is gone: nothing left to undo, and the stage can be tapped again.
-    let response = app.undo("dough").await;
-    assert_eq!(response.status(), StatusCode::CONFLICT);
-    assert_eq!(error_code(response).await, "nothing_to_undo");
+    // The stage can be tapped again, and undoing the first tap once more is a retry: it
+    // answers as before and leaves the new tap alone.
     assert_eq!(app.tap_ok("dough", pizza).await["repeated"], false);
+    let response = app.undo("dough", tap_id).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["repeated"], true);
+    assert_eq!(app.queue_ids("topping").await, vec![pizza]);
+    assert!(app.queue_ids("dough").await.is_empty());
+}
+
+#[tokio::test]
+async fn undo_takes_back_the_tap_it_names_not_the_newest_one() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 2)]).await;
+    let ids = product_ids(&detail);
+    let first = app.tap_ok("dough", ids[0]).await;
+    // Another tablet at the same station taps the second one meanwhile.
+    app.tap_ok("dough", ids[1]).await;
+
+    let response = app.undo("dough", first["tap_id"].as_i64().unwrap()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.queue_ids("dough").await, vec![ids[0]]);
+    assert_eq!(app.queue_ids("topping").await, vec![ids[1]]);
+}
+
+#[tokio::test]
+async fn two_undos_of_one_tap_at_once_take_back_one_stage() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 2)]).await;
+    let ids = product_ids(&detail);
+    app.tap_ok("dough", ids[1]).await;
+    let tap_id = app.tap_ok("dough", ids[0]).await["tap_id"]
+        .as_i64()
+        .unwrap();
+
+    let (a, b) = tokio::join!(app.undo("dough", tap_id), app.undo("dough", tap_id));
+    let mut repeated = Vec::new();
+    for response in [a, b] {
+        assert_eq!(response.status(), StatusCode::OK);
+        repeated.push(json_body(response).await["repeated"] == true);
+    }
+    repeated.sort();
+    assert_eq!(repeated, [false, true]);
+    assert_eq!(app.queue_ids("dough").await, vec![ids[0]]);
+    assert_eq!(app.queue_ids("topping").await, vec![ids[1]]);
+    let undone = app
+        .outbox_of(order_id(&detail))
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "ProductStageUndone")
+        .count();
+    assert_eq!(undone, 1);
+}
+
+#[tokio::test]
+async fn a_tap_of_another_station_cannot_be_undone_here() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let pizza = product_ids(&detail)[0];
+    let tap_id = app.tap_ok("dough", pizza).await["tap_id"].as_i64().unwrap();
+    let response = app.undo("topping", tap_id).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.queue_ids("topping").await, vec![pizza]);
 }
 
 #[tokio::test]
@@ -144,10 +209,12 @@ async fn undo_after_the_window_is_refused() {
     let app = spawn_app_with(|s| s.kitchen.undo_window_ms = 300).await;
     let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
     let pizza = product_ids(&detail)[0];
-    app.tap_ok("dough", pizza).await;
+    let tap_id = app.tap_ok("dough", pizza).await["tap_id"].as_i64().unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let response = app.undo("dough").await;
+    let queue = json_body(app.queue("dough", None).await).await;
+    assert_eq!(queue["undoable"], serde_json::json!([]));
+    let response = app.undo("dough", tap_id).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(response).await, "undo_window_passed");
 }
@@ -157,9 +224,25 @@ async fn undo_after_the_product_moved_on_is_refused() {
     let app = spawn_app().await;
     let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
     let pizza = product_ids(&detail)[0];
-    app.tap_ok("dough", pizza).await;
+    let tap_id = app.tap_ok("dough", pizza).await["tap_id"].as_i64().unwrap();
+    // The dough tablet is offered exactly this tap to undo, named.
+    let response = app.queue("dough", None).await;
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let queue = json_body(response).await;
+    let undoable = queue["undoable"].as_array().unwrap();
+    assert_eq!(undoable.len(), 1);
+    assert_eq!(undoable[0]["tap_id"], tap_id);
+    assert_eq!(undoable[0]["product_name"], "Pepperoni");
+    assert_eq!(undoable[0]["order_number"], 17);
+    assert!(undoable[0]["undo_until"].is_string());
+
     app.tap_ok("topping", pizza).await;
-    let response = app.undo("dough").await;
+    // The next station took it: the dough queue changed (its tablet polls again) and no longer
+    // offers the undo.
+    let response = app.queue("dough", Some(&etag)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["undoable"], serde_json::json!([]));
+    let response = app.undo("dough", tap_id).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(response).await, "product_moved_on");
 }
@@ -170,9 +253,12 @@ async fn undoing_the_packing_tap_unpacks_the_order() {
     let detail = app.place_order(&[("Cola", "drink", 1)]).await;
     let order = order_id(&detail);
     let drink = product_ids(&detail)[0];
-    assert_eq!(app.tap_ok("packing", drink).await["order_status"], "packed");
+    let tap = app.tap_ok("packing", drink).await;
+    assert_eq!(tap["order_status"], "packed");
+    assert_eq!(tap["product_name"], "Cola");
+    assert_eq!(tap["order_number"], 17);
 
-    let body = json_body(app.undo("packing").await).await;
+    let body = json_body(app.undo("packing", tap["tap_id"].as_i64().unwrap()).await).await;
     assert_eq!(body["order_status"], "in_work");
     let detail = app.order_detail(order).await;
     assert_eq!(detail["order"]["status"], "in_work");

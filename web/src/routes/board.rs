@@ -1,5 +1,7 @@
 //! The TV order board in the dining room: "Preparing" and "Ready", by name, or by number for
-//! customers who asked for privacy. At most `board_max_orders`; a ready order leaves the board
+//! customers who asked for privacy. At most `board_max_orders` (Dodo's board shows 16), ready
+//! ones first and newest first; the cells shrink as the count grows, and long names end in an
+//! ellipsis, so both columns always fit the screen. A ready order leaves the board
 //! `board_ready_seconds` after it was packed (the tracker's `packed_at`), so every web instance
 //! and every restart agree on when.
 
@@ -39,6 +41,15 @@ pub struct Ticket {
     name: Option<String>,
 }
 
+/// How tightly a column packs its tickets, so up to `board_max_orders` fit without scrolling.
+fn density(count: usize) -> &'static str {
+    match count {
+        0..=6 => "roomy",
+        7..=12 => "dense",
+        _ => "packed",
+    }
+}
+
 #[derive(Template)]
 #[template(path = "board_columns.html")]
 struct BoardColumns {
@@ -46,12 +57,22 @@ struct BoardColumns {
     ready: Vec<Ticket>,
 }
 
+impl BoardColumns {
+    fn preparing_density(&self) -> &'static str {
+        density(self.preparing.len())
+    }
+
+    fn ready_density(&self) -> &'static str {
+        density(self.ready.len())
+    }
+}
+
 #[derive(Template)]
 #[template(path = "board.html")]
 struct BoardPage {
     csrf: String,
-    preparing: Vec<Ticket>,
-    ready: Vec<Ticket>,
+    /// `board_columns.html`, rendered (and escaped) by askama.
+    columns: String,
     poll_seconds: u64,
 }
 
@@ -69,14 +90,15 @@ fn ticket(e: Entry) -> Ticket {
     }
 }
 
-/// The ready orders packed less than `linger` ago (one without `packed_at` stays: it cannot
-/// say how long it has been ready).
+/// The ready orders packed less than `linger` ago, newest first (one without `packed_at`
+/// stays, last: it cannot say how long it has been ready).
 fn still_ready(ready: Vec<Entry>, now: DateTime<Utc>, linger: chrono::Duration) -> Vec<Ticket> {
-    ready
+    let mut ready: Vec<Entry> = ready
         .into_iter()
         .filter(|e| e.packed_at.is_none_or(|at| now - at < linger))
-        .map(ticket)
-        .collect()
+        .collect();
+    ready.sort_by_key(|e| std::cmp::Reverse(e.packed_at));
+    ready.into_iter().map(ticket).collect()
 }
 
 async fn columns(
@@ -116,10 +138,12 @@ pub async fn board_page(
 ) -> Result<HttpResponse, PageError> {
     let pizzeria_id = board_device(&viewer)?;
     let (preparing, ready) = columns(&state, &settings, &viewer, pizzeria_id).await?;
+    let columns = BoardColumns { preparing, ready }
+        .render()
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
     let page = BoardPage {
         csrf: csrf.token.clone(),
-        preparing,
-        ready,
+        columns,
         poll_seconds: settings.screens.poll_seconds,
     };
     Ok(with_csrf(html(&page)?, &csrf))
@@ -159,5 +183,22 @@ mod tests {
         );
         let numbers: Vec<i32> = ready.iter().map(|t| t.number).collect();
         assert_eq!(numbers, [2, 3]);
+    }
+
+    #[test]
+    fn ready_orders_are_newest_first() {
+        let now = Utc::now();
+        let entry = |number, ago: i64| Entry {
+            number,
+            name: None,
+            packed_at: Some(now - chrono::Duration::seconds(ago)),
+        };
+        let ready = still_ready(
+            vec![entry(1, 30), entry(2, 10), entry(3, 20)],
+            now,
+            chrono::Duration::seconds(600),
+        );
+        let numbers: Vec<i32> = ready.iter().map(|t| t.number).collect();
+        assert_eq!(numbers, [2, 3, 1]);
     }
 }

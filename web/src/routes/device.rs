@@ -81,6 +81,26 @@ struct DevicePage {
     interval: u64,
 }
 
+/// `uri` with its scheme and host replaced by `origin` (`http://10.0.0.5:8080`), path and
+/// query kept. The devices service knows one address for the activation page, often
+/// `127.0.0.1` in a kitchen's own setup, which a tablet cannot open; the address the device
+/// itself used to reach us is one the staff's computer on the same network can open too.
+fn at_origin(uri: &str, origin: &str) -> String {
+    let rest = uri.split_once("://").map_or(uri, |(_, after)| {
+        after.find('/').map_or("", |i| &after[i..])
+    });
+    format!("{}{rest}", origin.trim_end_matches('/'))
+}
+
+/// The origin the browser used: the configured public origin, else the request's own.
+fn origin_of(req: &HttpRequest, settings: &Settings) -> String {
+    if !settings.screens.public_origin.is_empty() {
+        return settings.screens.public_origin.clone();
+    }
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
 /// `GET /device`
 pub async fn device_page(
     req: HttpRequest,
@@ -119,11 +139,12 @@ pub async fn device_page(
             }
         }
     };
+    let origin = origin_of(&req, &settings);
     let page = DevicePage {
         csrf: csrf.token.clone(),
-        qr_svg: qr::svg(&pairing.verification_uri_complete)?,
+        qr_svg: qr::svg(&at_origin(&pairing.verification_uri_complete, &origin))?,
         user_code: pairing.user_code.clone(),
-        verification_uri: pairing.verification_uri.clone(),
+        verification_uri: at_origin(&pairing.verification_uri, &origin),
         expires_at: pairing.expires_at,
         interval: pairing.interval,
     };
@@ -212,4 +233,24 @@ pub async fn poll(
         }
     };
     Ok(response.json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_activation_link_uses_the_address_the_device_used() {
+        assert_eq!(
+            at_origin(
+                "http://127.0.0.1:8080/activate?user_code=BCDF-GHJK",
+                "http://10.0.0.5:8080"
+            ),
+            "http://10.0.0.5:8080/activate?user_code=BCDF-GHJK"
+        );
+        assert_eq!(
+            at_origin("http://127.0.0.1:8080", "https://kitchen.example/"),
+            "https://kitchen.example"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use access::Permission;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,7 +16,7 @@ use crate::{
     charts::{HourChart, StationChart, StationFigures},
     config::Settings,
     errors::{LiveError, PageError, html},
-    screens::{self, Modifier},
+    screens,
     session::{Csrf, Form, StaffViewer},
     upstream::{Body, Service, UpstreamError},
 };
@@ -79,25 +79,50 @@ impl Order {
 #[derive(Debug, Deserialize)]
 pub struct OrderList {
     pub orders: Vec<Order>,
+    /// The pizzeria's time zone and when its day began, for hours of the local day.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    pub day_start: Option<DateTime<Utc>>,
 }
 
-/// Today's orders (the tracker's UTC day), newest first.
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+impl OrderList {
+    /// The hour of the pizzeria's day an instant falls in (0 to 23), counted from the local
+    /// midnight the tracker gave. On the two days a year the clocks change it is off by one
+    /// for the hours after the change; the tracker's reports themselves are exact.
+    fn local_hour(&self, at: DateTime<Utc>) -> usize {
+        let start = self
+            .day_start
+            .unwrap_or_else(|| at.date_naive().and_time(chrono::NaiveTime::MIN).and_utc());
+        usize::try_from((at - start).num_hours())
+            .unwrap_or(0)
+            .min(23)
+    }
+}
+
+/// Today's orders (the pizzeria's local day, as the tracker knows it), newest first.
 pub async fn todays_orders(
     state: &AppState,
     pizzeria_id: Uuid,
     bearer: &str,
     status: Option<&str>,
-) -> Result<Vec<Order>, UpstreamError> {
+    search: Option<&str>,
+) -> Result<OrderList, UpstreamError> {
     let mut query = vec![("limit", "500")];
     if let Some(status) = status {
         query.push(("status", status));
+    }
+    if let Some(search) = search {
+        query.push(("q", search));
     }
     let path = format!(
         "/api/v1/pizzerias/{pizzeria_id}/orders?{}",
         serde_urlencoded::to_string(&query).unwrap_or_default()
     );
-    let list: OrderList = state.upstream.get(Service::Tracker, &path, bearer).await?;
-    Ok(list.orders)
+    state.upstream.get(Service::Tracker, &path, bearer).await
 }
 
 pub struct OrderLine {
@@ -125,6 +150,7 @@ struct OrdersPage {
     nav: Nav,
     pizzeria_id: Uuid,
     status: String,
+    search: String,
     filters: Vec<(&'static str, &'static str)>,
     lines: Vec<OrderLine>,
     poll_seconds: u64,
@@ -134,6 +160,16 @@ struct OrdersPage {
 #[derive(Debug, Deserialize)]
 pub struct OrdersQuery {
     status: Option<String>,
+    /// An order number or part of a name.
+    q: Option<String>,
+}
+
+impl OrdersQuery {
+    /// The search, trimmed and at most 64 characters (the tracker's bound).
+    fn search(&self) -> Option<String> {
+        let q = self.q.as_deref()?.trim();
+        (!q.is_empty()).then(|| q.chars().take(64).collect())
+    }
 }
 
 fn known_status(status: Option<&str>) -> Option<&'static str> {
@@ -149,8 +185,11 @@ async fn order_lines(
     viewer: &StaffViewer,
     pizzeria_id: Uuid,
     status: Option<&str>,
+    search: Option<&str>,
 ) -> Result<Vec<OrderLine>, PageError> {
-    let orders = todays_orders(state, pizzeria_id, &viewer.token, status).await?;
+    let orders = todays_orders(state, pizzeria_id, &viewer.token, status, search)
+        .await?
+        .orders;
     let now = Utc::now();
     Ok(orders
         .into_iter()
@@ -189,18 +228,23 @@ pub async fn orders_page(
     let pizzeria_id = pizzeria_param(&req)?;
     require(&viewer, pizzeria_id, Permission::OrdersRead)?;
     let status = known_status(query.status.as_deref());
+    let search = query.search();
     let page = OrdersPage {
         nav: Nav::new(&viewer, pizzeria_id, &csrf, "orders"),
         pizzeria_id,
         status: status.unwrap_or_default().to_owned(),
         filters: screens::STATUS_FILTERS.to_vec(),
-        lines: order_lines(&state, &viewer, pizzeria_id, status).await?,
+        lines: order_lines(&state, &viewer, pizzeria_id, status, search.as_deref()).await?,
         poll_seconds: settings.screens.poll_seconds,
         live_url: format!(
             "/p/{pizzeria_id}/orders/live?{}",
-            serde_urlencoded::to_string([("status", status.unwrap_or_default())])
-                .unwrap_or_default()
+            serde_urlencoded::to_string([
+                ("status", status.unwrap_or_default()),
+                ("q", search.as_deref().unwrap_or_default()),
+            ])
+            .unwrap_or_default()
         ),
+        search: search.unwrap_or_default(),
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }
@@ -215,7 +259,14 @@ pub async fn orders_live(
     let pizzeria_id = pizzeria_param(&req)?;
     require(&viewer, pizzeria_id, Permission::OrdersRead)?;
     let status = known_status(query.status.as_deref());
-    let lines = order_lines(&state, &viewer, pizzeria_id, status).await?;
+    let lines = order_lines(
+        &state,
+        &viewer,
+        pizzeria_id,
+        status,
+        query.search().as_deref(),
+    )
+    .await?;
     let body = OrdersTable { pizzeria_id, lines }
         .render()
         .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the orders: {e}")))?;
@@ -233,6 +284,8 @@ struct Product {
     name: String,
     size: Option<String>,
     modifiers: Vec<String>,
+    #[serde(default)]
+    allergens: Vec<String>,
     route: Vec<RouteStage>,
     pass: i32,
     station: Option<String>,
@@ -261,7 +314,8 @@ struct ProductLine {
     id: Uuid,
     name: String,
     size: String,
-    modifiers: Vec<Modifier>,
+    modifiers: Vec<String>,
+    allergens: Vec<String>,
     route: String,
     place: String,
     remake: bool,
@@ -367,7 +421,8 @@ pub async fn order_page(
                 id: p.id,
                 name: p.name.clone(),
                 size: p.size.clone().unwrap_or_default(),
-                modifiers: screens::modifiers(&p.modifiers),
+                modifiers: p.modifiers.clone(),
+                allergens: screens::allergen_names(&p.allergens),
                 route: p
                     .route
                     .iter()
@@ -553,6 +608,8 @@ struct StationLine {
     taps: i64,
     average: String,
     p90: String,
+    /// The p90 is below the average: a few very long stages pulled the average up.
+    skewed: bool,
     target: String,
     over_target: i64,
 }
@@ -562,6 +619,9 @@ struct StationLine {
 struct PerformancePage {
     nav: Nav,
     date: String,
+    time_zone: String,
+    /// Some station's p90 is below its average: the page explains why that happens.
+    any_skewed: bool,
     stations: Vec<StationLine>,
     station_chart: StationChart,
     hour_chart: HourChart,
@@ -587,11 +647,12 @@ pub async fn performance_page(
             &viewer.token,
         )
         .await?;
-    let orders = todays_orders(&state, pizzeria_id, &viewer.token, None).await?;
+    let list = todays_orders(&state, pizzeria_id, &viewer.token, None, None).await?;
     let mut per_hour = [0u32; 24];
-    for o in &orders {
-        per_hour[o.accepted_at.hour() as usize] += 1;
+    for o in &list.orders {
+        per_hour[list.local_hour(o.accepted_at)] += 1;
     }
+    let orders = &list.orders;
     let now = Utc::now();
     let titles: Vec<String> = report
         .stations
@@ -612,6 +673,11 @@ pub async fn performance_page(
     let page = PerformancePage {
         nav: Nav::new(&viewer, pizzeria_id, &csrf, "performance"),
         date: report.date.clone(),
+        time_zone: list.time_zone.clone(),
+        any_skewed: report
+            .stations
+            .iter()
+            .any(|s| s.p90_seconds < s.average_seconds),
         station_chart: StationChart::new(&figures),
         hour_chart: HourChart::new(&per_hour),
         orders_today: orders.len(),
@@ -625,10 +691,30 @@ pub async fn performance_page(
                 taps: s.taps,
                 average: screens::duration(s.average_seconds.round() as i64),
                 p90: screens::duration(s.p90_seconds.round() as i64),
+                skewed: s.p90_seconds < s.average_seconds,
                 target: screens::duration(s.average_target_seconds.round() as i64),
                 over_target: s.over_target,
             })
             .collect(),
     };
     Ok(with_csrf(html(&page)?, &csrf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_count_from_the_pizzerias_midnight() {
+        let start: DateTime<Utc> = "2026-11-29T21:00:00Z".parse().unwrap();
+        let list = OrderList {
+            orders: Vec::new(),
+            time_zone: "Europe/Moscow".into(),
+            day_start: Some(start),
+        };
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(list.local_hour(at("2026-11-29T21:05:00Z")), 0);
+        assert_eq!(list.local_hour(at("2026-11-30T09:30:00Z")), 12);
+        assert_eq!(list.local_hour(at("2026-11-30T20:59:00Z")), 23);
+    }
 }

@@ -78,7 +78,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/station", web::get().to(station::station_page))
         .route("/station/live", web::get().to(station::station_live))
         .route("/station/tap/{product_id}", web::post().to(station::tap))
-        .route("/station/undo", web::post().to(station::undo))
+        .route("/station/undo/{tap_id}", web::post().to(station::undo))
         .route("/station/checkin", web::get().to(station::checkin_page))
         .route("/station/checkin", web::post().to(station::checkin))
         .route("/station/checkout", web::post().to(station::checkout))
@@ -119,7 +119,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/events", web::get().to(events::events))
         .route("/static/app.css", web::get().to(stylesheet))
-        .route("/static/app.js", web::get().to(script));
+        .route("/static/app.js", web::get().to(script))
+        .route("/favicon.ico", web::get().to(favicon));
 }
 
 /// Headers every answer carries: no framing, no inline script, no referrer leaks.
@@ -164,6 +165,15 @@ async fn script() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(include_str!("../../static/app.js"))
+}
+
+/// Browsers ask for `/favicon.ico` on every site; an SVG answers it (every browser we support
+/// reads an SVG icon whatever the path says).
+async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "max-age=86400"))
+        .body(include_str!("../../static/favicon.svg"))
 }
 
 /// A fragment for the page script: 304 when the browser already has exactly this HTML.

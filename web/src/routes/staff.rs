@@ -70,7 +70,10 @@ pub fn screen_of(kind: DeviceKind) -> &'static str {
 struct StartPage {
     who: String,
     csrf: String,
+    /// The pizzerias whose order pages this person may open.
     pizzerias: Vec<Uuid>,
+    /// Works somewhere, but nothing on this website is for them (kitchen staff, cashiers).
+    kitchen_only: bool,
     chain_admin: bool,
 }
 
@@ -86,7 +89,14 @@ pub async fn start(req: HttpRequest, csrf: Csrf) -> Result<HttpResponse, PageErr
         return Ok(see_other("/login"));
     }
     let viewer = StaffViewer::extract(&req).await?;
-    let pizzerias = pizzerias_of(&viewer.principal);
+    let everywhere = pizzerias_of(&viewer.principal);
+    // Only the pizzerias whose orders they may read: sending kitchen staff to an order page
+    // they may not see was a dead end.
+    let pizzerias: Vec<Uuid> = everywhere
+        .iter()
+        .copied()
+        .filter(|p| viewer.principal.can(*p, access::Permission::OrdersRead))
+        .collect();
     if let [only] = pizzerias.as_slice()
         && !viewer.principal.chain_admin
     {
@@ -95,6 +105,7 @@ pub async fn start(req: HttpRequest, csrf: Csrf) -> Result<HttpResponse, PageErr
     let page = StartPage {
         who: viewer.principal.display_name.clone(),
         csrf: csrf.token.clone(),
+        kitchen_only: pizzerias.is_empty() && !everywhere.is_empty(),
         pizzerias,
         chain_admin: viewer.principal.chain_admin,
     };

@@ -1,5 +1,6 @@
-//! The station tablet: one card per product waiting at this station, oldest first. Tap a card
-//! when the stage is done; undo for a while after; check in so taps carry your name.
+//! The station tablet: one card per product waiting at this station, in the order the tracker
+//! says to make them, with how many wait in all. Tap a card when the stage is done; undo that
+//! very tap for a while after; see cancelled orders; check in so taps carry your name.
 
 use access::DeviceKind;
 use actix_web::http::StatusCode;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 use crate::{
     config::Settings,
     errors::{LiveError, PageError, html},
-    screens::{self, Modifier},
+    screens,
     session::{self, ACTOR_COOKIE, Csrf, DeviceViewer, Form, clear_cookie},
     upstream::{Body, Service, UpstreamError},
 };
@@ -39,35 +40,107 @@ struct QueueEntry {
     product_name: String,
     size: Option<String>,
     modifiers: Vec<String>,
+    #[serde(default)]
+    allergens: Vec<String>,
     entered_at: DateTime<Utc>,
+    clock_from: Option<DateTime<Utc>>,
     target_seconds: i64,
     pass: i32,
+    #[serde(default)]
+    urgent: bool,
+    remake_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UndoableTap {
+    tap_id: i64,
+    order_number: i32,
+    product_name: String,
+    size: Option<String>,
+    undo_until: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertEntry {
+    kind: String,
+    order_number: i32,
+    reason: Option<String>,
+    at: DateTime<Utc>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Queue {
+    #[serde(default)]
+    total: i64,
     products: Vec<QueueEntry>,
+    #[serde(default)]
+    undoable: Vec<UndoableTap>,
+    #[serde(default)]
+    alerts: Vec<AlertEntry>,
 }
+
+/// The cookie that remembers this tablet's own last tap, so undo names it and survives a
+/// reload; it lives as long as the undo window.
+const LAST_TAP_COOKIE: &str = "kitchen_last_tap";
 
 pub struct Card {
     product_id: Uuid,
     number: i32,
     name: String,
     size: String,
-    modifiers: Vec<Modifier>,
-    allergy: bool,
-    /// Unix milliseconds, for the timer script.
-    entered_ms: i64,
+    modifiers: Vec<String>,
+    allergens: Vec<&'static str>,
+    /// Unknown allergen codes, shown as they came.
+    other_allergens: Vec<String>,
+    /// Unix milliseconds when the stage's clock starts, for the timer script.
+    clock_ms: i64,
     target_seconds: i64,
     target: String,
     remake: bool,
+    urgent: bool,
+    remake_reason: Option<String>,
+}
+
+impl Card {
+    fn has_allergens(&self) -> bool {
+        !self.allergens.is_empty() || !self.other_allergens.is_empty()
+    }
+}
+
+/// What the undo bar offers: this tablet's own last tap, while the tracker still accepts it.
+pub struct UndoOffer {
+    tap_id: i64,
+    label: String,
+    until_ms: i64,
+}
+
+/// A short notice above the cards, shown until `until_ms`.
+pub struct Alert {
+    title: String,
+    reason: Option<String>,
+    until_ms: i64,
+}
+
+/// Everything the live part of the station shows.
+pub struct Station {
+    cards: Vec<Card>,
+    total: i64,
+    undo: Option<UndoOffer>,
+    alerts: Vec<Alert>,
+}
+
+impl Station {
+    /// Products waiting that the list does not show (the tracker lists at most 500).
+    fn hidden(&self) -> i64 {
+        (self.total - self.cards.len() as i64).max(0)
+    }
 }
 
 #[derive(Template)]
 #[template(path = "station_cards.html")]
 struct StationCards {
     csrf: String,
-    cards: Vec<Card>,
+    live: Station,
 }
 
 #[derive(Template)]
@@ -78,18 +151,80 @@ struct StationPage {
     station_title: String,
     device_name: String,
     actor: Option<String>,
-    cards: Vec<Card>,
+    live: Station,
     poll_seconds: u64,
-    undo_seconds: i64,
-    undo_until_ms: i64,
     problem: Option<String>,
 }
 
-async fn cards(
+/// "Pepperoni 30 cm · #4204": how the tablet names a product it tapped or undid.
+fn product_label(name: &str, size: Option<&str>, number: i32) -> String {
+    match size.filter(|s| !s.is_empty()) {
+        Some(size) => format!("{name} {size} · #{number}"),
+        None => format!("{name} · #{number}"),
+    }
+}
+
+/// The offer for `last_tap` if the tracker still lists it as undoable and its window is open.
+fn undo_offer(
+    undoable: &[UndoableTap],
+    last_tap: Option<i64>,
+    now: DateTime<Utc>,
+) -> Option<UndoOffer> {
+    let tap = undoable
+        .iter()
+        .find(|t| Some(t.tap_id) == last_tap && t.undo_until > now)?;
+    Some(UndoOffer {
+        tap_id: tap.tap_id,
+        label: product_label(&tap.product_name, tap.size.as_deref(), tap.order_number),
+        until_ms: tap.undo_until.timestamp_millis(),
+    })
+}
+
+/// The alerts younger than `show_for`, newest first.
+fn alerts(list: Vec<AlertEntry>, now: DateTime<Utc>, show_for: chrono::Duration) -> Vec<Alert> {
+    list.into_iter()
+        .filter(|a| now - a.at < show_for)
+        .map(|a| Alert {
+            title: match a.kind.as_str() {
+                "cancelled" => format!("CANCELLED #{}", a.order_number),
+                other => format!("{} #{}", other.to_uppercase(), a.order_number),
+            },
+            reason: a.reason,
+            until_ms: (a.at + show_for).timestamp_millis(),
+        })
+        .collect()
+}
+
+fn card(p: QueueEntry) -> Card {
+    let (allergens, other_allergens) = screens::allergens(&p.allergens);
+    Card {
+        product_id: p.product_id,
+        number: p.order_number,
+        name: p.product_name,
+        size: p.size.unwrap_or_default(),
+        modifiers: p.modifiers,
+        allergens,
+        other_allergens,
+        clock_ms: p
+            .clock_from
+            .unwrap_or(p.entered_at)
+            .max(p.entered_at)
+            .timestamp_millis(),
+        target_seconds: p.target_seconds,
+        target: screens::duration(p.target_seconds),
+        remake: p.pass > 1,
+        urgent: p.urgent,
+        remake_reason: p.remake_reason,
+    }
+}
+
+async fn station_view(
+    req: &HttpRequest,
     state: &AppState,
+    settings: &Settings,
     viewer: &DeviceViewer,
     station: &str,
-) -> Result<Vec<Card>, PageError> {
+) -> Result<Station, PageError> {
     let path = format!(
         "/api/v1/pizzerias/{}/stations/{station}/queue",
         viewer.device.pizzeria_id
@@ -99,25 +234,18 @@ async fn cards(
         .get_conditional(Service::Tracker, &path, &viewer.token)
         .await
         .map_err(PageError::for_device)?;
-    Ok(queue
-        .products
-        .into_iter()
-        .map(|p| {
-            let modifiers = screens::modifiers(&p.modifiers);
-            Card {
-                allergy: modifiers.iter().any(|m| m.allergy),
-                product_id: p.product_id,
-                number: p.order_number,
-                name: p.product_name,
-                size: p.size.unwrap_or_default(),
-                modifiers,
-                entered_ms: p.entered_at.timestamp_millis(),
-                target_seconds: p.target_seconds,
-                target: screens::duration(p.target_seconds),
-                remake: p.pass > 1,
-            }
-        })
-        .collect())
+    let now = Utc::now();
+    let last_tap = session::cookie(req, LAST_TAP_COOKIE).and_then(|v| v.parse().ok());
+    Ok(Station {
+        total: queue.total.max(queue.products.len() as i64),
+        cards: queue.products.into_iter().map(card).collect(),
+        undo: undo_offer(&queue.undoable, last_tap, now),
+        alerts: alerts(
+            queue.alerts,
+            now,
+            chrono::Duration::seconds(settings.screens.alert_seconds),
+        ),
+    })
 }
 
 /// `<user id>|<display name>` of who checked in.
@@ -132,7 +260,6 @@ fn actor(req: &HttpRequest) -> Option<(String, String)> {
 
 #[derive(Debug, Deserialize)]
 pub struct StationQuery {
-    tapped: Option<i64>,
     problem: Option<String>,
 }
 
@@ -149,31 +276,29 @@ pub async fn station_page(
     let page = StationPage {
         csrf: csrf.token.clone(),
         station_title: screens::station_title(&station),
-        cards: cards(&state, &viewer, &station).await?,
+        live: station_view(&req, &state, &settings, &viewer, &station).await?,
         station,
         device_name: viewer.device.name.clone(),
         actor: actor(&req).map(|(_, name)| name),
         poll_seconds: settings.screens.poll_seconds,
-        undo_seconds: settings.screens.undo_seconds,
-        undo_until_ms: query
-            .tapped
-            .map_or(0, |t| t + settings.screens.undo_seconds * 1000),
         problem: query.problem.clone(),
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }
 
-/// `GET /station/live`: the cards, for the page script (304 when unchanged).
+/// `GET /station/live`: the cards, the count, the undo bar and the alerts, for the page script
+/// (304 when unchanged).
 pub async fn station_live(
     req: HttpRequest,
     viewer: DeviceViewer,
     state: web::Data<AppState>,
+    settings: web::Data<Settings>,
     csrf: Csrf,
 ) -> Result<HttpResponse, LiveError> {
     let station = station_of(&viewer)?;
     let cards = StationCards {
         csrf: csrf.token.clone(),
-        cards: cards(&state, &viewer, &station).await?,
+        live: station_view(&req, &state, &settings, &viewer, &station).await?,
     };
     let body = cards
         .render()
@@ -190,7 +315,6 @@ fn kitchen_problem(e: &UpstreamError) -> Option<String> {
         "product_moved_on" | "not_at_station" => {
             "This product is no longer at this station. The screen has been refreshed."
         }
-        "nothing_to_undo" => "There is nothing to undo at this station.",
         "undo_window_passed" => "Too late to undo that tap.",
         "order_cancelled" => "This order was cancelled.",
         "order_handed_over" => "This order was already handed over.",
@@ -202,17 +326,53 @@ fn kitchen_problem(e: &UpstreamError) -> Option<String> {
     Some(message.to_owned())
 }
 
+/// What the tracker answers a tap or an undo with, as far as the tablet names it.
+#[derive(Debug, Deserialize)]
+struct ActionAnswer {
+    tap_id: i64,
+    product_name: String,
+    size: Option<String>,
+    order_number: i32,
+    next_station: Option<String>,
+    #[serde(default)]
+    repeated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Tap,
+    Undo,
+}
+
+/// The confirmation: which product of which order, and what happened to it.
+fn confirmation(action: Action, answer: &ActionAnswer) -> String {
+    let label = product_label(
+        &answer.product_name,
+        answer.size.as_deref(),
+        answer.order_number,
+    );
+    match action {
+        Action::Tap => match &answer.next_station {
+            Some(next) => format!("Done: {label} → {}", screens::station_title(next)),
+            None => format!("Done: {label} is finished"),
+        },
+        Action::Undo => format!("Undone: {label} is back"),
+    }
+}
+
 async fn kitchen_action(
     req: &HttpRequest,
     viewer: &DeviceViewer,
     state: &AppState,
+    settings: &Settings,
     path: String,
+    action: Action,
 ) -> Result<HttpResponse, PageError> {
     let body = match actor(req) {
         Some((_, name)) => json!({ "actor": name }),
         None => json!({}),
     };
-    let answer: Result<serde_json::Value, _> = state
+    let answer: Result<ActionAnswer, _> = state
         .upstream
         .call(
             Service::Tracker,
@@ -224,11 +384,34 @@ async fn kitchen_action(
         .await;
     let json = wants_json(req);
     match answer {
-        Ok(_) if json => Ok(HttpResponse::Ok().json(json!({ "ok": true }))),
-        Ok(_) => Ok(see_other(&format!(
-            "/station?tapped={}",
-            Utc::now().timestamp_millis()
-        ))),
+        Ok(answer) => {
+            let message = confirmation(action, &answer);
+            let mut response = if json {
+                HttpResponse::Ok().json(json!({
+                    "ok": true,
+                    "message": message,
+                    "tap_id": answer.tap_id,
+                    "repeated": answer.repeated,
+                }))
+            } else {
+                see_other("/station")
+            };
+            // This tablet's undo names its own last tap, and a reload keeps it.
+            let cookie = match action {
+                Action::Tap => cookies(req).set(
+                    LAST_TAP_COOKIE,
+                    &answer.tap_id.to_string(),
+                    Some(settings.screens.undo_seconds),
+                ),
+                Action::Undo => clear_cookie(LAST_TAP_COOKIE),
+            };
+            response.headers_mut().append(
+                header::SET_COOKIE,
+                header::HeaderValue::from_str(&cookie)
+                    .map_err(|e| PageError::Internal(e.into()))?,
+            );
+            Ok(response)
+        }
         Err(e) => match kitchen_problem(&e) {
             Some(problem) if json => {
                 Ok(HttpResponse::Conflict().json(json!({ "ok": false, "message": problem })))
@@ -247,6 +430,7 @@ pub async fn tap(
     req: HttpRequest,
     viewer: DeviceViewer,
     state: web::Data<AppState>,
+    settings: web::Data<Settings>,
     Form(_): Form<Empty>,
 ) -> Result<HttpResponse, PageError> {
     let station = station_of(&viewer)?;
@@ -255,22 +439,28 @@ pub async fn tap(
         "/api/v1/pizzerias/{}/stations/{station}/products/{product_id}/tap",
         viewer.device.pizzeria_id
     );
-    kitchen_action(&req, &viewer, &state, path).await
+    kitchen_action(&req, &viewer, &state, &settings, path, Action::Tap).await
 }
 
-/// `POST /station/undo`: the station's last tap comes back.
+/// `POST /station/undo/{tap_id}`: exactly that tap comes back.
 pub async fn undo(
     req: HttpRequest,
     viewer: DeviceViewer,
     state: web::Data<AppState>,
+    settings: web::Data<Settings>,
     Form(_): Form<Empty>,
 ) -> Result<HttpResponse, PageError> {
     let station = station_of(&viewer)?;
+    let tap_id: i64 = req
+        .match_info()
+        .get("tap_id")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| PageError::NotFound("tap".into()))?;
     let path = format!(
-        "/api/v1/pizzerias/{}/stations/{station}/undo",
+        "/api/v1/pizzerias/{}/stations/{station}/taps/{tap_id}/undo",
         viewer.device.pizzeria_id
     );
-    kitchen_action(&req, &viewer, &state, path).await
+    kitchen_action(&req, &viewer, &state, &settings, path, Action::Undo).await
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -232,3 +232,12 @@ async fn ready_follows_the_live_updates_subscription_and_checks_no_database() {
     let body: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(body["checks"], serde_json::json!({ "live_updates": false }));
 }
+
+#[tokio::test]
+async fn the_favicon_is_served() {
+    let app = spawn_web(|_| {}).await;
+    let response = app.get("/favicon.ico").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "image/svg+xml");
+    assert!(response.text().await.expect("body").starts_with("<svg"));
+}
