@@ -1,26 +1,16 @@
 //! `POST /internal/v1/introspect`: the other services ask who a token belongs to.
 
-use access::{INTROSPECTION_KEY_HEADER, IntrospectionRequest, IntrospectionResponse, SessionInfo};
+use access::{
+    INTROSPECTION_KEY_HEADER, IntrospectionRequest, IntrospectionResponse, SessionInfo,
+    has_service_key,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
-use secrecy::ExposeSecret;
 use service_kit::http::{ClientError, Json};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::{accounts, accounts::Accounts, config::IntrospectionSettings};
 
 use super::ApiError;
-
-/// Whether the request carries the service key. Both sides are hashed before comparing, so
-/// the comparison takes the same time whatever the caller sent.
-fn has_service_key(req: &HttpRequest, settings: &IntrospectionSettings) -> bool {
-    let sent = req
-        .headers()
-        .get(INTROSPECTION_KEY_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    Sha256::digest(sent) == Sha256::digest(settings.key.expose_secret().as_bytes())
-}
 
 pub async fn introspect(
     req: HttpRequest,
@@ -29,7 +19,7 @@ pub async fn introspect(
     settings: web::Data<IntrospectionSettings>,
     Json(body): Json<IntrospectionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    if !has_service_key(&req, &settings) {
+    if !has_service_key(&req, &settings.key) {
         return Err(ClientError::unauthorized(format!(
             "send the service key in {INTROSPECTION_KEY_HEADER}"
         ))

@@ -23,6 +23,17 @@ fn managed_pizzeria(req: &HttpRequest, staff: &Staff) -> Result<Uuid, ApiError> 
     Ok(pizzeria_id)
 }
 
+/// The pizzeria of the path, after checking the caller may see and revoke its devices:
+/// `devices.manage`, or `devices.approve`. Whoever may let a device in may also throw a lost
+/// or stolen one out at once, without waiting for an office manager.
+fn guarded_pizzeria(req: &HttpRequest, staff: &Staff) -> Result<Uuid, ApiError> {
+    let pizzeria_id = uuid_param(req, "pizzeria_id")?;
+    if !staff.can(pizzeria_id, Permission::DevicesApprove) {
+        staff.require(pizzeria_id, Permission::DevicesManage)?;
+    }
+    Ok(pizzeria_id)
+}
+
 #[derive(Serialize)]
 struct DeviceList {
     devices: Vec<DeviceRow>,
@@ -34,7 +45,7 @@ pub async fn list(
     staff: Staff,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, ApiError> {
-    let pizzeria_id = managed_pizzeria(&req, &staff)?;
+    let pizzeria_id = guarded_pizzeria(&req, &staff)?;
     let mut conn = pool.acquire().await.context("no database connection")?;
     let devices = devices::list_devices(&mut conn, pizzeria_id).await?;
     Ok(HttpResponse::Ok().json(DeviceList { devices }))
@@ -43,9 +54,9 @@ pub async fn list(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
     station: Option<String>,
 }
 
@@ -88,7 +99,7 @@ pub async fn revoke(
     pool: web::Data<PgPool>,
     pairing: web::Data<Pairing>,
 ) -> Result<HttpResponse, ApiError> {
-    let pizzeria_id = managed_pizzeria(&req, &staff)?;
+    let pizzeria_id = guarded_pizzeria(&req, &staff)?;
     let device_id = uuid_param(&req, "device_id")?;
     let mut tx = pool.begin().await.context("cannot start the revocation")?;
     pairing::revoke_device(&mut tx, &pairing, pizzeria_id, device_id, staff.user_id).await?;

@@ -13,5 +13,6 @@ mod events;
 mod flow;
 mod helpers;
 mod oauth_client;
+mod phishing;
 mod polling;
 mod revocation;

@@ -5,5 +5,6 @@
 // Test code: a failed setup step should fail the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod hardening;
 mod helpers;
 mod pages;
