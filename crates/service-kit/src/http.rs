@@ -238,6 +238,31 @@ where
     }
 }
 
+/// For an optional date (a query parameter such as `date=2025-03-01`, or a field):
+/// `#[serde(default, deserialize_with = "service_kit::http::calendar_date")]` on an
+/// `Option<NaiveDate>`. Only `YYYY-MM-DD` with a four-digit year passes: chrono alone also
+/// reads `+10000-01-01` (and echoes it back), which no kitchen day is.
+pub fn calendar_date<'de, D>(deserializer: D) -> Result<Option<chrono::NaiveDate>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    shaped
+        .then(|| chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok())
+        .flatten()
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom("must be a date written YYYY-MM-DD, such as 2025-03-01")
+        })
+}
+
 /// A query-string extractor that names the offending parameter.
 pub struct Query<T>(pub T);
 
@@ -556,6 +581,35 @@ mod tests {
         assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(err.field.as_deref(), Some("name"));
         assert!(err.rule.unwrap_or_default().starts_with("must not be null"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Day {
+        #[serde(default, deserialize_with = "calendar_date")]
+        date: Option<chrono::NaiveDate>,
+    }
+
+    #[test]
+    fn only_a_four_digit_year_is_a_calendar_date() {
+        let day = parse_json::<Day>(br#"{"date":"2025-03-01"}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            day.date.map(|d| d.to_string()).as_deref(),
+            Some("2025-03-01")
+        );
+        assert!(parse_json::<Day>(b"{}").is_ok_and(|d| d.date.is_none()));
+        for bad in [
+            "+10000-01-01",
+            "2025-3-1",
+            "2025-02-30",
+            "20250301",
+            " 2025-03-01",
+        ] {
+            let body = format!(r#"{{"date":"{bad}"}}"#);
+            let err = parse_json::<Day>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("date"), "{bad}");
+        }
+        let query = serde_urlencoded::from_str::<Day>("date=%2B10000-01-01");
+        assert!(query.is_err());
     }
 
     #[test]
