@@ -22,6 +22,20 @@ pub struct Settings {
     pub approval: ApprovalSettings,
     pub introspection: IntrospectionSettings,
     pub network: NetworkSettings,
+    pub tokens: TokenSettings,
+}
+
+/// Device tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    /// A token unused for this long ends; every use starts the time again.
+    pub idle_lifetime_ms: u64,
+}
+
+impl TokenSettings {
+    pub fn idle_lifetime(&self) -> Duration {
+        Duration::from_millis(self.idle_lifetime_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +104,7 @@ mod tests {
         assert!(settings.oauth.knows_client("kitchen-web"));
         assert!(!settings.oauth.knows_client("kitchen-web2"));
         assert_eq!(settings.approval.window().as_secs(), 60);
+        assert_eq!(settings.tokens.idle_lifetime().as_secs(), 30 * 24 * 3600);
     }
 
     #[test]
