@@ -71,6 +71,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/internal/v1/introspect",
         web::post().to(introspect::introspect),
+    )
+    .route(
+        "/internal/v1/users/status",
+        web::post().to(introspect::users_status),
     );
 }
 

@@ -87,6 +87,8 @@ pub struct StaffVerifier {
 
 struct Inner {
     introspector: Introspector,
+    /// Auth's `/internal/v1/users/status`, behind the same key.
+    users: Introspector,
     cache: LeasedCache<StaffPrincipal>,
 }
 
@@ -96,6 +98,12 @@ impl StaffVerifier {
             inner: Arc::new(Inner {
                 introspector: Introspector::new(
                     &settings.auth_url,
+                    settings.introspection_key.clone(),
+                    Duration::from_millis(settings.request_timeout_ms),
+                )?,
+                users: Introspector::at(
+                    &settings.auth_url,
+                    "/internal/v1/users/status",
                     settings.introspection_key.clone(),
                     Duration::from_millis(settings.request_timeout_ms),
                 )?,
@@ -129,6 +137,26 @@ impl StaffVerifier {
             .cache
             .store(key, generation, principal.clone(), left);
         Ok(principal)
+    }
+
+    /// Which of `user_ids` are still active, asked of auth (never cached: it is for showing
+    /// people, not for checking requests). Users auth does not know are left out.
+    pub async fn users_active(
+        &self,
+        user_ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, bool>, AccessError> {
+        let answer: crate::UserStatusResponse = self
+            .inner
+            .users
+            .ask(&crate::UserStatusRequest {
+                user_ids: user_ids.to_vec(),
+            })
+            .await?;
+        Ok(answer
+            .users
+            .into_iter()
+            .map(|u| (u.user_id, u.active))
+            .collect())
     }
 
     async fn introspect(&self, token: &str) -> Result<Option<StaffPrincipal>, AccessError> {

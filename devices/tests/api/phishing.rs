@@ -132,3 +132,26 @@ async fn a_shift_manager_revokes_a_lost_tablet_but_does_not_rename_it() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn devices_approved_by_someone_since_deactivated_are_flagged() {
+    let app = spawn_app().await;
+    let tablet = app.pair(app.tablet("oven")).await;
+    let list = json_body(app.list_devices(&app.office_token).await).await;
+    assert_eq!(list["devices"][0]["approver_active"], true, "{list}");
+    let approver = list["devices"][0]["approved_by"].as_str().unwrap();
+    let response = app
+        .client
+        .post(app.auth_url(&format!("/api/v1/users/{approver}/deactivate")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let list = json_body(app.list_devices(&app.office_token).await).await;
+    assert_eq!(
+        list["devices"][0]["device_id"], tablet["device_id"],
+        "{list}"
+    );
+    assert_eq!(list["devices"][0]["approver_active"], false, "{list}");
+}

@@ -74,6 +74,9 @@ struct DeviceRow {
     approved_by_name: String,
     last_seen_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    /// `None` when the devices service could not ask auth.
+    #[serde(default)]
+    approver_active: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +91,8 @@ struct DeviceLine {
     station: Option<String>,
     station_title: String,
     approved_by: String,
+    /// The approver has been deactivated since: worth a look, perhaps a revocation.
+    approver_gone: bool,
     last_seen: String,
     revoked: bool,
 }
@@ -400,6 +405,7 @@ async fn render(
                     station: d.station,
                     name: d.name,
                     approved_by: d.approved_by_name,
+                    approver_gone: d.approver_active == Some(false),
                     last_seen: d
                         .last_seen_at
                         .map(screens::clock)
