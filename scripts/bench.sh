@@ -257,6 +257,8 @@ export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL APP_BUS__EXCHANGE=
 # Where the tracker (and devices, for staff) check callers: the services started below.
 export APP_ACCESS__AUTH_URL=http://127.0.0.1:$AUTH_PORT
 export APP_DEVICE_ACCESS__DEVICES_URL=http://127.0.0.1:$DEVICES_PORT
+# Benchmarks run on this machine with the compiled-in demo keys.
+export APP_DEVELOPMENT=true
 export RUST_LOG=${RUST_LOG:-warn}
 # No backtrace capture for errors (anyhow captures one per error when RUST_BACKTRACE=1 is
 # inherited): under overload every failed request would pay milliseconds of CPU for it and

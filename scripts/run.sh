@@ -143,6 +143,9 @@ done
 eval "$stack_env"
 export DATABASE_URL AMQP_URL
 export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL
+# A demo on this machine: the compiled-in demo keys are allowed (a service outside development
+# mode refuses to start with them).
+export APP_DEVELOPMENT=true
 export RUST_LOG=${RUST_LOG:-info}
 
 # 3. Databases.
@@ -186,10 +189,11 @@ start_service tracker "$TRACKER_PORT" serve
 start_service sync-worker "$SYNC_WORKER_PORT" run
 # Auth and devices sit behind the web, which forwards the browser's address in
 # X-Forwarded-For: sign-in throttling and the audit log (auth), and what an approver sees of a
-# device and the code-entry budget (devices), key on the real client, not on the web.
-APP_NETWORK__TRUST_FORWARDED_FOR=true start_service auth "$AUTH_PORT" serve
+# device and the code-entry budget (devices), key on the real client, not on the web. They
+# believe the header only from the web's address (127.0.0.1 here).
+APP_NETWORK__TRUSTED_PROXIES=127.0.0.1 start_service auth "$AUTH_PORT" serve
 # Devices checks staff against auth, so it starts after it.
-APP_NETWORK__TRUST_FORWARDED_FOR=true start_service devices "$DEVICES_PORT" serve
+APP_NETWORK__TRUSTED_PROXIES=127.0.0.1 start_service devices "$DEVICES_PORT" serve
 # The screens people look at, on one origin; they call the services above.
 start_service web "$WEB_PORT" serve
 

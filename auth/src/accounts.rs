@@ -3,7 +3,7 @@
 //! its audit entry and its outbox event together. Who may do what is decided by the routes;
 //! these functions only check what makes a change valid.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use access::{Grant, StaffPrincipal};
 use anyhow::Context;
@@ -11,6 +11,7 @@ use bus::outbox::Outbox;
 use chrono::{DateTime, Utc};
 use contracts::{Event, SessionRevoked, UserCreated, UserDeactivated, UserRolesChanged};
 use serde::Serialize;
+use service_kit::rate::RateLimit;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -18,7 +19,9 @@ use crate::{
     config::{LoginSettings, SessionSettings},
     db::{
         audit::{self, AuditEntry},
-        pizzerias, sessions, throttle, users,
+        pizzerias, sessions,
+        throttle::{self, Refusal, Reservation},
+        users,
     },
     domain::{DisplayName, Login, Password, RoleGrant, ValidationError},
     secrets::{Passwords, new_session_token},
@@ -32,6 +35,8 @@ pub const SERVICE: &str = "auth";
 pub struct Accounts {
     pub outbox: Outbox,
     pub passwords: Passwords,
+    /// Sign-ins from everyone together, shared by every clone.
+    pub sign_ins: Arc<RateLimit>,
     pub sessions: SessionSettings,
     pub login: LoginSettings,
 }
@@ -40,7 +45,11 @@ impl Accounts {
     pub fn new(sessions: SessionSettings, login: LoginSettings) -> anyhow::Result<Self> {
         Ok(Accounts {
             outbox: Outbox::new(SERVICE),
-            passwords: Passwords::new()?,
+            passwords: Passwords::new(
+                login.max_concurrent_verifications,
+                login.verification_wait(),
+            )?,
+            sign_ins: Arc::new(RateLimit::new(login.global_rate)),
             sessions,
             login,
         })
@@ -71,6 +80,10 @@ pub enum AuthError {
         code: &'static str,
         retry_after: Duration,
     },
+    /// Every password verification slot is taken: the service is overloaded, not the caller
+    /// wrong.
+    #[error("sign-in is busy")]
+    Busy { retry_after: Duration },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -127,8 +140,10 @@ pub struct IssuedSession {
     pub idle_timeout_seconds: u64,
 }
 
-/// Signs in. Checks, in order: the IP's failure budget, the (login, IP) lockout, then the
-/// password (against a dummy hash for unknown logins, so every failure takes as long).
+/// Signs in. Checks, in order: the global sign-in rate, a free verification slot, then (in one
+/// transaction that counts the attempt as a failure before anything is verified) the IP's
+/// failure budget and the (login, IP) lockout, then the password (against a dummy hash for
+/// unknown logins, so every failure takes as long). A success gives the attempt back.
 pub async fn login(
     pool: &PgPool,
     accounts: &Accounts,
@@ -150,25 +165,46 @@ pub async fn login(
         )
         .into());
     }
-    let mut conn = pool.acquire().await.context("no database connection")?;
-    let now = Utc::now();
-    if let Some(until) = throttle::ip_blocked_until(&mut conn, &origin.ip, &accounts.login).await? {
-        return Err(AuthError::TooManyAttempts {
-            code: "too_many_attempts",
-            retry_after: (until - now).to_std().unwrap_or_default(),
-        });
-    }
-    if let Some(until) = throttle::locked_until(&mut conn, login.as_str(), &origin.ip).await? {
-        return Err(AuthError::TooManyAttempts {
-            code: "login_locked",
-            retry_after: (until - now).to_std().unwrap_or_default(),
-        });
-    }
-    let credentials = users::find_credentials(&mut conn, login.as_str()).await?;
-    drop(conn);
+    accounts
+        .sign_ins
+        .take()
+        .map_err(|retry_after| AuthError::TooManyAttempts {
+            code: "sign_in_rate_limited",
+            retry_after,
+        })?;
+    let slot = accounts
+        .passwords
+        .slot()
+        .await
+        .map_err(|_| AuthError::Busy {
+            retry_after: Duration::from_secs(1),
+        })?;
+    let mut tx = pool.begin().await.context("cannot start the attempt")?;
+    let reservation =
+        match throttle::reserve_attempt(&mut tx, login.as_str(), &origin.ip, &accounts.login)
+            .await?
+        {
+            Ok(reservation) => reservation,
+            Err(refusal) => {
+                tx.rollback()
+                    .await
+                    .context("cannot end a refused attempt")?;
+                let (code, until) = match refusal {
+                    Refusal::IpThrottled { until } => ("too_many_attempts", until),
+                    Refusal::LoginLocked { until } => ("login_locked", until),
+                };
+                return Err(AuthError::TooManyAttempts {
+                    code,
+                    retry_after: (until - Utc::now()).to_std().unwrap_or_default(),
+                });
+            }
+        };
+    let credentials = users::find_credentials(&mut tx, login.as_str()).await?;
+    tx.commit().await.context("cannot commit the attempt")?;
     let matched = accounts
         .passwords
         .verify(
+            slot,
             password,
             credentials.as_ref().map(|c| c.password_hash.clone()),
         )
@@ -178,11 +214,12 @@ pub async fn login(
     let user = credentials.filter(|c| matched && c.active);
     let Some(user) = user else {
         let user_id = credentials_id(&mut tx, login.as_str()).await?;
-        record_failure(&mut tx, accounts, &login, user_id, origin).await?;
+        record_failure(&mut tx, accounts, &login, user_id, origin, reservation).await?;
         tx.commit().await.context("cannot commit a failed login")?;
         return Err(AuthError::BadCredentials);
     };
-    throttle::clear_login_failures(&mut tx, login.as_str(), &origin.ip).await?;
+    throttle::clear_after_success(&mut tx, login.as_str(), &origin.ip).await?;
+    let now = Utc::now();
     let token = new_session_token()?;
     let session_id = Uuid::now_v7();
     let expires_at = now
@@ -233,10 +270,13 @@ async fn record_failure(
     login: &Login,
     user_id: Option<Uuid>,
     origin: &Origin,
+    reservation: Reservation,
 ) -> Result<(), AuthError> {
-    let ip_failures = throttle::count_ip_failure(tx, &origin.ip, &accounts.login).await?;
-    let lockout =
-        throttle::count_login_failure(tx, login.as_str(), &origin.ip, &accounts.login).await?;
+    // The attempt was counted when it was reserved; here it is only written down.
+    let Reservation {
+        ip_failures,
+        lockout,
+    } = reservation;
     // The login goes in the details, so failures for unknown logins are visible too.
     let details = serde_json::json!({ "login": login.as_str() });
     audit::record(

@@ -10,6 +10,9 @@ use service_kit::config::{BusSettings, DatabaseSettings, HttpSettings};
 
 #[derive(Clone, Deserialize)]
 pub struct Settings {
+    /// Demo or empty secrets are refused at `serve` unless this is set (`APP_DEVELOPMENT`).
+    #[serde(default)]
+    pub development: bool,
     pub application: HttpSettings,
     pub database: DatabaseSettings,
     pub bus: BusSettings,
@@ -45,9 +48,19 @@ pub struct LoginSettings {
     pub failure_memory_ms: u64,
     pub ip_max_failures: i32,
     pub ip_window_ms: u64,
+    /// argon2 computations (19 MiB each) that may run at once in this process.
+    pub max_concurrent_verifications: usize,
+    /// How long a sign-in waits for one of them before it gets a 503 with `Retry-After`.
+    pub verification_wait_ms: u64,
+    /// Sign-ins this process accepts, from everyone together; beyond it a 429.
+    pub global_rate: service_kit::rate::RateSettings,
 }
 
 impl LoginSettings {
+    pub fn verification_wait(&self) -> Duration {
+        Duration::from_millis(self.verification_wait_ms)
+    }
+
     /// The lockout after `previous` earlier ones: doubling from the base, capped.
     pub fn lockout(&self, previous: i32) -> Duration {
         let factor = 1u64 << previous.clamp(0, 20);
@@ -64,9 +77,20 @@ pub struct IntrospectionSettings {
     pub key: SecretString,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct NetworkSettings {
-    pub trust_forwarded_for: bool,
+/// The proxies in front of auth (the web) whose `X-Forwarded-For` is believed.
+pub use service_kit::client::NetworkSettings;
+
+impl Settings {
+    /// Refuses demo or empty secrets outside development mode.
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
+        service_kit::secrets::SecretCheck::new(self.development)
+            .secret("introspection.key", &self.introspection.key)
+            .secret(
+                "device_access.introspection_key",
+                &self.device_access.introspection_key,
+            )
+            .finish()
+    }
 }
 
 pub fn load() -> anyhow::Result<Settings> {
@@ -83,6 +107,24 @@ mod tests {
         assert_eq!(settings.database.database_name, "auth");
         assert_eq!(settings.sessions.idle_timeout().as_secs(), 1800);
         assert_eq!(settings.device_access.devices_url, "http://127.0.0.1:8084");
+    }
+
+    #[test]
+    fn the_demo_secrets_of_the_defaults_serve_only_in_development() {
+        let mut settings = super::load().expect("base.toml is valid");
+        let refused = settings.check_secrets().expect_err("demo keys are refused");
+        assert!(
+            refused.to_string().contains("introspection.key"),
+            "{refused}"
+        );
+        settings.development = true;
+        assert!(settings.check_secrets().is_ok());
+        settings.development = false;
+        settings.introspection.key = "a-real-introspection-key".into();
+        settings.device_access.introspection_key = "a-real-device-key".into();
+        assert!(settings.check_secrets().is_ok());
+        settings.introspection.key = "".into();
+        assert!(settings.check_secrets().is_err());
     }
 
     #[test]

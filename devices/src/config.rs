@@ -10,6 +10,9 @@ use service_kit::config::{BusSettings, DatabaseSettings, HttpSettings};
 
 #[derive(Clone, Deserialize)]
 pub struct Settings {
+    /// Demo or empty secrets are refused at `serve` unless this is set (`APP_DEVELOPMENT`).
+    #[serde(default)]
+    pub development: bool,
     pub application: HttpSettings,
     pub database: DatabaseSettings,
     pub bus: BusSettings,
@@ -19,6 +22,20 @@ pub struct Settings {
     pub approval: ApprovalSettings,
     pub introspection: IntrospectionSettings,
     pub network: NetworkSettings,
+    pub tokens: TokenSettings,
+}
+
+/// Device tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    /// A token unused for this long ends; every use starts the time again.
+    pub idle_lifetime_ms: u64,
+}
+
+impl TokenSettings {
+    pub fn idle_lifetime(&self) -> Duration {
+        Duration::from_millis(self.idle_lifetime_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,9 +74,17 @@ pub struct IntrospectionSettings {
     pub key: SecretString,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct NetworkSettings {
-    pub trust_forwarded_for: bool,
+/// The proxies in front of devices (the web) whose `X-Forwarded-For` is believed.
+pub use service_kit::client::NetworkSettings;
+
+impl Settings {
+    /// Refuses demo or empty secrets outside development mode.
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
+        service_kit::secrets::SecretCheck::new(self.development)
+            .secret("introspection.key", &self.introspection.key)
+            .secret("access.introspection_key", &self.access.introspection_key)
+            .finish()
+    }
 }
 
 pub fn load() -> anyhow::Result<Settings> {
@@ -79,5 +104,18 @@ mod tests {
         assert!(settings.oauth.knows_client("kitchen-web"));
         assert!(!settings.oauth.knows_client("kitchen-web2"));
         assert_eq!(settings.approval.window().as_secs(), 60);
+        assert_eq!(settings.tokens.idle_lifetime().as_secs(), 30 * 24 * 3600);
+    }
+
+    #[test]
+    fn the_demo_secrets_of_the_defaults_serve_only_in_development() {
+        let mut settings = super::load().expect("base.toml is valid");
+        assert!(settings.check_secrets().is_err());
+        settings.development = true;
+        assert!(settings.check_secrets().is_ok());
+        settings.development = false;
+        settings.introspection.key = "a-real-device-introspection-key".into();
+        settings.access.introspection_key = "a-real-introspection-key".into();
+        assert!(settings.check_secrets().is_ok());
     }
 }

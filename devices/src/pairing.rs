@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    config::OAuthSettings,
+    config::{OAuthSettings, TokenSettings},
     db::{
         authorizations::{self, Approval, AuthorizationRow, NewAuthorization},
         devices::{self, DeviceRow, NewDevice},
@@ -36,13 +36,15 @@ pub const SLOW_DOWN_SECS: i32 = 5;
 pub struct Pairing {
     pub outbox: Outbox,
     pub oauth: OAuthSettings,
+    pub tokens: TokenSettings,
 }
 
 impl Pairing {
-    pub fn new(oauth: OAuthSettings) -> Self {
+    pub fn new(oauth: OAuthSettings, tokens: TokenSettings) -> Self {
         Pairing {
             outbox: Outbox::new(SERVICE),
             oauth,
+            tokens,
         }
     }
 }
@@ -115,8 +117,9 @@ pub async fn request_codes(
     anyhow::bail!("no free user code after 5 draws")
 }
 
-/// The token response: a standard bearer token (no `expires_in`: it lives until revoked)
-/// plus what the device's interface needs.
+/// The token response: a standard bearer token plus what the device's interface needs. No
+/// `expires_in`: the token ends only when revoked or left unused for `tokens.idle_lifetime_ms`,
+/// and each use starts that time again, so there is no fixed end to announce.
 #[derive(Debug, Serialize)]
 pub struct IssuedDevice {
     pub access_token: String,
@@ -218,6 +221,7 @@ async fn register(
             approved_at,
             ip: &client.ip,
             user_agent: client.user_agent.as_deref(),
+            token_lifetime_secs: pairing.tokens.idle_lifetime().as_secs_f64(),
         },
     )
     .await?;

@@ -111,7 +111,10 @@ fn run_server(
 ) -> anyhow::Result<Server> {
     let pool = web::Data::new(pool);
     let staff = web::Data::new(staff);
-    let pairing = web::Data::new(Pairing::new(settings.oauth.clone()));
+    let pairing = web::Data::new(Pairing::new(
+        settings.oauth.clone(),
+        settings.tokens.clone(),
+    ));
     let approval = web::Data::new(settings.approval.clone());
     let network = web::Data::new(settings.network.clone());
     let introspection = web::Data::new(settings.introspection.clone());

@@ -124,7 +124,7 @@ impl AccessPeers {
             cache_ttl_ms: CACHE_TTL_MS,
             request_timeout_ms: 5_000,
             cache_capacity: 1_000,
-            trust_forwarded_for: false,
+            trusted_proxies: Default::default(),
         };
 
         let mut peers = AccessPeers {
@@ -266,19 +266,23 @@ impl AccessPeers {
                 &format!("client_id={DEVICE_CLIENT}"),
             )
             .await;
+        let mut choice = json!({
+            "user_code": codes["user_code"],
+            "pizzeria_id": pizzeria_id,
+            "kind": kind,
+            "name": name,
+        });
+        // Left out, not null, for a device without a station.
+        if let Some(station) = station {
+            choice["station"] = json!(station);
+        }
         let response = self
             .as_admin(
                 Method::POST,
                 &self.devices_url,
                 "/api/v1/device-authorizations/approve",
             )
-            .json(&json!({
-                "user_code": codes["user_code"],
-                "pizzeria_id": pizzeria_id,
-                "kind": kind,
-                "name": name,
-                "station": station,
-            }))
+            .json(&choice)
             .send()
             .await
             .expect("request");

@@ -96,6 +96,7 @@ async function pairDevice({ kind, station, name, screenshots = false, approver =
   await form.locator(`input[name=kind][value=${kind}]`).check();
   if (station) await form.locator("select[name=station]").selectOption(station);
   await form.locator("input[name=name]").fill(name);
+  await form.locator("input[name=present]").check();
   if (screenshots) await shot(approver, "activation", true);
   await form.getByRole("button", { name: "Approve" }).click();
   await approver.locator(".notice.ok").waitFor();

@@ -64,6 +64,7 @@ trap 'exit 143' TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 TRACKER_PORT=$(free_port); AUTH_PORT=$(free_port); DEVICES_PORT=$(free_port); WEB_PORT=$(free_port)
+WEB_OPS_PORT=$(free_port)
 
 for db in "${DBS[@]}"; do
     psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c "create database \"e2e_${db}_$SUFFIX\"" >/dev/null
@@ -71,10 +72,13 @@ done
 
 export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL APP_BUS__EXCHANGE=e2e-$SUFFIX
 export APP_APPLICATION__HOST=127.0.0.1
+# Throwaway services with the compiled-in demo keys.
+export APP_DEVELOPMENT=true
 export APP_ACCESS__AUTH_URL=http://127.0.0.1:$AUTH_PORT
 export APP_DEVICE_ACCESS__DEVICES_URL=http://127.0.0.1:$DEVICES_PORT
 export APP_OAUTH__VERIFICATION_URI=http://127.0.0.1:$WEB_PORT/activate
-export APP_OAUTH__INTERVAL_SECONDS=1 APP_NETWORK__TRUST_FORWARDED_FOR=true
+# Everything runs on 127.0.0.1: auth and devices believe the web's X-Forwarded-For.
+export APP_OAUTH__INTERVAL_SECONDS=1 APP_NETWORK__TRUSTED_PROXIES=127.0.0.1
 export APP_UPSTREAM__TRACKER_URL=http://127.0.0.1:$TRACKER_PORT
 export APP_UPSTREAM__AUTH_URL=http://127.0.0.1:$AUTH_PORT
 export APP_UPSTREAM__DEVICES_URL=http://127.0.0.1:$DEVICES_PORT
@@ -106,7 +110,7 @@ start() {
 start tracker "$TRACKER_PORT" tracker serve
 start auth "$AUTH_PORT" auth serve
 start devices "$DEVICES_PORT" devices serve
-start web "$WEB_PORT" none serve
+APP_OPS__PORT=$WEB_OPS_PORT start web "$WEB_PORT" none serve
 for port in "$TRACKER_PORT" "$AUTH_PORT" "$DEVICES_PORT" "$WEB_PORT"; do
     for i in $(seq 150); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

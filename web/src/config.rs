@@ -6,17 +6,52 @@ use std::time::Duration;
 use access::{AccessSettings, DeviceAccessSettings};
 use anyhow::Context;
 use serde::Deserialize;
-use service_kit::config::{BusSettings, HttpSettings};
+use service_kit::{
+    client::TrustedProxies,
+    config::{BusSettings, HttpSettings},
+};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// Demo or empty secrets are refused at `serve` unless this is set (`APP_DEVELOPMENT`).
+    #[serde(default)]
+    pub development: bool,
     pub application: HttpSettings,
+    /// A listener of its own for `/metrics`, which the public one does not serve.
+    pub ops: HttpSettings,
     pub upstream: UpstreamSettings,
     pub access: AccessSettings,
     pub device_access: DeviceAccessSettings,
     pub bus: BusSettings,
     pub cookies: CookieSettings,
     pub screens: ScreenSettings,
+    #[serde(default)]
+    pub network: NetworkSettings,
+}
+
+/// The TLS proxy or load balancer in front of the web.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkSettings {
+    /// Whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
+    /// `Strict-Transport-Security: max-age=...` on every answer served over TLS; 0 turns it
+    /// off.
+    #[serde(default = "one_year")]
+    pub hsts_max_age_seconds: u64,
+}
+
+fn one_year() -> u64 {
+    365 * 24 * 3600
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            trusted_proxies: TrustedProxies::default(),
+            hsts_max_age_seconds: one_year(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +85,19 @@ pub struct ScreenSettings {
     pub public_origin: String,
 }
 
+impl Settings {
+    /// Refuses demo or empty secrets outside development mode.
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
+        service_kit::secrets::SecretCheck::new(self.development)
+            .secret("access.introspection_key", &self.access.introspection_key)
+            .secret(
+                "device_access.introspection_key",
+                &self.device_access.introspection_key,
+            )
+            .finish()
+    }
+}
+
 pub fn load() -> anyhow::Result<Settings> {
     service_kit::config::load(include_str!("../config/base.toml"))
         .context("cannot read the web settings")
@@ -63,5 +111,13 @@ mod tests {
         assert_eq!(settings.application.port, 8080);
         assert_eq!(settings.screens.board_max_orders, 16);
         assert!(settings.cookies.secure);
+    }
+
+    #[test]
+    fn the_demo_secrets_of_the_defaults_serve_only_in_development() {
+        let mut settings = super::load().expect("base.toml is valid");
+        assert!(settings.check_secrets().is_err());
+        settings.development = true;
+        assert!(settings.check_secrets().is_ok());
     }
 }

@@ -11,7 +11,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc};
 
-use access::{DevicePrincipal, DeviceVerifier, StaffPrincipal, StaffVerifier};
+use access::{ClientInfo, DevicePrincipal, DeviceVerifier, StaffPrincipal, StaffVerifier};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -238,9 +238,9 @@ impl FromRequest for DeviceViewer {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = cookie(req, DEVICE_COOKIE);
         let verifier = req.app_data::<web::Data<DeviceVerifier>>().cloned();
-        let client = verifier.as_ref().map(|v| v.client_of(req));
+        let client = ClientInfo::of(req, &crate::routes::trusted_proxies(req));
         Box::pin(async move {
-            let (Some(verifier), Some(client)) = (verifier, client) else {
+            let Some(verifier) = verifier else {
                 return Err(PageError::Internal(anyhow::anyhow!("no DeviceVerifier")));
             };
             let token = token.ok_or(PageError::DeviceUnpaired)?;

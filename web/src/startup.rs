@@ -7,7 +7,7 @@ use access::{CacheInvalidation, DeviceVerifier, StaffVerifier};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use service_kit::{
-    http::{Readiness, ops_routes, trace_requests},
+    http::{Readiness, health_routes, private_metrics_route, trace_requests},
     shutdown::Shutdown,
 };
 
@@ -20,6 +20,7 @@ use crate::{
 
 pub struct Application {
     port: u16,
+    ops_port: u16,
     server: Server,
     settings: Settings,
     push: Push,
@@ -32,6 +33,7 @@ impl Application {
     /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let (listener, port) = settings.application.bind()?;
+        let (ops_listener, ops_port) = settings.ops.bind()?;
         let staff = StaffVerifier::new(&settings.access).context("bad access settings")?;
         let devices =
             DeviceVerifier::new(&settings.device_access).context("bad device access settings")?;
@@ -42,7 +44,7 @@ impl Application {
         let shutdown = Shutdown::new();
         let state = AppState::new(&settings, push.clone(), shutdown.clone())?;
         let server = run_server(
-            listener,
+            (listener, ops_listener),
             &settings,
             state,
             readiness,
@@ -50,6 +52,7 @@ impl Application {
         )?;
         Ok(Application {
             port,
+            ops_port,
             server,
             settings,
             push,
@@ -60,6 +63,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The listener that serves `/metrics` (and health), not to be exposed.
+    pub fn ops_port(&self) -> u16 {
+        self.ops_port
     }
 
     /// Triggering it stops the server and every background task.
@@ -102,7 +110,7 @@ impl Application {
 }
 
 fn run_server(
-    listener: TcpListener,
+    (listener, ops_listener): (TcpListener, TcpListener),
     settings: &Settings,
     state: AppState,
     readiness: Readiness,
@@ -116,6 +124,12 @@ fn run_server(
     });
     let staff = web::Data::new(staff);
     let devices = web::Data::new(devices);
+    let metrics = private_metrics_route(
+        ops_listener
+            .local_addr()
+            .context("no local address for the ops listener")?
+            .port(),
+    );
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(trace_requests))
@@ -127,13 +141,16 @@ fn run_server(
             .app_data(devices.clone())
             .app_data(readiness.clone())
             .app_data(web::FormConfig::default().limit(16 * 1024))
-            .configure(ops_routes)
+            .configure(health_routes)
+            .configure(metrics.clone())
             .configure(routes::configure)
             .default_service(web::to(routes::unknown_page))
     })
     .keep_alive(service_kit::http::KEEP_ALIVE)
     .listen(listener)
     .context("cannot serve on the listener")?
+    .listen(ops_listener)
+    .context("cannot serve on the ops listener")?
     .disable_signals()
     // Event streams never end by themselves; do not wait long for them on shutdown.
     .shutdown_timeout(3)

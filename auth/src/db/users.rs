@@ -77,6 +77,18 @@ pub async fn find_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserR
         .await
 }
 
+/// (id, active) of each of `ids` that exists.
+#[tracing::instrument(skip(conn, ids))]
+pub async fn users_active(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, bool)>, sqlx::Error> {
+    sqlx::query_as("select id, active from users where id = any($1) order by id")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
 #[tracing::instrument(skip(conn))]
 pub async fn find_user_by_login(
     conn: &mut PgConnection,

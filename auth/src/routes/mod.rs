@@ -71,6 +71,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route(
         "/internal/v1/introspect",
         web::post().to(introspect::introspect),
+    )
+    .route(
+        "/internal/v1/users/status",
+        web::post().to(introspect::users_status),
     );
 }
 
@@ -121,10 +125,23 @@ impl ApiError {
                 "invalid_credentials",
                 "invalid login or password",
             ),
+            ApiError::Auth(AuthError::TooManyAttempts {
+                code: code @ "sign_in_rate_limited",
+                ..
+            }) => ClientError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                "too many sign-ins right now; wait and try again",
+            ),
             ApiError::Auth(AuthError::TooManyAttempts { code, .. }) => ClientError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 code,
                 "too many failed sign-in attempts; wait and try again",
+            ),
+            ApiError::Auth(AuthError::Busy { .. }) => ClientError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sign_in_busy",
+                "sign-in is busy right now; try again in a moment",
             ),
             ApiError::Auth(AuthError::Unexpected(_)) => return None,
         })
@@ -139,7 +156,13 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         match (self.client_error(), self) {
-            (Some(e), ApiError::Auth(AuthError::TooManyAttempts { retry_after, .. })) => {
+            (
+                Some(e),
+                ApiError::Auth(
+                    AuthError::TooManyAttempts { retry_after, .. }
+                    | AuthError::Busy { retry_after },
+                ),
+            ) => {
                 let mut response = e.error_response();
                 let seconds = ceil_secs(*retry_after).max(1);
                 if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
@@ -154,30 +177,13 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Where the request came from: the peer address, or the first `X-Forwarded-For` entry when
-/// the service is configured to sit behind a proxy that sets it.
+/// Where the request came from: the client behind the trusted proxies (the right-most
+/// `X-Forwarded-For` hop that is not one), and its user agent.
 pub fn origin(req: &HttpRequest, network: &NetworkSettings) -> Origin {
-    let forwarded = network
-        .trust_forwarded_for
-        .then(|| {
-            req.headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .map(|ip| ip.trim().to_owned())
-                .filter(|ip| !ip.is_empty() && ip.len() <= 64)
-        })
-        .flatten();
-    let ip = forwarded.unwrap_or_else(|| {
-        req.peer_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
-    });
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(200).collect());
-    Origin { ip, user_agent }
+    Origin {
+        ip: network.trusted_proxies.client_address(req),
+        user_agent: service_kit::client::user_agent(req),
+    }
 }
 
 /// The signed-in staff member making the request, checked against the database every time.

@@ -23,7 +23,8 @@ pub struct LoginBody {
     password: String,
 }
 
-/// `POST /api/v1/sessions`: 201 with the token (shown once) and the session cookie.
+/// `POST /api/v1/sessions`: 201 with the token (shown once). No cookie: the API takes only
+/// Bearer tokens, and the web keeps the token in a cookie of its own.
 pub async fn login(
     req: HttpRequest,
     pool: web::Data<PgPool>,
@@ -33,14 +34,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let origin = origin(&req, &network);
     let issued = accounts::login(&pool, &accounts, &body.login, body.password, &origin).await?;
-    // Written by hand: the workspace builds actix-web without its cookie feature.
-    let cookie = format!(
-        "{}={}; Path=/; HttpOnly; Secure; SameSite=Strict",
-        access::SESSION_COOKIE,
-        issued.token
-    );
     Ok(HttpResponse::Created()
-        .insert_header((header::SET_COOKIE, cookie))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(issued))
 }
@@ -128,13 +122,7 @@ pub async fn logout(
     )
     .await?;
     tx.commit().await.context("cannot commit the logout")?;
-    let gone = format!(
-        "{}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0",
-        access::SESSION_COOKIE
-    );
-    Ok(HttpResponse::NoContent()
-        .insert_header((header::SET_COOKIE, gone))
-        .finish())
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `DELETE /api/v1/sessions/{session_id}`: the caller's own session, or anyone's for a chain

@@ -24,6 +24,7 @@ use super::{ApiError, Caller, uuid_param};
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     role: String,
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
     pizzeria_id: Option<Uuid>,
 }
 

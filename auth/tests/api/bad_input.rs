@@ -161,3 +161,50 @@ async fn introspection_needs_the_service_key() {
     assert_eq!(answer["session"]["chain_admin"], true);
     assert_eq!(app.introspect("kst_unknown").await["active"], false);
 }
+
+/// serde fills a struct from an array by position; a body must be an object.
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused_not_read_by_position() {
+    let app = spawn_app().await;
+    app.create_staff("lena", "cashier").await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/sessions"))
+        .json(&json!(["lena", PASSWORD]))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = json_body(response).await;
+    assert_eq!(body["error"]["field"], "body", "{body}");
+    assert_eq!(body["error"]["rule"], "must be a JSON object", "{body}");
+}
+
+#[tokio::test]
+async fn null_is_refused_where_a_field_may_only_be_left_out() {
+    let app = spawn_app().await;
+    let user = app.create_staff("mila", "cashier").await;
+    let response = app
+        .post_with(
+            &app.admin_token,
+            &format!("/api/v1/users/{user}/roles"),
+            &json!({ "role": "kitchen_staff", "pizzeria_id": null }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "pizzeria_id");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_413() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/sessions"))
+        .json(&json!({ "login": "anna", "password": "x".repeat(300 * 1024) }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(response).await, "payload_too_large");
+}

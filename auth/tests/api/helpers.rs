@@ -46,7 +46,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.application.host = "127.0.0.1".into();
     settings.application.port = 0;
     settings.bus = testkit::test_bus();
-    settings.network.trust_forwarded_for = true;
+    // The tests connect from 127.0.0.1 and play the web, which forwards the client.
+    settings.network.trusted_proxies = "127.0.0.1".parse().expect("an address");
     configure(&mut settings);
     let bus = settings.bus.clone();
     let admin_id =

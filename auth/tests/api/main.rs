@@ -10,6 +10,7 @@ mod audit;
 mod bad_input;
 mod events;
 mod helpers;
+mod internal;
 mod roles;
 mod sessions;
 mod staff_list;

@@ -13,7 +13,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::verifier::{AccessError, INTROSPECTION_KEY_HEADER};
 
-/// `POST <base>/internal/v1/introspect` with the service key, JSON in and out.
+/// `POST <base>/internal/v1/introspect` (or another internal path) with the service key, JSON
+/// in and out.
 pub(crate) struct Introspector {
     http: reqwest::Client,
     url: String,
@@ -26,13 +27,22 @@ impl Introspector {
         key: SecretString,
         timeout: Duration,
     ) -> Result<Self, AccessError> {
+        Self::at(base_url, "/internal/v1/introspect", key, timeout)
+    }
+
+    pub(crate) fn at(
+        base_url: &str,
+        path: &str,
+        key: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, AccessError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(AccessError::Unreachable)?;
         Ok(Introspector {
             http,
-            url: format!("{}/internal/v1/introspect", base_url.trim_end_matches('/')),
+            url: format!("{}{path}", base_url.trim_end_matches('/')),
             key,
         })
     }

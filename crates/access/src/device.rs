@@ -4,9 +4,10 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use actix_web::{HttpRequest, http::header};
+use actix_web::HttpRequest;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use service_kit::client::TrustedProxies;
 use uuid::Uuid;
 
 use crate::{
@@ -100,29 +101,13 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    /// The peer address, or the first `X-Forwarded-For` entry when `trust_forwarded_for` is
-    /// set (only behind a proxy that sets it); the user agent cut to 200 characters.
-    pub fn of(req: &HttpRequest, trust_forwarded_for: bool) -> Self {
-        let forwarded = trust_forwarded_for
-            .then(|| {
-                req.headers()
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(',').next())
-                    .map(|ip| ip.trim().to_owned())
-                    .filter(|ip| !ip.is_empty() && ip.len() <= 64)
-            })
-            .flatten();
-        let ip = forwarded.unwrap_or_else(|| {
-            req.peer_addr()
-                .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
-        });
-        let user_agent = req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(200).collect());
-        ClientInfo { ip, user_agent }
+    /// The client behind the trusted proxies (see `service_kit::client`), and its user agent
+    /// cut to 200 characters.
+    pub fn of(req: &HttpRequest, trusted_proxies: &TrustedProxies) -> Self {
+        ClientInfo {
+            ip: trusted_proxies.client_address(req),
+            user_agent: service_kit::client::user_agent(req),
+        }
     }
 }
 
@@ -203,10 +188,10 @@ pub struct DeviceAccessSettings {
     pub request_timeout_ms: u64,
     #[serde(default = "default_cache_capacity")]
     pub cache_capacity: usize,
-    /// Forward the first `X-Forwarded-For` entry as the device's IP (only behind a proxy that
-    /// sets it); otherwise the peer address.
+    /// The proxies (the web, a load balancer) whose `X-Forwarded-For` is believed when the
+    /// device's IP is forwarded to introspection; empty: the peer address.
     #[serde(default)]
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Checks device tokens. Cheap to clone: every clone shares the cache.
@@ -218,7 +203,7 @@ pub struct DeviceVerifier {
 struct Inner {
     introspector: Introspector,
     cache: LeasedCache<DevicePrincipal>,
-    trust_forwarded_for: bool,
+    trusted_proxies: TrustedProxies,
 }
 
 impl DeviceVerifier {
@@ -234,7 +219,7 @@ impl DeviceVerifier {
                     Duration::from_millis(settings.cache_ttl_ms),
                     settings.cache_capacity,
                 ),
-                trust_forwarded_for: settings.trust_forwarded_for,
+                trusted_proxies: settings.trusted_proxies.clone(),
             }),
         })
     }
@@ -275,7 +260,7 @@ impl DeviceVerifier {
 
     /// The client of `req` as this verifier is configured to see it.
     pub fn client_of(&self, req: &HttpRequest) -> ClientInfo {
-        ClientInfo::of(req, self.inner.trust_forwarded_for)
+        ClientInfo::of(req, &self.inner.trusted_proxies)
     }
 
     /// Forgets the cached answer for `device_id`: what a rename or a revocation means.

@@ -13,8 +13,8 @@ use crate::{
     token::is_device_token,
 };
 
-/// The cookie the web UI will carry the staff session token in (`HttpOnly`, `Secure`,
-/// `SameSite=Strict`), for browsers that cannot set an `Authorization` header on every request.
+/// The cookie the web UI carries the staff session token in (`HttpOnly`, `Secure`,
+/// `SameSite=Strict`). Only the web reads it; the APIs never do (see [`request_token`]).
 pub const SESSION_COOKIE: &str = "kitchen_staff_session";
 
 /// A signed-in staff member. Needs a `web::Data<StaffVerifier>` in the app.
@@ -52,10 +52,12 @@ fn forbidden(permission: Permission) -> ClientError {
     ))
 }
 
-/// The token of the request: `Authorization: Bearer <token>`, else the session cookie.
+/// The token of the request: `Authorization: Bearer <token>`, and nothing else. The APIs take
+/// no cookie: a browser sends cookies by itself, so a page on a sibling origin (or an XSS there)
+/// could make a signed-in manager's browser call them; a Bearer token has to be put there on
+/// purpose, which only the web does, server-side.
 pub fn request_token(req: &HttpRequest) -> Option<String> {
-    let bearer = req
-        .headers()
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -63,19 +65,7 @@ pub fn request_token(req: &HttpRequest) -> Option<String> {
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| token.trim().to_owned())
-        });
-    bearer.or_else(|| session_cookie(req))
-}
-
-/// The session cookie, read by hand: the workspace builds actix-web without its cookie feature.
-fn session_cookie(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim_matches('"').to_owned())
+        })
 }
 
 impl FromRequest for Staff {
@@ -249,7 +239,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_a_bearer_token_before_the_cookie() {
+    fn reads_a_bearer_token_and_never_the_cookie() {
         let req = TestRequest::default()
             .insert_header((header::AUTHORIZATION, "Bearer kst_abc"))
             .insert_header((header::COOKIE, format!("{SESSION_COOKIE}=kst_cookie")))
@@ -261,7 +251,7 @@ mod tests {
                 format!("theme=dark; {SESSION_COOKIE}=kst_cookie"),
             ))
             .to_http_request();
-        assert_eq!(request_token(&req).as_deref(), Some("kst_cookie"));
+        assert_eq!(request_token(&req), None);
         let req = TestRequest::default()
             .insert_header((header::AUTHORIZATION, "Basic a2l0Y2hlbg=="))
             .to_http_request();

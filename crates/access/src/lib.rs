@@ -34,7 +34,8 @@ pub use extractor::{Caller, SESSION_COOKIE, Staff, request_token};
 pub use invalidation::{CacheInvalidation, Invalidates};
 pub use permissions::{Permission, Role};
 pub use principal::{
-    Grant, IntrospectionRequest, IntrospectionResponse, SessionInfo, StaffPrincipal,
+    Grant, IntrospectionRequest, IntrospectionResponse, SessionInfo, StaffPrincipal, UserStatus,
+    UserStatusRequest, UserStatusResponse,
 };
 pub use token::{
     DEVICE_TOKEN_PREFIX, STAFF_TOKEN_PREFIX, is_device_token, is_staff_token, random_url_safe,

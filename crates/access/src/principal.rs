@@ -60,6 +60,25 @@ pub struct IntrospectionRequest {
     pub token: String,
 }
 
+/// Auth's `POST /internal/v1/users/status` (behind the same service key): whether users are
+/// still active. The devices service asks it about the staff who approved its devices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserStatusRequest {
+    pub user_ids: Vec<uuid::Uuid>,
+}
+
+/// One entry per known user asked about; unknown ids are left out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserStatusResponse {
+    pub users: Vec<UserStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserStatus {
+    pub user_id: uuid::Uuid,
+    pub active: bool,
+}
+
 /// The answer: `{"active": false}` for a token that is unknown, expired or revoked, or whose
 /// user is deactivated; otherwise `active` with the session.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -18,16 +18,16 @@ pub const INTROSPECTION_KEY_HEADER: &str = "x-introspection-key";
 
 /// Whether `req` carries `key` in [`INTROSPECTION_KEY_HEADER`]: the check an introspection
 /// endpoint makes. Both sides are hashed before comparing, so the comparison takes the same
-/// time whatever the caller sent.
+/// time whatever the caller sent. An empty key matches nothing: otherwise a service configured
+/// without a key would take a request without the header as carrying it.
 pub fn has_service_key(req: &actix_web::HttpRequest, key: &SecretString) -> bool {
     use secrecy::ExposeSecret;
     use sha2::{Digest, Sha256};
-    let sent = req
-        .headers()
-        .get(INTROSPECTION_KEY_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    Sha256::digest(sent) == Sha256::digest(key.expose_secret().as_bytes())
+    let Some(sent) = req.headers().get(INTROSPECTION_KEY_HEADER) else {
+        return false;
+    };
+    let key = key.expose_secret().as_bytes();
+    !key.is_empty() && Sha256::digest(sent.as_bytes()) == Sha256::digest(key)
 }
 
 /// What a service puts in its config to check staff tokens, e.g.
@@ -87,6 +87,8 @@ pub struct StaffVerifier {
 
 struct Inner {
     introspector: Introspector,
+    /// Auth's `/internal/v1/users/status`, behind the same key.
+    users: Introspector,
     cache: LeasedCache<StaffPrincipal>,
 }
 
@@ -96,6 +98,12 @@ impl StaffVerifier {
             inner: Arc::new(Inner {
                 introspector: Introspector::new(
                     &settings.auth_url,
+                    settings.introspection_key.clone(),
+                    Duration::from_millis(settings.request_timeout_ms),
+                )?,
+                users: Introspector::at(
+                    &settings.auth_url,
+                    "/internal/v1/users/status",
                     settings.introspection_key.clone(),
                     Duration::from_millis(settings.request_timeout_ms),
                 )?,
@@ -129,6 +137,26 @@ impl StaffVerifier {
             .cache
             .store(key, generation, principal.clone(), left);
         Ok(principal)
+    }
+
+    /// Which of `user_ids` are still active, asked of auth (never cached: it is for showing
+    /// people, not for checking requests). Users auth does not know are left out.
+    pub async fn users_active(
+        &self,
+        user_ids: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, bool>, AccessError> {
+        let answer: crate::UserStatusResponse = self
+            .inner
+            .users
+            .ask(&crate::UserStatusRequest {
+                user_ids: user_ids.to_vec(),
+            })
+            .await?;
+        Ok(answer
+            .users
+            .into_iter()
+            .map(|u| (u.user_id, u.active))
+            .collect())
     }
 
     async fn introspect(&self, token: &str) -> Result<Option<StaffPrincipal>, AccessError> {
@@ -168,5 +196,34 @@ impl StaffVerifier {
 
     pub(crate) fn cache_lease(&self) -> &LeasedCache<StaffPrincipal> {
         &self.inner.cache
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn the_service_key_must_be_sent_and_an_empty_one_opens_nothing() {
+        let key = SecretString::from("a-real-key");
+        let with = |sent: &str| {
+            TestRequest::default()
+                .insert_header((INTROSPECTION_KEY_HEADER, sent))
+                .to_http_request()
+        };
+        assert!(has_service_key(&with("a-real-key"), &key));
+        assert!(!has_service_key(&with("another-key"), &key));
+        assert!(!has_service_key(
+            &TestRequest::default().to_http_request(),
+            &key
+        ));
+        let empty = SecretString::from("");
+        assert!(!has_service_key(
+            &TestRequest::default().to_http_request(),
+            &empty
+        ));
+        assert!(!has_service_key(&with(""), &empty));
     }
 }

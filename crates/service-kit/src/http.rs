@@ -20,7 +20,7 @@ use actix_web::{
     web,
 };
 use futures_util::future::LocalBoxFuture;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tracing::Instrument;
 
 use crate::{metrics, telemetry::TraceContext};
@@ -176,16 +176,38 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     ..ClientError::malformed("Content-Type", "must be application/json")
                 });
             }
-            let bytes = bytes
-                .await
-                .map_err(|e| ClientError::malformed("body", format!("cannot be read: {e}")))?;
+            let bytes = bytes.await.map_err(unreadable_body)?;
             parse_json(&bytes).map(Json)
         })
     }
 }
 
-/// Parses JSON, naming the path of whatever is wrong.
+/// Why a request body could not be read: 413 when it is over the size limit (actix's
+/// `PayloadConfig`, 256 KiB by default), 400 otherwise.
+pub fn unreadable_body(e: actix_web::Error) -> ClientError {
+    if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ClientError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            ..ClientError::malformed("body", "is too large")
+        };
+    }
+    ClientError::malformed("body", format!("cannot be read: {e}"))
+}
+
+/// Parses a JSON request body, naming the path of whatever is wrong. The body must be an
+/// object: serde fills a struct from an array by position too, so `["login", "password"]`
+/// would otherwise sign in, and `["reason", "actor"]` would swap the two.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ClientError::invalid("body", "must be a JSON object"),
+                Err(e) => ClientError::malformed("body", format!("must be valid JSON ({e})")),
+            },
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -198,6 +220,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
             _ => ClientError::malformed("body", format!("must be valid JSON ({inner})")),
         }
     })
+}
+
+/// For an optional field that is not nullable:
+/// `#[serde(default, deserialize_with = "service_kit::http::non_null")]`. Leaving the field
+/// out gives `None`; `null` is a 422 naming the field, rather than passing for "left out".
+pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "must not be null (leave the field out instead)",
+        )),
+    }
+}
+
+/// For an optional date (a query parameter such as `date=2025-03-01`, or a field):
+/// `#[serde(default, deserialize_with = "service_kit::http::calendar_date")]` on an
+/// `Option<NaiveDate>`. Only `YYYY-MM-DD` with a four-digit year passes: chrono alone also
+/// reads `+10000-01-01` (and echoes it back), which no kitchen day is.
+pub fn calendar_date<'de, D>(deserializer: D) -> Result<Option<chrono::NaiveDate>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    shaped
+        .then(|| chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok())
+        .flatten()
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom("must be a date written YYYY-MM-DD, such as 2025-03-01")
+        })
 }
 
 /// A query-string extractor that names the offending parameter.
@@ -392,9 +455,37 @@ async fn prometheus_metrics() -> HttpResponse {
 /// Registers `/health/live`, `/health/ready` and `/metrics`. The app must carry a
 /// `web::Data<Readiness>`.
 pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    // Spelled out rather than calling `health_routes`: the OpenAPI contract test reads the
+    // routes from this function's text.
     cfg.route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
         .route("/metrics", web::get().to(prometheus_metrics));
+}
+
+/// Registers `/health/live` and `/health/ready` only. The app must carry a
+/// `web::Data<Readiness>`.
+pub fn health_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready));
+}
+
+/// Registers `/metrics` for connections to the listener on `port` only; on any other listener
+/// of the server it is the usual 404. For a server whose main listener is public (the web):
+/// the metrics name routes and counts, which is nobody else's business, and scraping them is
+/// work a stranger should not be able to ask for.
+pub fn private_metrics_route(port: u16) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.route(
+            "/metrics",
+            web::get().to(move |req: HttpRequest| async move {
+                if req.app_config().local_addr().port() == port {
+                    prometheus_metrics().await
+                } else {
+                    not_found().await.error_response()
+                }
+            }),
+        );
+    }
 }
 
 /// The answer for routes that do not exist, in the same JSON shape as every other error;
@@ -453,6 +544,72 @@ mod tests {
         );
         flag.store(true, Ordering::Relaxed);
         assert!(readiness.check().await.0);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Patch {
+        #[serde(default, deserialize_with = "non_null")]
+        name: Option<String>,
+    }
+
+    #[test]
+    fn only_an_object_is_a_body() {
+        for body in [
+            &br#"["x", 1]"#[..],
+            br#" [{"name":"x","quantity":1}]"#,
+            b"42",
+            b"null",
+        ] {
+            let err = parse_json::<Item>(body).unwrap_err();
+            assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}");
+            assert_eq!(err.field.as_deref(), Some("body"));
+            assert_eq!(err.rule.as_deref(), Some("must be a JSON object"));
+        }
+        let err = parse_json::<Item>(b"[oops").unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(parse_json::<Item>(br#" {"name":"x","quantity":1}"#).is_ok());
+    }
+
+    #[test]
+    fn null_is_not_leaving_a_field_out() {
+        let patch = parse_json::<Patch>(b"{}").unwrap_or_else(|e| panic!("{e}"));
+        assert!(patch.name.is_none());
+        let patch = parse_json::<Patch>(br#"{"name":"x"}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(patch.name.as_deref(), Some("x"));
+        let err = parse_json::<Patch>(br#"{"name":null}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.field.as_deref(), Some("name"));
+        assert!(err.rule.unwrap_or_default().starts_with("must not be null"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Day {
+        #[serde(default, deserialize_with = "calendar_date")]
+        date: Option<chrono::NaiveDate>,
+    }
+
+    #[test]
+    fn only_a_four_digit_year_is_a_calendar_date() {
+        let day = parse_json::<Day>(br#"{"date":"2025-03-01"}"#).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            day.date.map(|d| d.to_string()).as_deref(),
+            Some("2025-03-01")
+        );
+        assert!(parse_json::<Day>(b"{}").is_ok_and(|d| d.date.is_none()));
+        for bad in [
+            "+10000-01-01",
+            "2025-3-1",
+            "2025-02-30",
+            "20250301",
+            " 2025-03-01",
+        ] {
+            let body = format!(r#"{{"date":"{bad}"}}"#);
+            let err = parse_json::<Day>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("date"), "{bad}");
+        }
+        let query = serde_urlencoded::from_str::<Day>("date=%2B10000-01-01");
+        assert!(query.is_err());
     }
 
     #[test]

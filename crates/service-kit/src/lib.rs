@@ -2,8 +2,11 @@
 //! trace id, the HTTP skeleton (health, metrics, error bodies, extractors that name the broken
 //! field) and graceful shutdown.
 
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod rate;
+pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;

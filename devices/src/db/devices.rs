@@ -24,11 +24,13 @@ pub struct DeviceRow {
     pub last_user_agent: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<Uuid>,
+    /// When the token ends unless used before; each use moves it on.
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, pizzeria_id, kind, name, station, approved_by, approved_by_name, \
     requested_at, approved_at, created_at, last_seen_at, last_ip, last_user_agent, revoked_at, \
-    revoked_by";
+    revoked_by, token_expires_at";
 
 pub struct NewDevice<'a> {
     pub id: Uuid,
@@ -44,6 +46,8 @@ pub struct NewDevice<'a> {
     pub approved_at: DateTime<Utc>,
     pub ip: &'a str,
     pub user_agent: Option<&'a str>,
+    /// The idle lifetime of the token, from now.
+    pub token_lifetime_secs: f64,
 }
 
 /// Inserts a device with its first event's sequence taken (1).
@@ -55,8 +59,9 @@ pub async fn insert_device(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into devices (id, pizzeria_id, kind, name, station, token_hash, authorization_id, \
            approved_by, approved_by_name, requested_at, approved_at, last_seen_at, last_ip, \
-           last_user_agent, event_sequence) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12, $13, 1) \
+           last_user_agent, event_sequence, token_expires_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12, $13, 1, \
+                 now() + make_interval(secs => $14)) \
          returning {COLUMNS}"
     )))
     .bind(device.id)
@@ -72,6 +77,7 @@ pub async fn insert_device(
     .bind(device.approved_at)
     .bind(device.ip)
     .bind(device.user_agent)
+    .bind(device.token_lifetime_secs)
     .fetch_one(conn)
     .await
 }
@@ -159,23 +165,28 @@ pub struct LiveDevice {
     pub name: String,
 }
 
-/// Finds the unrevoked device of a token and records where it was seen, in one statement.
+/// Finds the unrevoked, unexpired device of a token, records where it was seen and gives its
+/// token `lifetime_secs` more from now (the silent renewal), in one statement.
 #[tracing::instrument(skip(conn, token_hash, user_agent))]
 pub async fn touch_live_device(
     conn: &mut PgConnection,
     token_hash: &[u8],
     ip: Option<&str>,
     user_agent: Option<&str>,
+    lifetime_secs: f64,
 ) -> Result<Option<LiveDevice>, sqlx::Error> {
     sqlx::query_as(
         "update devices set last_seen_at = now(), last_ip = coalesce($2, last_ip), \
-           last_user_agent = coalesce($3, last_user_agent) \
+           last_user_agent = coalesce($3, last_user_agent), \
+           token_expires_at = now() + make_interval(secs => $4) \
          where token_hash = $1 and revoked_at is null \
+           and (token_expires_at is null or token_expires_at > now()) \
          returning id, pizzeria_id, kind, station, name",
     )
     .bind(token_hash)
     .bind(ip)
     .bind(user_agent)
+    .bind(lifetime_secs)
     .fetch_optional(conn)
     .await
 }

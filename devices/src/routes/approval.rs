@@ -6,16 +6,16 @@ use access::{ClientInfo, Permission, Staff, StaffPrincipal};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use service_kit::http::{ClientError, Json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
     config::{ApprovalSettings, NetworkSettings},
-    db::throttle,
+    db::{authorizations::AuthorizationRow, throttle},
     domain::{Binding, DeviceName, UserCode},
-    pairing::{self, AuthorizationView, Choice},
+    pairing::{self, AuthorizationView, Choice, DecisionError},
 };
 
 use super::ApiError;
@@ -33,7 +33,7 @@ pub struct ApproveBody {
     pizzeria_id: Uuid,
     kind: String,
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
     station: Option<String>,
 }
 
@@ -94,7 +94,47 @@ async fn spend_entry(
 }
 
 fn client(req: &HttpRequest, network: &NetworkSettings) -> ClientInfo {
-    ClientInfo::of(req, network.trust_forwarded_for)
+    ClientInfo::of(req, &network.trusted_proxies)
+}
+
+/// What the approver sees of a request: the request, and whether it came from the approver's own
+/// network.
+#[derive(Serialize)]
+struct LookupView {
+    #[serde(flatten)]
+    request: AuthorizationView,
+    /// The approver's address as this service sees it (forwarded by the web).
+    approver_ip: String,
+    /// Whether the device asked from the approver's network (same /24 or /64). When it did not,
+    /// the approver may be reading a code someone else sent them (RFC 8628 §5.4).
+    same_network: bool,
+}
+
+/// A request that was decided belongs to the pizzeria it was approved for, and a denied one to
+/// the person who denied it: anyone else is told there is no such request, so approvers of one
+/// pizzeria cannot read (or probe) another's. Pending requests belong to no pizzeria yet.
+fn visible_to(row: &AuthorizationRow, staff: &StaffPrincipal) -> bool {
+    if row.status == "pending" || staff.chain_admin {
+        return true;
+    }
+    match row.pizzeria_id {
+        Some(pizzeria_id) => staff.can(pizzeria_id, Permission::DevicesApprove),
+        None => row.decided_by == Some(staff.user_id),
+    }
+}
+
+/// The live request behind `code`, locked, if the caller may see it.
+async fn find_visible(
+    tx: &mut sqlx::PgConnection,
+    code: &UserCode,
+    staff: &StaffPrincipal,
+) -> Result<AuthorizationRow, ApiError> {
+    let row = pairing::find_live(tx, code).await?;
+    if visible_to(&row, staff) {
+        Ok(row)
+    } else {
+        Err(DecisionError::NotFound.into())
+    }
 }
 
 /// `POST /api/v1/device-authorizations/lookup`: what the code belongs to, before deciding.
@@ -108,11 +148,17 @@ pub async fn lookup(
 ) -> Result<HttpResponse, ApiError> {
     require_approver(&staff)?;
     let code = UserCode::parse(&body.user_code)?;
-    spend_entry(&pool, &settings, &staff, &client(&req, &network)).await?;
+    let approver = client(&req, &network);
+    spend_entry(&pool, &settings, &staff, &approver).await?;
     let mut tx = pool.begin().await.context("cannot start the lookup")?;
-    let row = pairing::find_live(&mut tx, &code).await?;
+    let row = find_visible(&mut tx, &code, &staff).await?;
     tx.commit().await.context("cannot end the lookup")?;
-    Ok(HttpResponse::Ok().json(AuthorizationView::from(row)))
+    let same_network = service_kit::client::same_network(&row.ip, &approver.ip);
+    Ok(HttpResponse::Ok().json(LookupView {
+        request: AuthorizationView::from(row),
+        approver_ip: approver.ip,
+        same_network,
+    }))
 }
 
 /// `POST /api/v1/device-authorizations/approve`: the device becomes what the approver chose,
@@ -152,6 +198,7 @@ pub async fn deny(
     let code = UserCode::parse(&body.user_code)?;
     spend_entry(&pool, &settings, &staff, &client(&req, &network)).await?;
     let mut tx = pool.begin().await.context("cannot start the denial")?;
+    find_visible(&mut tx, &code, &staff).await?;
     let view = pairing::deny(&mut tx, &code, &staff).await?;
     tx.commit().await.context("cannot commit the denial")?;
     Ok(HttpResponse::Ok().json(view))

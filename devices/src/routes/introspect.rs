@@ -10,7 +10,7 @@ use anyhow::Context;
 use service_kit::http::{ClientError, Json};
 use sqlx::PgPool;
 
-use crate::{config::IntrospectionSettings, db::devices};
+use crate::{config::IntrospectionSettings, db::devices, pairing::Pairing};
 
 use super::ApiError;
 
@@ -18,6 +18,7 @@ pub async fn introspect(
     req: HttpRequest,
     pool: web::Data<PgPool>,
     settings: web::Data<IntrospectionSettings>,
+    pairing: web::Data<Pairing>,
     Json(body): Json<DeviceIntrospectionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if !has_service_key(&req, &settings.key) {
@@ -36,6 +37,7 @@ pub async fn introspect(
             &access::token_digest(&body.token),
             ip.as_deref(),
             user_agent.as_deref(),
+            pairing.tokens.idle_lifetime().as_secs_f64(),
         )
         .await?
     } else {

@@ -85,12 +85,24 @@ impl ResponseError for OAuthError {
                 }
                 response.json(ErrorBody {
                     error,
-                    error_description: description,
+                    error_description: &description_text(description),
                 })
             }
             OAuthError::Unexpected(e) => internal_error_response(e),
         }
     }
+}
+
+/// RFC 6749 §5.2 allows only printable ASCII without `"` and `\` in `error_description`. A
+/// description can quote what the client sent (a parameter name), so anything else becomes `?`.
+fn description_text(description: &str) -> String {
+    description
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 impl From<sqlx::Error> for OAuthError {
@@ -227,7 +239,7 @@ pub async fn device_authorization(
     let form = Form::read(&req, &body)?;
     let client_id = client_id(&req, &form, &pairing.oauth)?;
     let scope = scope(&form)?;
-    let client = ClientInfo::of(&req, network.trust_forwarded_for);
+    let client = ClientInfo::of(&req, &network.trusted_proxies);
     let codes =
         pairing::request_codes(&pool, &pairing, &client_id, scope.as_deref(), &client).await?;
     Ok(no_store(HttpResponse::Ok().json(codes)))
@@ -257,7 +269,7 @@ pub async fn token(
         .ok_or_else(|| OAuthError::invalid_request("device_code is required"))?;
     let device_code =
         DeviceCode::parse(device_code).map_err(|e| OAuthError::invalid_request(e.to_string()))?;
-    let client = ClientInfo::of(&req, network.trust_forwarded_for);
+    let client = ClientInfo::of(&req, &network.trusted_proxies);
     let refusal = match pairing::poll(&pool, &pairing, &device_code, &client_id, &client).await? {
         Ok(issued) => return Ok(no_store(HttpResponse::Ok().json(issued))),
         Err(refusal) => refusal,

@@ -160,10 +160,11 @@ async fn staff_endpoints_name_what_is_wrong() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_field(response).await, "pizzeria_id");
-    // Approving is not managing.
+    // Approving is not managing: a shift manager sees the devices (to revoke a lost one) but
+    // does not rename or move them.
     assert_eq!(
         app.list_devices(&app.manager_token).await.status(),
-        StatusCode::FORBIDDEN
+        StatusCode::OK
     );
     let response = app
         .client
@@ -208,4 +209,58 @@ async fn staff_endpoints_name_what_is_wrong() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let answer = app.introspect("kst_a-staff-token-is-no-device").await;
     assert_eq!(answer, json!({ "active": false }));
+}
+
+#[tokio::test]
+async fn bodies_must_be_objects_and_null_is_not_leaving_a_field_out() {
+    let app = spawn_app().await;
+    let code = app.request_code().await["user_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // By position this would approve a kitchen_station without a station check on names.
+    let response = app
+        .client
+        .post(app.url("/api/v1/device-authorizations/approve"))
+        .bearer_auth(&app.manager_token)
+        .json(&json!([code, app.pizzeria_id, "order_board", "TV"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "body");
+
+    let board = app.pair(app.board()).await;
+    let id = board["device_id"].as_str().unwrap();
+    for field in ["name", "station"] {
+        let response = app
+            .change_device(&app.office_token, id, &json!({ field: null }))
+            .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error_field(response).await, field);
+    }
+}
+
+/// RFC 6749 §5.2: `error_description` is printable ASCII without `"` and `\`, even when it
+/// quotes a parameter name the client chose.
+#[tokio::test]
+async fn oauth_error_descriptions_are_printable_ascii_only() {
+    let app = spawn_app().await;
+    let name = "bad\u{1b}[31m\"\\\u{e9}\n";
+    let response = app
+        .post_form(
+            "/oauth/token",
+            &[("grant_type", DEVICE_GRANT), (name, "1"), (name, "2")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = json_body(response).await;
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains("more than once"), "{description}");
+    assert!(
+        description
+            .chars()
+            .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'),
+        "{description:?}"
+    );
 }

@@ -68,7 +68,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     auth_settings.application.host = "127.0.0.1".into();
     auth_settings.application.port = 0;
     auth_settings.bus = bus.clone();
-    auth_settings.network.trust_forwarded_for = true;
+    auth_settings.network.trusted_proxies = "127.0.0.1".parse().expect("an address");
     auth::startup::create_admin(&auth_settings, ADMIN_LOGIN, "Chain Admin", ADMIN_PASSWORD)
         .await
         .expect("the first admin");
@@ -88,7 +88,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.access.auth_url = auth_address.clone();
     settings.access.introspection_key =
         SecretString::from(auth_settings.introspection.key.expose_secret().to_owned());
-    settings.network.trust_forwarded_for = true;
+    settings.network.trusted_proxies = "127.0.0.1".parse().expect("an address");
     configure(&mut settings);
     let app = Application::build(settings.clone())
         .await
@@ -380,7 +380,7 @@ impl TestApp {
             cache_ttl_ms: 600_000,
             request_timeout_ms: 2_000,
             cache_capacity: 1_000,
-            trust_forwarded_for: false,
+            trusted_proxies: Default::default(),
         })
         .expect("a device verifier")
     }

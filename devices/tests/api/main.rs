@@ -12,6 +12,8 @@ mod bad_input;
 mod events;
 mod flow;
 mod helpers;
+mod lifetime;
 mod oauth_client;
+mod phishing;
 mod polling;
 mod revocation;

@@ -20,7 +20,7 @@ use crate::{
 };
 
 use super::{
-    AppState, pizzeria_param, see_other,
+    AppState, client_headers, pizzeria_param, see_other,
     staff::{Nav, pizzerias_of, require},
     uuid_param, with_csrf,
 };
@@ -61,6 +61,8 @@ struct Authorization {
     expires_at: DateTime<Utc>,
     ip: String,
     user_agent: Option<String>,
+    approver_ip: String,
+    same_network: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,9 @@ struct DeviceRow {
     approved_by_name: String,
     last_seen_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    /// `None` when the devices service could not ask auth.
+    #[serde(default)]
+    approver_active: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +91,8 @@ struct DeviceLine {
     station: Option<String>,
     station_title: String,
     approved_by: String,
+    /// The approver has been deactivated since: worth a look, perhaps a revocation.
+    approver_gone: bool,
     last_seen: String,
     revoked: bool,
 }
@@ -98,6 +105,8 @@ struct RequestView {
     expires: String,
     ip: String,
     user_agent: String,
+    approver_ip: String,
+    same_network: bool,
 }
 
 struct ManagedPizzeria {
@@ -105,6 +114,24 @@ struct ManagedPizzeria {
     name: String,
     stations: Vec<Station>,
     devices: Vec<DeviceLine>,
+    /// Rename and move need `devices.manage`; seeing and revoking only `devices.approve`.
+    can_manage: bool,
+}
+
+/// What the approver had chosen when an approval came back refused, so the form shows it again
+/// instead of starting empty.
+#[derive(Debug, Clone, Default)]
+struct Draft {
+    pizzeria_id: Option<Uuid>,
+    kind: String,
+    station: String,
+    name: String,
+}
+
+impl Draft {
+    fn is_pizzeria(&self, id: &Uuid) -> bool {
+        self.pizzeria_id.as_ref() == Some(id)
+    }
 }
 
 #[derive(Template)]
@@ -112,13 +139,16 @@ struct ManagedPizzeria {
 struct ActivatePage {
     nav: Nav,
     code: String,
-    problem: Option<String>,
-    notice: Option<String>,
+    problem: Option<&'static str>,
+    notice: Option<&'static str>,
     request: Option<RequestView>,
     approvable: Vec<(Uuid, String)>,
     stations: Vec<Station>,
     kinds: Vec<(&'static str, &'static str)>,
     managed: Vec<ManagedPizzeria>,
+    /// Some listed pizzeria's devices can be revoked here but not renamed or moved.
+    some_unmanaged: bool,
+    draft: Draft,
 }
 
 pub fn kind_label(kind: &str) -> &'static str {
@@ -131,40 +161,137 @@ pub fn kind_label(kind: &str) -> &'static str {
     }
 }
 
+/// Why a code or a decision did not go through. Only these codes travel in the query string,
+/// never words: a link to `/activate` must not be able to put its own text on this page, which
+/// an approver would take for ours (RFC 8628 §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    UnknownCode,
+    MalformedCode,
+    AlreadyDecided,
+    TooManyCodes,
+    StationRequired,
+    NameRequired,
+    NotConfirmed,
+    FormRefused,
+    ChangeRefused,
+}
+
+impl Problem {
+    const ALL: [Problem; 9] = [
+        Problem::UnknownCode,
+        Problem::MalformedCode,
+        Problem::AlreadyDecided,
+        Problem::TooManyCodes,
+        Problem::StationRequired,
+        Problem::NameRequired,
+        Problem::NotConfirmed,
+        Problem::FormRefused,
+        Problem::ChangeRefused,
+    ];
+
+    fn code(self) -> &'static str {
+        match self {
+            Problem::UnknownCode => "unknown_code",
+            Problem::MalformedCode => "malformed_code",
+            Problem::AlreadyDecided => "already_decided",
+            Problem::TooManyCodes => "too_many_codes",
+            Problem::StationRequired => "station_required",
+            Problem::NameRequired => "name_required",
+            Problem::NotConfirmed => "not_confirmed",
+            Problem::FormRefused => "form_refused",
+            Problem::ChangeRefused => "change_refused",
+        }
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Problem::UnknownCode => {
+                "No device is waiting with this code. Check the letters on the device's screen; a code lives 10 minutes."
+            }
+            Problem::MalformedCode => "A code is 8 letters, such as BCDF-GHJK.",
+            Problem::AlreadyDecided => "This device request was already decided.",
+            Problem::TooManyCodes => "Too many codes entered. Wait a minute, then try again.",
+            Problem::StationRequired => "Choose the station this tablet works at.",
+            Problem::NameRequired => "Give the device a name of 1 to 60 characters.",
+            Problem::NotConfirmed => {
+                "Tick “This device is in front of me” first. Approve only a device you can see."
+            }
+            Problem::FormRefused => "The device service refused this choice. Check the form.",
+            Problem::ChangeRefused => {
+                "Not changed: the device was revoked, or the choice does not fit it."
+            }
+        }
+    }
+}
+
+/// What a finished action says, by code for the same reason as [`Problem`].
+fn notice(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "approved" => "Approved. The device opens its screen by itself within a few seconds.",
+        "denied" => "Denied. The device shows a new code.",
+        "renamed" => "Renamed.",
+        "moved" => "Moved.",
+        "revoked" => "Revoked. The device is back at its login code within a second.",
+        _ => return None,
+    })
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ActivateQuery {
     user_code: Option<String>,
-    approved: Option<String>,
-    denied: Option<String>,
     done: Option<String>,
     problem: Option<String>,
 }
 
-/// What went wrong with a code, in words for the manager.
-fn code_problem(e: &UpstreamError) -> Option<String> {
-    let message = match (e.status()?, e.code().unwrap_or_default()) {
-        (StatusCode::NOT_FOUND, _) => {
-            "No device is waiting with this code. Check the letters on the device's screen; a code lives 10 minutes."
-        }
-        (StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST, _) => {
-            "A code is 8 letters, such as BCDF-GHJK."
-        }
-        (StatusCode::CONFLICT, _) => "This device request was already decided.",
-        (StatusCode::TOO_MANY_REQUESTS, _) => {
-            "Too many codes entered. Wait a minute, then try again."
-        }
+/// What went wrong with a code; `None` for what the error page handles.
+fn code_problem(e: &UpstreamError) -> Option<Problem> {
+    Some(match e.status()? {
+        StatusCode::NOT_FOUND => Problem::UnknownCode,
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => Problem::MalformedCode,
+        StatusCode::CONFLICT => Problem::AlreadyDecided,
+        StatusCode::TOO_MANY_REQUESTS => Problem::TooManyCodes,
         _ => return None,
-    };
-    Some(message.to_owned())
+    })
 }
 
 /// `GET /activate?user_code=`
 pub async fn activate_page(
+    req: HttpRequest,
     viewer: StaffViewer,
     state: web::Data<AppState>,
     csrf: Csrf,
     query: web::Query<ActivateQuery>,
 ) -> Result<HttpResponse, PageError> {
+    let view = View {
+        code: query.user_code.clone().unwrap_or_default(),
+        problem: query.problem.as_deref().and_then(Problem::parse),
+        notice: query.done.as_deref().and_then(notice),
+        draft: Draft::default(),
+    };
+    let page = render(&req, &viewer, &state, &csrf, view).await?;
+    Ok(with_csrf(html(&page)?, &csrf))
+}
+
+/// What to show besides what the services say.
+struct View {
+    code: String,
+    problem: Option<Problem>,
+    notice: Option<&'static str>,
+    draft: Draft,
+}
+
+async fn render(
+    req: &HttpRequest,
+    viewer: &StaffViewer,
+    state: &AppState,
+    csrf: &Csrf,
+    view: View,
+) -> Result<ActivatePage, PageError> {
     let principal = &viewer.principal;
     let pizzerias = pizzerias_of(principal);
     let approvable_ids: Vec<Uuid> = pizzerias
@@ -172,24 +299,22 @@ pub async fn activate_page(
         .copied()
         .filter(|p| principal.can(*p, Permission::DevicesApprove))
         .collect();
-    let managed_ids: Vec<Uuid> = pizzerias
+    // Whoever may approve devices may also see and revoke them; renaming and moving needs
+    // devices.manage.
+    let listed_ids: Vec<Uuid> = pizzerias
         .iter()
         .copied()
-        .filter(|p| principal.can(*p, Permission::DevicesManage))
+        .filter(|p| {
+            principal.can(*p, Permission::DevicesManage)
+                || principal.can(*p, Permission::DevicesApprove)
+        })
         .collect();
-    if approvable_ids.is_empty() && managed_ids.is_empty() {
+    if listed_ids.is_empty() {
         return Err(PageError::Forbidden("devices".into()));
     }
     let mut names: Vec<(Uuid, String, Vec<Station>)> = Vec::new();
-    let mut first_stations = Vec::new();
-    for id in approvable_ids.iter().chain(&managed_ids) {
-        if names.iter().any(|(known, _, _)| known == id) {
-            continue;
-        }
-        let view = pizzeria(&state, *id, &viewer.token).await?;
-        if first_stations.is_empty() {
-            first_stations = view.stations.clone();
-        }
+    for id in &listed_ids {
+        let view = pizzeria(state, *id, &viewer.token).await?;
         names.push((*id, view.name, view.stations));
     }
     let name_of = |id: Uuid| {
@@ -198,19 +323,31 @@ pub async fn activate_page(
             .find(|(known, _, _)| *known == id)
             .map_or_else(|| id.to_string(), |(_, n, _)| n.clone())
     };
+    // The station list of the pizzeria the form is for (the draft's, else the first).
+    let form_pizzeria = view
+        .draft
+        .pizzeria_id
+        .filter(|id| approvable_ids.contains(id))
+        .or(approvable_ids.first().copied());
+    let stations = names
+        .iter()
+        .find(|(known, _, _)| Some(*known) == form_pizzeria)
+        .map(|(_, _, s)| s.clone())
+        .unwrap_or_default();
 
-    let code = query.user_code.clone().unwrap_or_default();
-    let mut problem = query.problem.clone();
+    let code = view.code;
+    let mut problem = view.problem;
     let mut request = None;
-    if !code.trim().is_empty() {
+    if !code.trim().is_empty() && !approvable_ids.is_empty() {
         let answer: Result<Authorization, _> = state
             .upstream
-            .call(
+            .call_with(
                 Service::Devices,
                 Method::POST,
                 "/api/v1/device-authorizations/lookup",
                 Some(&viewer.token),
                 Body::Json(&json!({ "user_code": code.trim() })),
+                &client_headers(req),
             )
             .await;
         match answer {
@@ -222,18 +359,20 @@ pub async fn activate_page(
                     expires: screens::clock(a.expires_at),
                     ip: a.ip,
                     user_agent: a.user_agent.unwrap_or_default(),
+                    approver_ip: a.approver_ip,
+                    same_network: a.same_network,
                     user_code: a.user_code,
                 });
             }
             Err(e) => match code_problem(&e) {
-                Some(p) => problem = Some(p),
+                Some(p) => problem = problem.or(Some(p)),
                 None => return Err(e.into()),
             },
         }
     }
 
     let mut managed = Vec::new();
-    for id in &managed_ids {
+    for id in &listed_ids {
         let list: DeviceList = state
             .upstream
             .get(
@@ -251,6 +390,7 @@ pub async fn activate_page(
             id: *id,
             name: name_of(*id),
             stations,
+            can_manage: principal.can(*id, Permission::DevicesManage),
             devices: list
                 .devices
                 .into_iter()
@@ -265,6 +405,7 @@ pub async fn activate_page(
                     station: d.station,
                     name: d.name,
                     approved_by: d.approved_by_name,
+                    approver_gone: d.approver_active == Some(false),
                     last_seen: d
                         .last_seen_at
                         .map(screens::clock)
@@ -275,38 +416,34 @@ pub async fn activate_page(
         });
     }
 
-    let notice = match (&query.approved, &query.denied, &query.done) {
-        (Some(name), _, _) => Some(format!(
-            "Approved. “{name}” opens its screen by itself within a few seconds."
-        )),
-        (_, Some(_), _) => Some("Denied. The device shows a new code.".to_owned()),
-        (_, _, Some(done)) => Some(done.clone()),
-        _ => None,
-    };
     let home = approvable_ids
         .first()
-        .or(managed_ids.first())
+        .or(listed_ids.first())
         .copied()
         .unwrap_or_default();
-    let page = ActivatePage {
-        nav: Nav::new(&viewer, home, &csrf, "devices"),
+    Ok(ActivatePage {
+        nav: Nav::new(viewer, home, csrf, "devices"),
         code,
-        problem,
-        notice,
+        problem: problem.map(Problem::message),
+        notice: view.notice,
         request,
         approvable: approvable_ids
             .iter()
             .map(|id| (*id, name_of(*id)))
             .collect(),
-        stations: first_stations,
+        stations,
         kinds: DeviceKind::ALL
             .into_iter()
             .filter(|k| *k != DeviceKind::ShiftManagerScreen)
             .map(|k| (k.as_str(), kind_label(k.as_str())))
             .collect(),
+        some_unmanaged: managed.iter().any(|m| !m.can_manage),
         managed,
-    };
-    Ok(with_csrf(html(&page)?, &csrf))
+        draft: Draft {
+            pizzeria_id: form_pizzeria,
+            ..view.draft
+        },
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,63 +453,116 @@ pub struct ApproveForm {
     kind: String,
     station: Option<String>,
     name: String,
+    /// The "this device is in front of me" box; browsers send it only when ticked.
+    present: Option<String>,
 }
 
-fn back_with_problem(code: &str, problem: &str) -> HttpResponse {
+fn back_to(code: &str, problem: Problem) -> HttpResponse {
     see_other(&format!(
         "/activate?{}",
-        serde_urlencoded::to_string([("user_code", code), ("problem", problem)])
+        serde_urlencoded::to_string([("user_code", code), ("problem", problem.code())])
             .unwrap_or_default()
     ))
 }
 
-/// What a refused approval means, in words; `None` for what the error page handles.
-fn decision_problem(e: &UpstreamError) -> Option<String> {
-    match (e.status(), e) {
-        (Some(StatusCode::UNPROCESSABLE_ENTITY), UpstreamError::Refused { message, .. }) => {
-            Some(format!("Check the form: {message}."))
-        }
+/// What a refused approval means; `None` for what the error page handles.
+fn decision_problem(e: &UpstreamError) -> Option<Problem> {
+    match e {
+        UpstreamError::Refused {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message,
+            ..
+        } => Some(if message.starts_with("station") {
+            Problem::StationRequired
+        } else if message.starts_with("name") {
+            Problem::NameRequired
+        } else {
+            Problem::FormRefused
+        }),
         _ => code_problem(e),
     }
 }
 
-/// `POST /activate/approve`
+/// `POST /activate/approve`. A choice that does not fit (no station for a tablet, no name, the
+/// box not ticked) shows the page again with what was chosen still filled in.
 pub async fn approve(
+    req: HttpRequest,
     viewer: StaffViewer,
     state: web::Data<AppState>,
+    csrf: Csrf,
     Form(form): Form<ApproveForm>,
 ) -> Result<HttpResponse, PageError> {
     require(&viewer, form.pizzeria_id, Permission::DevicesApprove)?;
-    let station = form.station.as_deref().filter(|s| {
-        !s.is_empty() && DeviceKind::parse(&form.kind).is_some_and(DeviceKind::has_station)
-    });
-    let body = json!({
-        "user_code": form.user_code,
-        "pizzeria_id": form.pizzeria_id,
-        "kind": form.kind,
-        "station": station,
-        "name": form.name.trim(),
-    });
-    let answer: Result<serde_json::Value, _> = state
-        .upstream
-        .call(
-            Service::Devices,
-            Method::POST,
-            "/api/v1/device-authorizations/approve",
-            Some(&viewer.token),
-            Body::Json(&body),
-        )
-        .await;
-    match answer {
-        Ok(_) => Ok(see_other(&format!(
-            "/activate?{}",
-            serde_urlencoded::to_string([("approved", form.name.trim())]).unwrap_or_default()
-        ))),
-        Err(e) => match decision_problem(&e) {
-            Some(problem) => Ok(back_with_problem(&form.user_code, &problem)),
-            None => Err(e.into()),
+    let has_station = DeviceKind::parse(&form.kind).is_some_and(DeviceKind::has_station);
+    let station = form
+        .station
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && has_station);
+    let name = form.name.trim();
+    let checked = if form.present.is_none() {
+        Err(Problem::NotConfirmed)
+    } else if has_station && station.is_none() {
+        Err(Problem::StationRequired)
+    } else if name.is_empty() {
+        Err(Problem::NameRequired)
+    } else {
+        Ok(())
+    };
+    let refused = match checked {
+        Err(problem) => Some(problem),
+        Ok(()) => {
+            let mut body = json!({
+                "user_code": form.user_code,
+                "pizzeria_id": form.pizzeria_id,
+                "kind": form.kind,
+                "name": name,
+            });
+            if let Some(station) = station {
+                body["station"] = json!(station);
+            }
+            let answer: Result<serde_json::Value, _> = state
+                .upstream
+                .call_with(
+                    Service::Devices,
+                    Method::POST,
+                    "/api/v1/device-authorizations/approve",
+                    Some(&viewer.token),
+                    Body::Json(&body),
+                    &client_headers(&req),
+                )
+                .await;
+            match answer {
+                Ok(_) => return Ok(see_other("/activate?done=approved")),
+                Err(e) => match decision_problem(&e) {
+                    // The code itself is the trouble: the form is of no use any more.
+                    Some(
+                        p @ (Problem::UnknownCode
+                        | Problem::MalformedCode
+                        | Problem::AlreadyDecided
+                        | Problem::TooManyCodes),
+                    ) => return Ok(back_to(&form.user_code, p)),
+                    Some(p) => Some(p),
+                    None => return Err(e.into()),
+                },
+            }
+        }
+    };
+    let view = View {
+        code: form.user_code.clone(),
+        problem: refused,
+        notice: None,
+        draft: Draft {
+            pizzeria_id: Some(form.pizzeria_id),
+            kind: form.kind.clone(),
+            station: station.unwrap_or_default().to_owned(),
+            name: form.name.clone(),
         },
-    }
+    };
+    let page = render(&req, &viewer, &state, &csrf, view).await?;
+    let mut response = with_csrf(html(&page)?, &csrf);
+    *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,24 +572,26 @@ pub struct DenyForm {
 
 /// `POST /activate/deny`
 pub async fn deny(
+    req: HttpRequest,
     viewer: StaffViewer,
     state: web::Data<AppState>,
     Form(form): Form<DenyForm>,
 ) -> Result<HttpResponse, PageError> {
     let answer: Result<serde_json::Value, _> = state
         .upstream
-        .call(
+        .call_with(
             Service::Devices,
             Method::POST,
             "/api/v1/device-authorizations/deny",
             Some(&viewer.token),
             Body::Json(&json!({ "user_code": form.user_code })),
+            &client_headers(&req),
         )
         .await;
     match answer {
-        Ok(_) => Ok(see_other("/activate?denied=1")),
+        Ok(_) => Ok(see_other("/activate?done=denied")),
         Err(e) => match decision_problem(&e) {
-            Some(problem) => Ok(back_with_problem(&form.user_code, &problem)),
+            Some(problem) => Ok(back_to(&form.user_code, problem)),
             None => Err(e.into()),
         },
     }
@@ -428,7 +620,14 @@ async fn change_device(
 ) -> Result<HttpResponse, PageError> {
     let pizzeria_id = pizzeria_param(req)?;
     let device_id = uuid_param(req, "device_id")?;
-    require(viewer, pizzeria_id, Permission::DevicesManage)?;
+    // Revoking is for whoever may approve devices too: a lost tablet goes at once.
+    let revoking_as_approver = method == Method::DELETE
+        && viewer
+            .principal
+            .can(pizzeria_id, Permission::DevicesApprove);
+    if !revoking_as_approver {
+        require(viewer, pizzeria_id, Permission::DevicesManage)?;
+    }
     let path = format!("/api/v1/pizzerias/{pizzeria_id}/devices/{device_id}");
     let body = match &body {
         Some(value) => Body::Json(value),
@@ -438,19 +637,16 @@ async fn change_device(
         .upstream
         .call(Service::Devices, method, &path, Some(&viewer.token), body)
         .await;
-    let done = match answer {
-        Ok(_) => done.to_owned(),
-        Err(UpstreamError::Refused {
-            status, message, ..
-        }) if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY => {
-            format!("Not changed: {message}.")
+    let query = match answer {
+        Ok(_) => format!("done={done}"),
+        Err(UpstreamError::Refused { status, .. })
+            if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY =>
+        {
+            format!("problem={}", Problem::ChangeRefused.code())
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(see_other(&format!(
-        "/activate?{}#devices",
-        serde_urlencoded::to_string([("done", done.as_str())]).unwrap_or_default()
-    )))
+    Ok(see_other(&format!("/activate?{query}#devices")))
 }
 
 /// `POST /p/{p}/devices/{id}/rename`
@@ -461,7 +657,7 @@ pub async fn rename(
     Form(form): Form<RenameForm>,
 ) -> Result<HttpResponse, PageError> {
     let body = json!({ "name": form.name.trim() });
-    change_device(&req, &viewer, &state, Method::PATCH, Some(body), "Renamed.").await
+    change_device(&req, &viewer, &state, Method::PATCH, Some(body), "renamed").await
 }
 
 /// `POST /p/{p}/devices/{id}/move`
@@ -472,7 +668,7 @@ pub async fn move_station(
     Form(form): Form<MoveForm>,
 ) -> Result<HttpResponse, PageError> {
     let body = json!({ "station": form.station });
-    change_device(&req, &viewer, &state, Method::PATCH, Some(body), "Moved.").await
+    change_device(&req, &viewer, &state, Method::PATCH, Some(body), "moved").await
 }
 
 /// `POST /p/{p}/devices/{id}/revoke`
@@ -482,13 +678,23 @@ pub async fn revoke(
     state: web::Data<AppState>,
     Form(_): Form<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    change_device(
-        &req,
-        &viewer,
-        &state,
-        Method::DELETE,
-        None,
-        "Revoked. The device is back at its login code within a second.",
-    )
-    .await
+    change_device(&req, &viewer, &state, Method::DELETE, None, "revoked").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_known_codes_reach_the_page_never_words_from_a_link() {
+        for problem in Problem::ALL {
+            assert_eq!(Problem::parse(problem.code()), Some(problem));
+        }
+        assert_eq!(
+            Problem::parse("Your device needs an update: call +1 555 0100"),
+            None
+        );
+        assert_eq!(notice("Approved “Call +1 555 0100”"), None);
+        assert!(notice("approved").is_some());
+    }
 }

@@ -19,6 +19,7 @@ mod motivation;
 mod staff;
 mod station;
 
+use access::ClientInfo;
 use actix_web::{
     HttpRequest, HttpResponse,
     body::MessageBody,
@@ -27,7 +28,7 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use service_kit::shutdown::Shutdown;
+use service_kit::{client::TrustedProxies, shutdown::Shutdown};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -123,13 +124,47 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/favicon.ico", web::get().to(favicon));
 }
 
-/// Headers every answer carries: no framing, no inline script, no referrer leaks.
+/// Whether the browser reached us over TLS: the configured public origin is `https://`, or a
+/// trusted proxy (which terminated TLS) says so in `X-Forwarded-Proto`. The header from anyone
+/// else is ignored; the web itself speaks plain HTTP.
+fn served_over_tls(req: &HttpRequest, settings: &Settings) -> bool {
+    if settings.screens.public_origin.starts_with("https://") {
+        return true;
+    }
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| settings.network.trusted_proxies.trusts(peer.ip()));
+    from_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Headers every answer carries: no framing, no inline script, no referrer leaks, and HSTS
+/// when served over TLS.
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let hsts = req
+        .app_data::<web::Data<Settings>>()
+        .filter(|settings| settings.network.hsts_max_age_seconds > 0)
+        .filter(|settings| served_over_tls(req.request(), settings))
+        .and_then(|settings| {
+            HeaderValue::from_str(&format!(
+                "max-age={}",
+                settings.network.hsts_max_age_seconds
+            ))
+            .ok()
+        });
     let mut response = next.call(req).await?;
     let headers = response.headers_mut();
+    if let Some(hsts) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -208,21 +243,40 @@ pub fn live_fragment(req: &HttpRequest, html: String) -> HttpResponse {
 
 /// The browser's own address and user agent, for the service behind us to see who really
 /// asked: the devices service shows them to the approver and keys its code-entry budget on the
-/// address; auth keys sign-in throttling and its audit log on it. Both read `X-Forwarded-For`
-/// when their `network.trust_forwarded_for` is set, as it should be behind the web.
+/// address; auth keys sign-in throttling and its audit log on it. The address is the client
+/// behind the web's own trusted proxies (a TLS proxy in front of it), so behind one every
+/// browser is still told apart; auth and devices believe it because the web is among their
+/// `network.trusted_proxies`.
 pub fn client_headers(req: &HttpRequest) -> Vec<(&'static str, String)> {
-    let mut headers = Vec::new();
-    if let Some(peer) = req.peer_addr() {
-        headers.push(("x-forwarded-for", peer.ip().to_string()));
-    }
-    if let Some(agent) = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        headers.push(("user-agent", agent.chars().take(200).collect()));
+    let client = ClientInfo::of(req, &trusted_proxies(req));
+    let mut headers = vec![("x-forwarded-for", client.ip)];
+    if let Some(agent) = client.user_agent {
+        headers.push(("user-agent", agent));
     }
     headers
+}
+
+/// The proxies in front of the web, from its settings (none when the app has no settings).
+pub fn trusted_proxies(req: &HttpRequest) -> TrustedProxies {
+    req.app_data::<web::Data<Settings>>()
+        .map(|s| s.network.trusted_proxies.clone())
+        .unwrap_or_default()
+}
+
+/// Where to go after signing in: `next` if it is a page of this site, else `/`. It is parsed as
+/// a browser would parse it (WHATWG URL rules, relative to this site) and must keep our origin;
+/// only its path, query and fragment are kept. A prefix check is not enough: browsers drop tabs
+/// and newlines from URLs, so `/\t/evil.example` is `//evil.example`, another site.
+pub fn safe_next(next: Option<&str>) -> String {
+    let Ok(base) = url::Url::parse("https://this-site.invalid/") else {
+        return "/".to_owned();
+    };
+    match next.map(|n| base.join(n)) {
+        Some(Ok(target)) if target.origin() == base.origin() => {
+            target[url::Position::BeforePath..].to_owned()
+        }
+        _ => "/".to_owned(),
+    }
 }
 
 /// A redirect after a form (303, so the browser GETs the target).
@@ -266,4 +320,32 @@ pub fn uuid_param(req: &HttpRequest, name: &str) -> Result<Uuid, PageError> {
 pub fn cookies(req: &HttpRequest) -> Cookies {
     req.app_data::<web::Data<Cookies>>()
         .map_or(Cookies { secure: true }, |c| c.get_ref().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(
+            safe_next(Some("/p/1/orders?status=packed")),
+            "/p/1/orders?status=packed"
+        );
+        for evil in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            " //evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(Some(evil)), "/", "{evil:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+        // What stays is a path of this site, however it was written.
+        assert_eq!(safe_next(Some("/a/../b?x=1#top")), "/b?x=1#top");
+    }
 }

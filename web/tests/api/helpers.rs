@@ -4,6 +4,8 @@ use web::{config::Settings, startup::Application};
 
 pub struct TestApp {
     pub address: String,
+    /// The listener `/metrics` is served on.
+    pub ops_address: String,
     pub client: reqwest::Client,
     shutdown: Shutdown,
 }
@@ -21,6 +23,7 @@ pub const NOWHERE: &str = "http://127.0.0.1:9";
 pub async fn spawn_web(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = web::config::load().expect("settings");
     settings.application.port = 0;
+    settings.ops.port = 0;
     settings.upstream.tracker_url = NOWHERE.into();
     settings.upstream.auth_url = NOWHERE.into();
     settings.upstream.devices_url = NOWHERE.into();
@@ -33,6 +36,7 @@ pub async fn spawn_web(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let app = Application::build(settings).await.expect("the web builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let ops_address = format!("http://127.0.0.1:{}", app.ops_port());
     let shutdown = app.shutdown().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -41,6 +45,7 @@ pub async fn spawn_web(configure: impl FnOnce(&mut Settings)) -> TestApp {
             .build()
             .expect("a client"),
         address,
+        ops_address,
         shutdown,
     }
 }
@@ -80,3 +85,36 @@ impl TestApp {
 }
 
 pub const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789a";
+
+/// A real auth service on a free port with its own database and a chain admin
+/// (`web.admin` / `web-admin-password-1`); stopped when dropped.
+pub struct TestAuth {
+    pub url: String,
+    pub db: testkit::TestDatabase,
+    shutdown: Shutdown,
+}
+
+impl Drop for TestAuth {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+pub async fn spawn_auth(configure: impl FnOnce(&mut auth::config::Settings)) -> TestAuth {
+    let db = testkit::TestDatabase::create(&auth::db::MIGRATOR).await;
+    let mut settings = auth::config::load().expect("auth settings");
+    settings.database = db.settings.clone();
+    settings.application.port = 0;
+    settings.bus = testkit::test_bus();
+    configure(&mut settings);
+    auth::startup::create_admin(&settings, "web.admin", "Web Admin", "web-admin-password-1")
+        .await
+        .expect("an admin");
+    let app = auth::startup::Application::build(settings)
+        .await
+        .expect("auth builds");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestAuth { url, db, shutdown }
+}

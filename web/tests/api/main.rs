@@ -5,5 +5,7 @@
 // Test code: a failed setup step should fail the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod activate;
+mod hardening;
 mod helpers;
 mod pages;

@@ -1,8 +1,6 @@
-use auth::startup::Application as Auth;
 use reqwest::StatusCode;
-use testkit::TestDatabase;
 
-use crate::helpers::{CSRF, spawn_web};
+use crate::helpers::{CSRF, spawn_auth, spawn_web};
 
 #[tokio::test]
 async fn a_manager_page_without_a_session_sends_to_sign_in_and_back() {
@@ -127,19 +125,8 @@ async fn an_unreachable_service_and_an_unknown_page_get_friendly_pages() {
 
 #[tokio::test]
 async fn signing_in_at_a_real_auth_keeps_the_session_in_a_strict_cookie() {
-    let db = TestDatabase::create(&auth::db::MIGRATOR).await;
-    let mut settings = auth::config::load().expect("auth settings");
-    settings.database = db.settings.clone();
-    settings.application.port = 0;
-    settings.bus = testkit::test_bus();
-    auth::startup::create_admin(&settings, "web.admin", "Web Admin", "web-admin-password-1")
-        .await
-        .expect("an admin");
-    let auth_app = Auth::build(settings.clone()).await.expect("auth builds");
-    let auth_url = format!("http://127.0.0.1:{}", auth_app.port());
-    let auth_shutdown = auth_app.shutdown().clone();
-    tokio::spawn(auth_app.run_until_stopped());
-
+    let auth = spawn_auth(|_| {}).await;
+    let auth_url = auth.url.clone();
     let app = spawn_web(|s| {
         s.upstream.auth_url = auth_url.clone();
         s.access.auth_url = auth_url.clone();
@@ -198,14 +185,20 @@ async fn signing_in_at_a_real_auth_keeps_the_session_in_a_strict_cookie() {
         .expect("answer");
     assert_eq!(start.status(), StatusCode::OK);
     assert!(start.text().await.expect("body").contains("Web Admin"));
-    auth_shutdown.trigger();
 }
 
 #[tokio::test]
 async fn ready_follows_the_live_updates_subscription_and_checks_no_database() {
     let app = spawn_web(|s| s.bus = testkit::test_bus()).await;
     assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
-    assert_eq!(app.get("/metrics").await.status(), StatusCode::OK);
+    // Metrics live on the ops listener (see hardening.rs).
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.ops_address))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(metrics.status(), StatusCode::OK);
     let started = std::time::Instant::now();
     let body: serde_json::Value = loop {
         let response = app.get("/health/ready").await;
