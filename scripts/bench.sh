@@ -166,17 +166,26 @@ postgres_pids() {
 
 rabbitmq_pid() { live_pid_from_file "$BENCH_DIR/rabbitmq/pid" || true; }
 
+# The pids of one process group: a service by name, postgresql (the postmaster and its
+# backends and workers) or rabbitmq (the beam).
+group_pids() {
+    case $1 in
+        postgresql) postgres_pids ;;
+        rabbitmq) rabbitmq_pid ;;
+        *) [[ -n ${PIDS[$1]:-} ]] && printf '%s\n' "${PIDS[$1]}" ;;
+    esac
+    return 0
+}
+
+GROUPS_MEASURED=(tracker sync-worker auth devices postgresql rabbitmq)
+
 # One line per process group: name and CPU ticks now.
 cpu_snapshot() {
-    local pg rmq
-    mapfile -t pg < <(postgres_pids)
-    rmq=$(rabbitmq_pid)
-    printf 'tracker %s\n' "$(cpu_ticks "${PIDS[tracker]:-}")"
-    printf 'sync-worker %s\n' "$(cpu_ticks "${PIDS[sync-worker]:-}")"
-    printf 'auth %s\n' "$(cpu_ticks "${PIDS[auth]:-}")"
-    printf 'devices %s\n' "$(cpu_ticks "${PIDS[devices]:-}")"
-    printf 'postgresql %s\n' "$(cpu_ticks "${pg[@]}")"
-    printf 'rabbitmq %s\n' "$(cpu_ticks "$rmq")"
+    local group pids
+    for group in "${GROUPS_MEASURED[@]}"; do
+        mapfile -t pids < <(group_pids "$group")
+        printf '%s %s\n' "$group" "$(cpu_ticks "${pids[@]}")"
+    done
 }
 
 # cpu_report NAME SECONDS UNITS LABEL: CPU used by each process group between NAME.cpu-before
@@ -187,25 +196,26 @@ cpu_report() {
     # loadgen's own figure over its load (from /proc/self/stat, printed by `loadgen kitchen`).
     loadgen=$(number_after "$RESULTS/$name.txt" 'loadgen CPU')
     echo "CPU used during the scenario (${secs} s wall; 2 cores = 200%), per $label ($units of them):"
-    awk -v s="$secs" -v u="$units" -v label="$label" -v lg="$loadgen" '
+    # A transaction's CPU in ms (the goal is 1 ms), an event's in µs.
+    awk -v s="$secs" -v u="$units" -v label="$label" -v lg="$loadgen" \
+        -v scale="$([[ $label == transaction ]] && echo 1e3 || echo 1e6)" \
+        -v unit="$([[ $label == transaction ]] && echo ms || echo us)" '
         FNR == NR { before[$1] = $2; next }
         {
             d = ($2 - before[$1]) / 100
             cpu[$1] = d; order[++n] = $1
         }
-        function row(name, d) {
-            printf "  %-12s %8.1f s  %4.0f%% of one core  %8.1f us per %s\n",
-                name, d, 100 * d / (s > 0 ? s : 1), (u > 0 ? 1e6 * d / u : 0), label
+        function row(name, d, note) {
+            printf "  %-12s %8.1f s  %4.0f%% of one core  %9.3f %s per %s%s\n", name, d,
+                100 * d / (s > 0 ? s : 1), (u > 0 ? scale * d / u : 0), unit, label, note
         }
         END {
             if (lg != "") { cpu["loadgen"] = lg; order[++n] = "loadgen" }
-            for (i = 1; i <= n; i++) row(order[i], cpu[order[i]])
+            for (i = 1; i <= n; i++) row(order[i], cpu[order[i]], "")
             flow = cpu["postgresql"] + cpu["tracker"] + cpu["rabbitmq"] + cpu["sync-worker"] + cpu["auth"]
             all = 0; for (k in cpu) all += cpu[k]
-            printf "  %-12s %8.1f s  %4.0f%% of one core  %8.1f us per %s  (postgresql + tracker + rabbitmq + sync-worker + auth)\n",
-                "order flow", flow, 100 * flow / (s > 0 ? s : 1), (u > 0 ? 1e6 * flow / u : 0), label
-            printf "  %-12s %8.1f s  %4.0f%% of one core  %8.1f us per %s  (every process above)\n",
-                "all", all, 100 * all / (s > 0 ? s : 1), (u > 0 ? 1e6 * all / u : 0), label
+            row("order flow", flow, "  (postgresql + tracker + rabbitmq + sync-worker + auth)")
+            row("all", all, "  (every process above)")
         }' "$RESULTS/$name.cpu-before" "$RESULTS/$name.cpu-after"
 }
 
@@ -253,6 +263,23 @@ profile_begin() {
     fi
 }
 
+# perf_summary NAME: what the system-wide profile of NAME saw: samples by command (who else
+# was busy), then the top symbols of each of our process groups, by their pids.
+perf_summary() {
+    local data=$RESULTS/$1.perf.data group pids
+    echo
+    echo "perf, ${PERF_SECONDS} s system-wide at 499 Hz: samples by command (threads of one name together)"
+    perf report -i "$data" --stdio --no-children --sort comm 2>/dev/null | awk '!/^#/ && NF && n++ < 15'
+    for group in "${GROUPS_MEASURED[@]}"; do
+        pids=$(group_pids "$group" | paste -sd, -)
+        [[ -n $pids ]] || continue
+        perf report -i "$data" --stdio --no-children --pid "$pids" --percentage relative \
+            --sort dso,sym --percent-limit 0.5 >"$RESULTS/$1.perf-$group.txt" 2>/dev/null || true
+        echo "perf: $group, top symbols (share of its own samples; all in $1.perf-$group.txt)"
+        awk '!/^#/ && NF && n++ < 15' "$RESULTS/$1.perf-$group.txt"
+    done
+}
+
 # profile_end NAME UNITS LABEL: the end of the window; appends CPU per process (also per unit
 # of work), the `top` snapshot, the busiest SQL statements and the perf profile to NAME.txt.
 profile_end() {
@@ -268,17 +295,7 @@ profile_end() {
         echo
         [[ -s $RESULTS/$name.top.txt ]] && { echo "top, mid-run:"; cat "$RESULTS/$name.top.txt"; echo; }
         top_statements
-        if [[ -s $RESULTS/$name.perf.data ]]; then
-            perf report -i "$RESULTS/$name.perf.data" --stdio --no-children --sort comm \
-                >"$RESULTS/$name.perf-comm.txt" 2>/dev/null || true
-            perf report -i "$RESULTS/$name.perf.data" --stdio --no-children --sort comm,dso,sym \
-                --percent-limit 0.3 >"$RESULTS/$name.perf-symbols.txt" 2>/dev/null || true
-            echo
-            echo "perf, ${PERF_SECONDS} s system-wide: samples by command"
-            grep -v '^#' "$RESULTS/$name.perf-comm.txt" | grep -v '^$' | head -n 15
-            echo "perf: top symbols (all in $RESULTS/$name.perf-symbols.txt)"
-            grep -v '^#' "$RESULTS/$name.perf-symbols.txt" | grep -v '^$' | head -n 40
-        fi
+        if [[ -s $RESULTS/$name.perf.data ]]; then perf_summary "$name"; fi
     } 2>&1 | tee -a "$RESULTS/$name.txt"
 }
 
@@ -309,7 +326,8 @@ share() {
 # PostgreSQL's single-row commits/s with fsync on, from pgbench in a database of its own.
 pg_commit_limit() {
     local name=$1 url=postgres://postgres@127.0.0.1:$PG_PORT/bench_limits tps
-    psql_db postgres -c 'drop database if exists bench_limits' -c 'create database bench_limits'
+    psql_db postgres -c 'set client_min_messages = warning' \
+        -c 'drop database if exists bench_limits' -c 'create database bench_limits'
     psql_db bench_limits -c 'create table commit_probe (id bigserial primary key, at timestamptz not null default now())'
     echo 'insert into commit_probe default values;' >"$RESULTS/pgbench-commit.sql"
     "$PG_BIN/pgbench" -n -M prepared -c "$PGBENCH_CLIENTS" -j 2 -T "$LIMIT_SECONDS" \
@@ -332,8 +350,8 @@ measure_limits() {
     } 2>&1 | tee "$out"
     LIMIT_COMMITS=$(number_after "$out" 'pgbench limit:')
     LIMIT_PUBLISH=$(number_after "$out" 'publish+confirm')
-    LIMIT_CONSUME_EACH=$(sed -n 's/.*consume+ack \([0-9.]*\) msg\/s (one ack.*/\1/p' "$out")
-    LIMIT_CONSUME_MULTIPLE=$(sed -n 's/.*consume+ack \([0-9.]*\) msg\/s (multiple.*/\1/p' "$out")
+    LIMIT_CONSUME_EACH=$(sed -n 's/.*consume+ack \([0-9.]*\) msg\/s (an ack frame.*/\1/p' "$out")
+    LIMIT_CONSUME_MULTIPLE=$(sed -n 's/.*consume+ack \([0-9.]*\) msg\/s (multiple acks.*/\1/p' "$out")
 }
 
 seconds_of() {
@@ -494,7 +512,7 @@ backlog_drain() {
     rate=$(sed -n 's/.*by inbox.processed_at.*: \([0-9.]*\) events\/s.*/\1/p' "$RESULTS/c-drain.out")
     {
         echo "share of the box's limits (measured just before):"
-        echo "  drain events/s ${rate:-n/a} = $(share "$rate" "$LIMIT_CONSUME_EACH") of broker consume+ack with one ack per message ($LIMIT_CONSUME_EACH)"
+        echo "  drain events/s ${rate:-n/a} = $(share "$rate" "$LIMIT_CONSUME_EACH") of broker consume+ack with an ack frame per message ($LIMIT_CONSUME_EACH)"
         echo "  drain events/s ${rate:-n/a} = $(share "$rate" "$LIMIT_CONSUME_MULTIPLE") of broker consume+ack with multiple acks ($LIMIT_CONSUME_MULTIPLE)"
     } | tee -a "$RESULTS/c.txt"
 }

@@ -81,13 +81,15 @@ async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
     }
 }
 
-/// How a consumer acknowledges what it took.
+/// How a consumer acknowledges what it took, once per batch of `every` messages (and at the
+/// end), as the bus consumer does after a batch's transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acks {
-    /// One `basic.ack` per message, as the bus consumer did at commit 6795667.
-    EachMessage,
-    /// One `basic.ack` with `multiple = true` for every `n` messages (and for the last one).
-    Every(u64),
+    /// One `basic.ack` frame per message, sent together (as the bus consumer did at commit
+    /// 6795667: a `join_all` over the batch's acks).
+    EachMessage { every: u64 },
+    /// One `basic.ack` with `multiple = true` for the whole batch.
+    Multiple { every: u64 },
 }
 
 /// Takes `count` deliveries from `consumer`, hands each to `seen`, and acknowledges them as
@@ -99,8 +101,11 @@ pub async fn take(
     idle: Duration,
     mut seen: impl FnMut(&Delivery),
 ) -> anyhow::Result<u64> {
+    let every = match acks {
+        Acks::EachMessage { every } | Acks::Multiple { every } => every.max(1),
+    };
     let mut taken = 0u64;
-    let mut last: Option<Delivery> = None;
+    let mut unacked: Vec<Delivery> = Vec::with_capacity(usize::try_from(every).unwrap_or(1));
     while taken < count {
         let delivery = match tokio::time::timeout(idle, consumer.next()).await {
             Ok(Some(delivery)) => delivery.context("receiving a delivery")?,
@@ -109,54 +114,54 @@ pub async fn take(
         };
         taken += 1;
         seen(&delivery);
-        match acks {
-            Acks::EachMessage => {
-                delivery
-                    .acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .context("acknowledging")?;
+        unacked.push(delivery);
+        if taken.is_multiple_of(every) {
+            acknowledge(&mut unacked, acks).await?;
+        }
+    }
+    acknowledge(&mut unacked, acks).await?;
+    Ok(taken)
+}
+
+async fn acknowledge(unacked: &mut Vec<Delivery>, acks: Acks) -> anyhow::Result<()> {
+    match acks {
+        Acks::EachMessage { .. } => {
+            let each = unacked
+                .iter()
+                .map(|delivery| delivery.acker.ack(BasicAckOptions::default()));
+            for acked in futures_util::future::join_all(each).await {
+                acked.context("acknowledging")?;
             }
-            Acks::Every(n) if taken.is_multiple_of(n.max(1)) || taken == count => {
-                delivery
-                    .acker
+        }
+        Acks::Multiple { .. } => {
+            if let Some(last) = unacked.last() {
+                last.acker
                     .ack(BasicAckOptions { multiple: true })
                     .await
                     .context("acknowledging")?;
-                last = None;
-                continue;
             }
-            Acks::Every(_) => {}
         }
-        last = Some(delivery);
     }
-    // Stopped early by silence: what was taken but not yet acknowledged goes too.
-    if let (Acks::Every(_), Some(delivery)) = (acks, last) {
-        delivery
-            .acker
-            .ack(BasicAckOptions { multiple: true })
-            .await
-            .context("acknowledging")?;
-    }
-    Ok(taken)
+    unacked.clear();
+    Ok(())
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProbeArgs {
     #[arg(long, value_parser = crate::limits::loopback_url)]
     pub amqp: String,
-    /// Messages to publish, then consume: the first half acknowledged one by one, the second
-    /// half with `multiple` acks.
+    /// Messages to publish, then consume: the first half acknowledged with one frame per
+    /// message, the second half with one `multiple` ack per batch.
     #[arg(long, default_value_t = 100_000)]
     pub messages: u64,
     /// Messages published but not yet confirmed, at most (as `loadgen backlog`).
     #[arg(long, default_value_t = 1000)]
     pub window: usize,
-    /// The consumer's prefetch.
-    #[arg(long, default_value_t = 2000)]
+    /// The consumer's prefetch (the sync worker's default is 5,000).
+    #[arg(long, default_value_t = 5000)]
     pub prefetch: u16,
-    /// In the second half, one `multiple` ack per this many messages.
-    #[arg(long, default_value_t = 100)]
+    /// Messages acknowledged together (the sync worker's batch is up to 2,000).
+    #[arg(long, default_value_t = 1000)]
     pub ack_every: u64,
     /// Give up (and delete the probe's queue) after this long.
     #[arg(long, default_value = "120s", value_parser = crate::limits::parse_duration)]
@@ -211,11 +216,11 @@ pub async fn probe(args: ProbeArgs) -> anyhow::Result<()> {
         rates.publish, args.messages, rates.body_bytes, args.window
     );
     println!(
-        "broker limit: consume+ack {:.0} msg/s (one ack per message, prefetch {})",
-        rates.consume_each, args.prefetch
+        "broker limit: consume+ack {:.0} msg/s (an ack frame per message, sent {} at a time, prefetch {})",
+        rates.consume_each, args.ack_every, args.prefetch
     );
     println!(
-        "broker limit: consume+ack {:.0} msg/s (multiple ack every {} messages, prefetch {})",
+        "broker limit: consume+ack {:.0} msg/s (multiple acks, one per {} messages, prefetch {})",
         rates.consume_multiple, args.ack_every, args.prefetch
     );
     Ok(())
@@ -280,7 +285,16 @@ async fn measure(
     let idle = Duration::from_secs(10);
     let each = args.messages / 2;
     let started = Instant::now();
-    let taken = take(&mut consumer, each, Acks::EachMessage, idle, |_| {}).await?;
+    let taken = take(
+        &mut consumer,
+        each,
+        Acks::EachMessage {
+            every: args.ack_every,
+        },
+        idle,
+        |_| {},
+    )
+    .await?;
     anyhow::ensure!(taken == each, "only {taken} of {each} messages came back");
     let consume_each = each as f64 / started.elapsed().as_secs_f64();
     let rest = args.messages - each;
@@ -288,7 +302,9 @@ async fn measure(
     let taken = take(
         &mut consumer,
         rest,
-        Acks::Every(args.ack_every),
+        Acks::Multiple {
+            every: args.ack_every,
+        },
         idle,
         |_| {},
     )

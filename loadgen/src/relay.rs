@@ -386,7 +386,7 @@ pub async fn check(args: RelayCheckArgs) -> anyhow::Result<()> {
     let taken = take(
         &mut consumer,
         u64::from(waiting),
-        Acks::Every(500),
+        Acks::Multiple { every: 500 },
         args.idle,
         |delivery| order_check.see(&delivery.data, pizzeria),
     )
