@@ -245,9 +245,9 @@ top_statements() {
 # system-wide `perf` profile around the same moment.
 profile_begin() {
     local name=$1 top_after=$2
+    PROFILE_STARTED=$(date +%s.%N)
     cpu_snapshot >"$RESULTS/$name.cpu-before"
     reset_statements
-    PROFILE_STARTED=$(date +%s.%N)
     (sleep "$top_after" && top -b -n1 -w 200 | head -n 25 >"$RESULTS/$name.top.txt") &
     TOPPER=$!
     PERFER=
@@ -270,7 +270,7 @@ perf_summary() {
     echo
     echo "perf, ${PERF_SECONDS} s system-wide at 499 Hz: samples by command (threads of one name together)"
     perf report -i "$data" --stdio --no-children --sort comm 2>/dev/null | awk '!/^#/ && NF && n++ < 15'
-    for group in "${GROUPS_MEASURED[@]}"; do
+    for group in "${GROUPS_MEASURED[@]}" loadgen; do
         pids=$(group_pids "$group" | paste -sd, -)
         [[ -n $pids ]] || continue
         perf report -i "$data" --stdio --no-children --pid "$pids" --percentage relative \
@@ -454,12 +454,16 @@ kitchen() {
     # The window opens with the load, after the sign-ins: each of the --sessions sign-ins
     # costs auth an argon2 hash, which is not the order flow's.
     wait_for_line "$RESULTS/$name.txt" 'load starts now' "$load" || { wait "$load" || true; die "loadgen kitchen did not start its load"; }
+    # For the perf summary only: its CPU comes from its own report (it has exited by the time
+    # the window closes).
+    PIDS[loadgen]=$(pgrep -P $$ -x loadgen || true)
     profile_begin "$name" "$((secs / 2))"
     wait "$load" || die "loadgen kitchen failed; see $RESULTS/$name.txt"
     # Per order-flow transaction: each tap and each intake (a run with no orders has none, and
     # then the per-unit column is empty).
     units=$(sed -n 's/.*order-flow transactions: .* = \([0-9]*\) .*/\1/p' "$RESULTS/$name.txt" | tail -n 1)
     profile_end "$name" "${units:-0}" transaction
+    unset "PIDS[loadgen]"
     tracker_latency "$name"
     {
         local taps_rate tx_rate
