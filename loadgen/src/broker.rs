@@ -311,6 +311,14 @@ async fn measure(
     .await?;
     anyhow::ensure!(taken == rest, "only {taken} of {rest} messages came back");
     let consume_multiple = rest as f64 / started.elapsed().as_secs_f64();
+    // Closed before the queue is deleted: a consumer still open on it would be cancelled by
+    // the delete, and lapin takes that cancel for a protocol error.
+    drop(consumer);
+    consume
+        .close(200, "probed".into())
+        .await
+        .context("closing the consumer's channel")?;
+    let _ = publish.close(200, "probed".into()).await;
     Ok(Rates {
         body_bytes: body.len(),
         publish: publish_rate,
