@@ -145,16 +145,17 @@ trap 'exit 129' HUP
 
 # ------------------------------------------------------------ profiling ---
 
-# CPU ticks (1/100 s, user + system) of the given pids.
+# CPU ticks (1/100 s) of the given pids: user, then system (the kernel working for them).
 cpu_ticks() {
-    local total=0 pid stat f
+    local user=0 system=0 pid stat f
     for pid in "$@"; do
         stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
         stat=${stat##*) }
         read -r -a f <<<"$stat"
-        total=$((total + f[11] + f[12]))
+        user=$((user + f[11]))
+        system=$((system + f[12]))
     done
-    printf '%s\n' "$total"
+    printf '%s %s\n' "$user" "$system"
 }
 
 postgres_pids() {
@@ -179,7 +180,7 @@ group_pids() {
 
 GROUPS_MEASURED=(tracker sync-worker auth devices postgresql rabbitmq)
 
-# One line per process group: name and CPU ticks now.
+# One line per process group: name, then user and system CPU ticks now.
 cpu_snapshot() {
     local group pids
     for group in "${GROUPS_MEASURED[@]}"; do
@@ -200,10 +201,11 @@ cpu_report() {
     awk -v s="$secs" -v u="$units" -v label="$label" -v lg="$loadgen" \
         -v scale="$([[ $label == transaction ]] && echo 1e3 || echo 1e6)" \
         -v unit="$([[ $label == transaction ]] && echo ms || echo us)" '
-        FNR == NR { before[$1] = $2; next }
+        FNR == NR { user[$1] = $2; sys[$1] = $3; next }
         {
-            d = ($2 - before[$1]) / 100
+            d = ($2 + $3 - user[$1] - sys[$1]) / 100
             cpu[$1] = d; order[++n] = $1
+            kernel[$1] = d > 0 ? sprintf("  (%.0f%% in the kernel)", ($3 - sys[$1]) / d) : ""
         }
         function row(name, d, note) {
             printf "  %-12s %8.1f s  %4.0f%% of one core  %9.3f %s per %s%s\n", name, d,
@@ -211,7 +213,7 @@ cpu_report() {
         }
         END {
             if (lg != "") { cpu["loadgen"] = lg; order[++n] = "loadgen" }
-            for (i = 1; i <= n; i++) row(order[i], cpu[order[i]], "")
+            for (i = 1; i <= n; i++) row(order[i], cpu[order[i]], kernel[order[i]])
             flow = cpu["postgresql"] + cpu["tracker"] + cpu["rabbitmq"] + cpu["sync-worker"] + cpu["auth"]
             all = 0; for (k in cpu) all += cpu[k]
             row("order flow", flow, "  (postgresql + tracker + rabbitmq + sync-worker + auth)")
@@ -236,7 +238,14 @@ top_statements() {
                    left(regexp_replace(query, '\s+', ' ', 'g'), 110) as query
             from pg_stat_statements
             where dbid = (select oid from pg_database where datname = current_database())
-            order by total_exec_time desc limit 12"
+            order by total_exec_time desc limit 15"
+        # Execution time only: parsing, planning, the protocol and commits are outside it, so
+        # set it beside the PostgreSQL CPU of the window.
+        psql_db "$db" -At -F ' ' -c "
+            select 'all statements: ' || sum(calls) || ' calls, ' || round(sum(total_exec_time)::numeric, 0)
+                   || ' ms executing, ' || round(sum(total_plan_time)::numeric, 0) || ' ms planning'
+            from pg_stat_statements
+            where dbid = (select oid from pg_database where datname = current_database())"
     done
 }
 
@@ -248,7 +257,8 @@ profile_begin() {
     PROFILE_STARTED=$(date +%s.%N)
     cpu_snapshot >"$RESULTS/$name.cpu-before"
     reset_statements
-    (sleep "$top_after" && top -b -n1 -w 200 | head -n 25 >"$RESULTS/$name.top.txt") &
+    # With the sockets' summary: connections churned by a client show up as TIME_WAIT.
+    (sleep "$top_after" && { top -b -n1 -w 200 | head -n 25; ss -s; } >"$RESULTS/$name.top.txt" 2>&1) &
     TOPPER=$!
     PERFER=
     if [[ ${BENCH_PERF:-0} == 1 ]]; then
@@ -275,7 +285,10 @@ perf_summary() {
         [[ -n $pids ]] || continue
         perf report -i "$data" --stdio --no-children --pid "$pids" --percentage relative \
             --sort dso,sym --percent-limit 0.5 >"$RESULTS/$1.perf-$group.txt" 2>/dev/null || true
-        echo "perf: $group, top symbols (share of its own samples; all in $1.perf-$group.txt)"
+        echo "perf: $group, by binary (share of its own samples)"
+        perf report -i "$data" --stdio --no-children --pid "$pids" --percentage relative \
+            --sort dso 2>/dev/null | awk '!/^#/ && NF && n++ < 4'
+        echo "perf: $group, top symbols (all in $1.perf-$group.txt)"
         awk '!/^#/ && NF && n++ < 15' "$RESULTS/$1.perf-$group.txt"
     done
 }

@@ -204,21 +204,28 @@ pub async fn watch(args: RelayWatchArgs) -> anyhow::Result<()> {
     let give_up = started + args.timeout;
     let mut first_seen: Option<Instant> = None;
     let mut last_report = started;
-    let mut last_exact = started;
     let mut last_done = 0i64;
+    let mut last_change = (started, 0i64);
     loop {
-        // Progress from the statistics (cheap, up to a second behind); an exact count of what
-        // is left when they say it is done, and every 10 s in case they lag at the end.
+        // Progress from the statistics: cheap, and up to a second behind while the relay is
+        // busy (10 s once its connection idles at the end). What is left is counted exactly
+        // only when they say it is done or stop moving for 3 s: that count walks the whole
+        // partial index, 170 ms of PostgreSQL's CPU at a million rows.
         let done = outbox_updates(&pool).await? - updates_baseline;
         let now = Instant::now();
         if done > 0 && first_seen.is_none() {
             first_seen = Some(now);
         }
-        if done >= expect || now.duration_since(last_exact) >= Duration::from_secs(10) {
-            last_exact = now;
-            if unpublished(&pool).await? == 0 {
-                break;
-            }
+        if done != last_change.1 {
+            last_change = (now, done);
+        }
+        let stalled =
+            first_seen.is_some() && now.duration_since(last_change.0) >= Duration::from_secs(3);
+        if (done >= expect || stalled) && unpublished(&pool).await? == 0 {
+            break;
+        }
+        if stalled {
+            last_change = (now, done);
         }
         anyhow::ensure!(
             now < give_up,
