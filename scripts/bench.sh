@@ -146,14 +146,16 @@ trap 'exit 129' HUP
 # ------------------------------------------------------------ profiling ---
 
 # CPU ticks (1/100 s) of the given pids: user, then system (the kernel working for them).
+# Each pid's count includes its children that have exited (cutime, cstime): a PostgreSQL
+# backend that ends within the window leaves its CPU in the postmaster's, not nowhere.
 cpu_ticks() {
     local user=0 system=0 pid stat f
     for pid in "$@"; do
         stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
         stat=${stat##*) }
         read -r -a f <<<"$stat"
-        user=$((user + f[11]))
-        system=$((system + f[12]))
+        user=$((user + f[11] + f[13]))
+        system=$((system + f[12] + f[14]))
     done
     printf '%s %s\n' "$user" "$system"
 }
@@ -285,10 +287,7 @@ perf_summary() {
         [[ -n $pids ]] || continue
         perf report -i "$data" --stdio --no-children --pid "$pids" --percentage relative \
             --sort dso,sym --percent-limit 0.5 >"$RESULTS/$1.perf-$group.txt" 2>/dev/null || true
-        echo "perf: $group, by binary (share of its own samples)"
-        perf report -i "$data" --stdio --no-children --pid "$pids" --percentage relative \
-            --sort dso 2>/dev/null | awk '!/^#/ && NF && n++ < 4'
-        echo "perf: $group, top symbols (all in $1.perf-$group.txt)"
+        echo "perf: $group, top symbols (share of its own samples; all in $1.perf-$group.txt)"
         awk '!/^#/ && NF && n++ < 15' "$RESULTS/$1.perf-$group.txt"
     done
 }
