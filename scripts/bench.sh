@@ -354,13 +354,21 @@ pg_commit_limit() {
 # measure_limits NAME: the box's limits right before scenario NAME, so a busy box moves the
 # limit and the scenario's figure together and their ratio stays comparable between runs.
 measure_limits() {
-    local name=$1 out=$RESULTS/$1.limits.txt
+    local name=$1 out=$RESULTS/$1.limits.txt rmq before
     log "scenario $name: measuring the box's limits"
+    rmq=$(rabbitmq_pid)
     # A failed measurement leaves its ratios at n/a; it does not cost the scenario.
     {
         pg_commit_limit "$name" || log "warning: pgbench failed; see $RESULTS/$name.pgbench.txt"
+        before=$(cpu_ticks "$rmq")
         "$BIN_DIR/loadgen" probe-broker --amqp "$AMQP_URL" --messages "$PROBE_MESSAGES" --timeout 180s ||
             log "warning: the broker probe failed"
+        # What a message costs the broker when it does nothing else: beside a scenario's
+        # RabbitMQ CPU per event, it tells the broker's own cost from what our clients add.
+        awk -v a="$before" -v b="$(cpu_ticks "$rmq")" -v n="$PROBE_MESSAGES" 'BEGIN {
+            split(a, x, " "); split(b, y, " ")
+            printf "broker CPU in the probe: %.1f us per message published and consumed\n",
+                1e4 * (y[1] + y[2] - x[1] - x[2]) / n }'
     } 2>&1 | tee "$out"
     LIMIT_COMMITS=$(number_after "$out" 'pgbench limit:')
     LIMIT_PUBLISH=$(number_after "$out" 'publish+confirm')
