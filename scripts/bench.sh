@@ -444,6 +444,11 @@ ADMIN_PASSWORD_FILE=$BENCH_DIR/loadgen-admin.password
     <"$ADMIN_PASSWORD_FILE" >"$LOG_DIR/create-admin.log" 2>&1 ||
     die "auth create-admin failed; see $LOG_DIR/create-admin.log"
 
+# Under overload the tablets' connections pile up (one per request in flight, up to one per
+# tablet: 30,000 in b), and this box's default of 20,000 descriptors ran the tracker out of
+# them: it then failed to reach auth and answered 503. A production service has far more
+# (systemd and containers give 524,288 and up); the services inherit this.
+ulimit -n 262144 2>/dev/null || log "warning: cannot raise the open-files limit above $(ulimit -n)"
 start_service auth "$AUTH_PORT" serve
 # Devices checks staff against auth, so it starts after it.
 start_service devices "$DEVICES_PORT" serve
