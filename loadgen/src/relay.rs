@@ -99,6 +99,8 @@ pub async fn fill(args: OutboxFillArgs) -> anyhow::Result<()> {
     let mut rows = Rows::with_capacity(args.batch);
     let mut staged = 0u64;
     let mut number = 0u32;
+    // Orders with at least one event staged: the last wave may be cut short.
+    let mut orders_staged = 0u64;
     'waves: while staged < args.events {
         let mut wave = Vec::with_capacity(args.wave as usize);
         for _ in 0..args.wave {
@@ -116,6 +118,9 @@ pub async fn fill(args: OutboxFillArgs) -> anyhow::Result<()> {
                 }
                 rows.push(event)?;
                 staged += 1;
+                if step == 0 {
+                    orders_staged += 1;
+                }
                 if rows.len() == args.batch {
                     rows.insert(&pool).await?;
                 }
@@ -130,7 +135,7 @@ pub async fn fill(args: OutboxFillArgs) -> anyhow::Result<()> {
         .context("analysing the outbox")?;
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "outbox-fill: {staged} events of {number} orders staged in {secs:.1} s ({:.0} rows/s); \
+        "outbox-fill: {staged} events of {orders_staged} orders staged in {secs:.1} s ({:.0} rows/s); \
          the outbox holds {} unpublished rows",
         staged as f64 / secs,
         unpublished(&pool).await?
