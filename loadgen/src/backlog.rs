@@ -1,18 +1,17 @@
 //! `loadgen backlog` fills the bus with tracker events as fast as the broker confirms them;
 //! `loadgen drain` watches the sync worker work through them.
 
-use std::{collections::VecDeque, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use lapin::{
-    BasicProperties, Confirmation, PublisherConfirm,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::{AMQPValue, FieldTable, LongString, ShortString},
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use tokio::time::{Instant, sleep};
 
-use crate::{legacy, orders};
+use crate::{
+    broker::{ConfirmWindow, event_properties},
+    legacy, orders,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BacklogArgs {
@@ -44,8 +43,7 @@ pub struct DrainArgs {
 const BACKLOG_PIZZERIA: u32 = 0xffff_ffff;
 
 /// Publishes `events` tracker events, order by order in sequence, on one channel with a window
-/// of unconfirmed messages: the broker confirms in batches, so this runs far faster than
-/// waiting for each confirm, and one channel keeps each order's events in order.
+/// of unconfirmed messages ([`ConfirmWindow`]); one channel keeps each order's events in order.
 pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.window > 0, "--window must be at least 1");
     let bus = crate::bus_settings(&args.amqp, &args.exchange)?;
@@ -68,7 +66,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
     let pizzeria = orders::pizzeria_id(BACKLOG_PIZZERIA);
     let started = Instant::now();
     let mut last_report = started;
-    let mut pending: VecDeque<PublisherConfirm> = VecDeque::with_capacity(args.window);
+    let mut window = ConfirmWindow::new(args.window);
     let mut sent = 0u64;
     let mut number = 0u32;
     println!(
@@ -84,34 +82,18 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
                 break 'orders;
             }
             let body = serde_json::to_vec(&event.envelope).context("encoding an envelope")?;
-            let mut headers = FieldTable::default();
-            headers.insert(
-                ShortString::from("x-original-routing-key"),
-                AMQPValue::LongString(LongString::from(event.routing_key.as_str())),
-            );
-            let properties = BasicProperties::default()
-                .with_message_id(event.envelope.id.to_string().into())
-                .with_type(event.envelope.event_type.as_str().into())
-                .with_content_type("application/cloudevents+json".into())
-                .with_delivery_mode(2)
-                .with_headers(headers);
             let confirm = channel
                 .basic_publish(
                     args.exchange.as_str().into(),
                     event.routing_key.as_str().into(),
                     BasicPublishOptions::default(),
                     &body,
-                    properties,
+                    event_properties(&event),
                 )
                 .await
                 .context("publishing")?;
-            pending.push_back(confirm);
+            window.push(confirm).await?;
             sent += 1;
-            if pending.len() >= args.window
-                && let Some(oldest) = pending.pop_front()
-            {
-                confirmed(oldest).await?;
-            }
             if last_report.elapsed() >= Duration::from_secs(5) {
                 last_report = Instant::now();
                 println!(
@@ -121,9 +103,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
             }
         }
     }
-    while let Some(confirm) = pending.pop_front() {
-        confirmed(confirm).await?;
-    }
+    window.finish().await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "backlog: {sent} events ({number} orders) published and confirmed in {secs:.1} s, {:.0} events/s",
@@ -131,13 +111,6 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
     );
     let _ = connection.close(200, "done".into()).await;
     Ok(())
-}
-
-async fn confirmed(confirm: PublisherConfirm) -> anyhow::Result<()> {
-    match confirm.await.context("waiting for the publisher confirm")? {
-        Confirmation::Ack(_) => Ok(()),
-        other => anyhow::bail!("the broker did not confirm a message: {other:?}"),
-    }
 }
 
 /// Waits until the legacy inbox holds `expect` more rows than when it started, and prints the

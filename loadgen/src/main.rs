@@ -1,12 +1,15 @@
-//! The load generator: simulated pizzerias against the tracker's HTTP API and the bus, and a
-//! backlog of tracker events for the sync worker. It only ever targets loopback addresses, and
+//! The load generator: simulated pizzerias against the tracker's HTTP API and the bus, a
+//! backlog of tracker events for the sync worker, a full outbox for the tracker's relay, and a
+//! probe of the broker's own limit. It only ever targets loopback addresses, and
 //! every run is bounded in time and in requests. See docs/BENCHMARKS.md.
 
 mod backlog;
+mod broker;
 mod kitchen;
 mod legacy;
 mod limits;
 mod orders;
+mod relay;
 mod resources;
 mod session;
 mod stats;
@@ -31,6 +34,16 @@ enum Command {
     Backlog(backlog::BacklogArgs),
     /// Wait until the sync worker has mirrored N more events, and print the rate.
     Drain(backlog::DrainArgs),
+    /// Measure the broker's own limit: publish+confirm, then consume+ack, on a throwaway
+    /// quorum queue that is deleted afterwards.
+    ProbeBroker(broker::ProbeArgs),
+    /// Stage tracker events straight into the tracker's outbox (the tracker stopped).
+    OutboxFill(relay::OutboxFillArgs),
+    /// Wait until the tracker's relay has published every outbox row, and print the rate.
+    RelayWatch(relay::RelayWatchArgs),
+    /// Read the relay's events back from the sync worker's queue (the worker stopped) and
+    /// check each order's sequence.
+    RelayCheck(relay::RelayCheckArgs),
 }
 
 /// Bus settings for the broker at `url`. Read through serde like a service's configuration,
@@ -46,6 +59,10 @@ async fn main() -> std::process::ExitCode {
         Command::Kitchen(args) => kitchen::run(*args).await,
         Command::Backlog(args) => backlog::backlog(args).await,
         Command::Drain(args) => backlog::drain(args).await,
+        Command::ProbeBroker(args) => broker::probe(args).await,
+        Command::OutboxFill(args) => relay::fill(args).await,
+        Command::RelayWatch(args) => relay::watch(args).await,
+        Command::RelayCheck(args) => relay::check(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
