@@ -391,6 +391,7 @@ impl TestOrder {
                         size: Some("30 cm".into()),
                         quantity: 2,
                         modifiers: vec!["no onion".into(), "extra cheese".into()],
+                        allergens: vec![],
                     },
                     OrderItem {
                         product_id: Uuid::new_v4(),
@@ -399,6 +400,7 @@ impl TestOrder {
                         size: Some("0.5 l".into()),
                         quantity: 1,
                         modifiers: vec![],
+                        allergens: vec![],
                     },
                 ],
                 products: vec![
