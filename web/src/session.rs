@@ -12,7 +12,12 @@
 use std::{future::Future, pin::Pin, sync::Arc};
 
 use access::{ClientInfo, DevicePrincipal, DeviceVerifier, StaffPrincipal, StaffVerifier};
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{
+    FromRequest, HttpRequest,
+    dev::Payload,
+    http::{StatusCode, header},
+    web,
+};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -150,7 +155,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
         let req = req.clone();
         let bytes = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|_| PageError::Csrf)?;
+            let bytes = bytes.await.map_err(|e| {
+                // Over the form limit is the sender's doing, not an expired form.
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    PageError::Refused {
+                        status: StatusCode::PAYLOAD_TOO_LARGE,
+                        message: "The form is too large. Shorten what you typed and try again."
+                            .into(),
+                    }
+                } else {
+                    PageError::Csrf
+                }
+            })?;
             let public_origin = req
                 .app_data::<web::Data<Settings>>()
                 .map(|s| s.screens.public_origin.clone())

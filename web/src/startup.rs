@@ -141,6 +141,8 @@ fn run_server(
             .app_data(devices.clone())
             .app_data(readiness.clone())
             .app_data(web::FormConfig::default().limit(16 * 1024))
+            // The pages' own form extractor reads the body as bytes: the same 16 KiB for it.
+            .app_data(web::PayloadConfig::new(16 * 1024))
             .configure(health_routes)
             .configure(metrics.clone())
             .configure(routes::configure)

@@ -178,6 +178,22 @@ async fn a_body_that_is_not_an_object_is_refused_not_read_by_position() {
     let body = json_body(response).await;
     assert_eq!(body["error"]["field"], "body", "{body}");
     assert_eq!(body["error"]["rule"], "must be a JSON object", "{body}");
+
+    // Nor is a struct inside the body: a role grant by position.
+    let response = app
+        .post_with(
+            &app.admin_token,
+            "/api/v1/users",
+            &json!({
+                "login": "nina",
+                "display_name": "Nina",
+                "password": PASSWORD,
+                "roles": [["shift_manager", app.pizzeria_id]],
+            }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "roles[0]");
 }
 
 #[tokio::test]

@@ -50,3 +50,20 @@ async fn users_status_says_who_is_still_active_to_a_caller_with_the_key() {
     expected.sort_by_key(|u| u["user_id"].as_str().map(str::to_owned));
     assert_eq!(users, expected);
 }
+
+/// A service configured without a key (outside development mode it refuses to start) must
+/// still not take a request without the header as carrying the empty key.
+#[tokio::test]
+async fn an_empty_introspection_key_opens_nothing() {
+    let app = spawn_app_with(|s| s.introspection.key = "".into()).await;
+    let response = app
+        .client
+        .post(app.url("/internal/v1/introspect"))
+        .json(&json!({ "token": app.admin_token }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = app.introspect_with_key("", &app.admin_token).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

@@ -195,9 +195,10 @@ pub fn unreadable_body(e: actix_web::Error) -> ClientError {
     ClientError::malformed("body", format!("cannot be read: {e}"))
 }
 
-/// Parses a JSON request body, naming the path of whatever is wrong. The body must be an
-/// object: serde fills a struct from an array by position too, so `["login", "password"]`
-/// would otherwise sign in, and `["reason", "actor"]` would swap the two.
+/// Parses a JSON request body, naming the path of whatever is wrong. The body, and every struct
+/// in it, must be an object: serde fills a struct from an array by position too, so
+/// `["login", "password"]` would otherwise sign in, and `["reason", "actor"]` would swap the
+/// two.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -209,7 +210,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
         );
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -219,7 +220,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
             }
             _ => ClientError::malformed("body", format!("must be valid JSON ({inner})")),
         }
-    })
+    })?;
+    // Read once more, refusing arrays where objects belong (see `strict`). The first reading
+    // keeps what serde_json checks itself (duplicate fields, the exact error positions).
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(path) = crate::strict::array_for_struct::<T>(&value)
+    {
+        let field = if path.is_empty() || path == "." {
+            "body".to_owned()
+        } else {
+            path
+        };
+        return Err(ClientError::invalid(field, crate::strict::MUST_BE_OBJECT));
+    }
+    Ok(parsed)
 }
 
 /// For an optional field that is not nullable:
@@ -569,6 +583,21 @@ mod tests {
         let err = parse_json::<Item>(b"[oops").unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(parse_json::<Item>(br#" {"name":"x","quantity":1}"#).is_ok());
+    }
+
+    #[test]
+    fn a_nested_struct_given_as_an_array_is_refused_by_its_path() {
+        let err =
+            parse_json::<Order>(br#"{"items":[{"name":"x","quantity":1},["y",2]]}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.field.as_deref(), Some("items[1]"));
+        assert_eq!(err.rule.as_deref(), Some("must be a JSON object"));
+        // Arrays where arrays belong, and everything else serde_json reads, still pass.
+        let order = parse_json::<Order>(br#"{"items":[{"name":"x","quantity":1}]}"#);
+        assert!(order.is_ok_and(|o| o.items.len() == 1));
+        let err = parse_json::<Order>(br#"{"items":[{"name":"x","quantity":1,"name":"y"}]}"#)
+            .unwrap_err();
+        assert!(err.rule.unwrap_or_default().contains("duplicate field"));
     }
 
     #[test]

@@ -9,4 +9,5 @@ pub mod metrics;
 pub mod rate;
 pub mod secrets;
 pub mod shutdown;
+mod strict;
 pub mod telemetry;

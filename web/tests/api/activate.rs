@@ -187,3 +187,37 @@ async fn a_refused_approval_keeps_the_choices_and_the_box_must_be_ticked() {
     assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
     assert_eq!(location, "/activate?done=approved");
 }
+
+/// A shift manager approves devices but does not manage them: the Devices page lets them
+/// revoke a lost tablet at once, without renaming or moving it.
+#[tokio::test]
+async fn a_shift_manager_revokes_a_lost_tablet_from_the_devices_page() {
+    let stack = stack().await;
+    let tablet = stack.peers.station_tablet(stack.pizzeria_id, "oven").await;
+    let (status, body) = stack.page("/activate").await;
+    assert_eq!(status, StatusCode::OK);
+    let revoke = format!(
+        "/p/{}/devices/{}/revoke",
+        stack.pizzeria_id, tablet.device_id
+    );
+    assert!(body.contains(&revoke), "{body}");
+    assert!(!body.contains("/rename"), "{body}");
+    let response = stack
+        .web
+        .client
+        .post(stack.web.url(&revoke))
+        .header("origin", &stack.web.address)
+        .header("cookie", stack.cookies())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={CSRF}"))
+        .send()
+        .await
+        .expect("the web answers");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["location"],
+        "/activate?done=revoked#devices"
+    );
+    let (_, body) = stack.page("/activate?done=revoked").await;
+    assert!(body.contains("Revoked."), "{body}");
+}

@@ -105,3 +105,20 @@ async fn the_browser_behind_a_trusted_proxy_is_who_auth_sees() {
             .expect("audit rows");
     assert_eq!(ips, vec![Some("203.0.113.45".to_owned())]);
 }
+
+#[tokio::test]
+async fn an_oversized_form_is_a_413_not_an_expired_form() {
+    let app = spawn_web(|_| {}).await;
+    let long = "x".repeat(64 * 1024);
+    let response = app
+        .post_form("/login", CSRF, &[("login", "anna"), ("password", &long)])
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        !response
+            .text()
+            .await
+            .expect("body")
+            .contains("This form has expired")
+    );
+}
