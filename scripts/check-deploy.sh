@@ -7,6 +7,7 @@
 #   - deploy/compose.yaml: parsed and checked for structure;
 #   - every APP_* setting either one gives a container: a setting that container's binary reads
 #     (from its Settings struct in Rust, checked against its config/base.toml).
+#   - Dockerfile: multi-stage, builds and copies all five binaries, runs as non-root.
 # Installs kubernetes-validate and PyYAML with pip if they are missing. Exits non-zero on any
 # finding. Arguments go to scripts/check_deploy.py (--k8s DIR, --compose FILE).
 set -euo pipefail

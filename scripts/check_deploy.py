@@ -14,6 +14,7 @@
    from the Rust source: its `Settings` struct in <service>/src/config.rs and the structs it
    names in crates/*/src, with serde's rules (Option and #[serde(default)] fields need no
    default); each service's config/base.toml must then consist of exactly such keys.
+4. Dockerfile: multi-stage, builds and copies all five binaries, ends as a non-root user.
 
 Every problem is printed as a FINDING and makes the exit status 1.
 """
@@ -441,7 +442,22 @@ def check_k8s(docs: list[dict], label: str, models: dict, bases: dict) -> None:
         for c in containers(d):
             where = f"{label}: {d['kind']}/{d['metadata']['name']} container {c['name']}"
             binary, role = binary_of(c.get("command") or c.get("args"))
+            # envFrom first: a variable in env wins over one of the same name from envFrom.
             env: dict[str, object] = {}
+            for ef in c.get("envFrom", []) or []:
+                prefix = ef.get("prefix", "")
+                if "configMapRef" in ef:
+                    name = ef["configMapRef"]["name"]
+                    if name not in cms:
+                        finding(f"{where}: envFrom names the missing ConfigMap {name}")
+                    for k, v in data_keys(cms.get(name, {})).items():
+                        env[prefix + k] = v
+                if "secretRef" in ef:
+                    name = ef["secretRef"]["name"]
+                    if name not in secrets:
+                        finding(f"{where}: envFrom names the missing Secret {name}")
+                    for k in data_keys(secrets.get(name, {})):
+                        env[prefix + k] = None
             for e in c.get("env", []) or []:
                 vf = e.get("valueFrom")
                 if vf and "secretKeyRef" in vf:
@@ -458,20 +474,6 @@ def check_k8s(docs: list[dict], label: str, models: dict, bases: dict) -> None:
                         finding(f"{where}: {e['name']} names the missing {ref['name']}/{ref['key']}")
                 else:
                     env[e["name"]] = e.get("value", "")
-            for ef in c.get("envFrom", []) or []:
-                prefix = ef.get("prefix", "")
-                if "configMapRef" in ef:
-                    name = ef["configMapRef"]["name"]
-                    if name not in cms:
-                        finding(f"{where}: envFrom names the missing ConfigMap {name}")
-                    for k, v in data_keys(cms.get(name, {})).items():
-                        env[prefix + k] = v
-                if "secretRef" in ef:
-                    name = ef["secretRef"]["name"]
-                    if name not in secrets:
-                        finding(f"{where}: envFrom names the missing Secret {name}")
-                    for k in data_keys(secrets.get(name, {})):
-                        env[prefix + k] = None
             app_vars = [n for n in env if n.upper().startswith("APP_")]
             if binary not in SERVICES:
                 if app_vars:
@@ -640,6 +642,33 @@ def check_compose(path: Path, models: dict, bases: dict) -> None:
        f"{settings} APP_* settings checked", start)
 
 
+# --------------------------------------------------------------------------- Dockerfile ---
+
+
+def check_dockerfile(path: Path) -> None:
+    """The image the manifests name: every binary built and copied, a non-root user."""
+    start = len(findings)
+    label = str(path.relative_to(ROOT))
+    text = re.sub(r"\\\n", " ", path.read_text())
+    stages = re.findall(r"^FROM\s+\S+(?:\s+AS\s+(\S+))?", text, re.M | re.I)
+    if len(stages) < 2:
+        finding(f"{label}: not a multi-stage build ({len(stages)} FROM)")
+    builds = " ".join(re.findall(r"cargo build[^\n]*", text))
+    for binary in SERVICES:
+        if not re.search(r"-p\s+" + re.escape(binary) + r"\b", builds):
+            finding(f"{label}: `cargo build` does not build -p {binary}")
+        if not re.search(r"target/release/" + re.escape(binary) + r"\b", text):
+            finding(f"{label}: target/release/{binary} is not copied out of the build stage")
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    if not users or users[-1].split(":")[0] in ("0", "root"):
+        finding(f"{label}: the runtime image must end with a non-root USER (has {users or 'none'})")
+    ignore = (path.parent / ".dockerignore")
+    if not ignore.exists() or not re.search(r"^/?target/?$", ignore.read_text(), re.M):
+        finding(f"{label}: .dockerignore must keep target/ out of the build context")
+    ok(f"{label}: {len(stages)} stages, builds and copies {', '.join(SERVICES)}, runs as USER {users[-1] if users else '?'}",
+       start)
+
+
 # ------------------------------------------------------------------------------- main ---
 
 
@@ -694,6 +723,9 @@ def main() -> int:
             finding(f"{label}: {dup} is defined twice")
         validate_schemas(docs, label)
         check_k8s(docs, label, models, bases)
+
+    print("Dockerfile:")
+    check_dockerfile(ROOT / "Dockerfile")
 
     print("compose:")
     check_compose(compose, models, bases)
