@@ -22,7 +22,6 @@ Every problem is printed as a FINDING and makes the exit status 1.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import re
