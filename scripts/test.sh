@@ -92,6 +92,10 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 log "promtool check config deploy/monitoring/prometheus.yml"
 promtool check config deploy/monitoring/prometheus.yml || status=$?
+# The image, compose file and Kubernetes manifests: schemas offline, and every setting they
+# set is one the service reads (docs/DEPLOYING.md).
+log "scripts/check-deploy.sh"
+scripts/check-deploy.sh || status=$?
 
 if cargo nextest --version >/dev/null 2>&1; then
     log "cargo nextest run --workspace --no-fail-fast $*"
