@@ -76,7 +76,9 @@ class Unsupported(Exception):
 
 
 INT_TYPES = {"u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize"}
-STRING_TYPES = {"String", "SecretString"}
+# Types a setting reads from one string. TrustedProxies (service_kit::client) parses a
+# comma-separated list of addresses and CIDR blocks, which is what an environment variable gives.
+STRING_TYPES = {"String", "SecretString", "TrustedProxies"}
 
 
 def rust_structs(text: str, origin: str) -> dict[str, dict]:
