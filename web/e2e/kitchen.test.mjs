@@ -345,6 +345,28 @@ test("the manager's other screens render: order page, performance, motivation", 
   await shot(wall, "motivation");
 });
 
+test("the manager rushes an order and it goes to the top of the station", async () => {
+  const order = await placeOrder("Oleg", [{ name: "Pepperoni", category: "pizza", size: "35 cm" }]);
+  await card(tablets.dough, order.number).waitFor({ timeout: 5000 });
+  await manager.goto(`${WEB}/p/${P}/orders/${order.id}`);
+  await manager.getByRole("button", { name: "⚡ Rush" }).click();
+  await manager.locator(".notice.ok").waitFor();
+  const rushed = tablets.dough.locator(".card.urgent", { has: tablets.dough.locator(".num", { hasText: `#${order.number}` }) });
+  await rushed.waitFor({ timeout: 3000 });
+  assert.match(await rushed.locator(".tag.urgent").innerText(), /URGENT/);
+  // Above every card that is not urgent (other urgent ones, such as remakes, share the top).
+  const cards = await tablets.dough.locator(".card").evaluateAll((cs) => cs.map((c) => ({ n: c.querySelector(".num").textContent, urgent: c.classList.contains("urgent") })));
+  const at = cards.findIndex((c) => c.n === `#${order.number}`);
+  const firstPlain = cards.findIndex((c) => !c.urgent);
+  assert.ok(at >= 0 && (firstPlain < 0 || at < firstPlain), JSON.stringify(cards));
+});
+
+test("all-day counts show how many of each product wait", async () => {
+  const order = await placeOrder("Pyotr", [{ name: "Quattro", category: "pizza", size: "40 cm", quantity: 3 }]);
+  await card(tablets.dough, order.number).first().waitFor({ timeout: 5000 });
+  assert.ok((await tablets.dough.locator(".all-day li").allInnerTexts()).includes("3× Quattro 40 cm"));
+});
+
 test("the TV board fits 1920×1080 with long names, newest ready first, at most 16", async () => {
   const long = (i) => `${"Konstantin Konstantinopolsky-Vasilievich ".repeat(2).slice(0, 60)} ${String(i).padStart(3, "0")}`;
   const orders = [];

@@ -178,6 +178,24 @@ pub async fn restart_product(
     Ok(())
 }
 
+/// Marks the order's products still waiting at a station urgent; returns the stations of the
+/// ones that were not urgent yet (none when the order was rushed already).
+#[tracing::instrument(skip(conn))]
+pub async fn mark_order_urgent(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "update products set urgent = true
+         where order_id = $1 and station is not null and not urgent
+         returning station",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+    .context("cannot mark the order urgent")
+}
+
 #[tracing::instrument(skip(conn))]
 pub async fn count_unfinished(conn: &mut PgConnection, order_id: Uuid) -> anyhow::Result<i64> {
     sqlx::query_scalar("select count(*) from products where order_id = $1 and done_at is null")
@@ -265,6 +283,37 @@ pub async fn station_queue(
     .fetch_all(db)
     .await
     .context("cannot read the station queue")
+}
+
+/// How many of each product (name and size) wait at a station: the "all day" count a cook
+/// reads to make several at once.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AllDayRow {
+    pub name: String,
+    pub size: Option<String>,
+    pub count: i64,
+}
+
+/// Every product waiting at the station, by name and size, most first; not bounded by
+/// [`QUEUE_LIMIT`].
+#[tracing::instrument(skip(db))]
+pub async fn all_day_counts(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    station: &str,
+) -> anyhow::Result<Vec<AllDayRow>> {
+    sqlx::query_as(
+        "select name, size, count(*) as count from products
+         where pizzeria_id = $1 and station = $2
+         group by name, size
+         order by count(*) desc, name, size
+         limit 50",
+    )
+    .bind(pizzeria_id)
+    .bind(station)
+    .fetch_all(db)
+    .await
+    .context("cannot count the station's products")
 }
 
 /// The stations where the order's products wait.

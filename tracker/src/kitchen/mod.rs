@@ -23,7 +23,7 @@ use crate::{
 
 pub use intake::{accept_order, cancel_order};
 pub use late::{LateSweeper, flag_late_orders};
-pub use orders::{hand_over, remake};
+pub use orders::{hand_over, remake, rush};
 pub use pizzerias::{PizzeriaConfig, RouteConfig, StationConfig, configure_pizzeria, set_route};
 pub use stations::{TapRecord, Undone, tap, undo};
 

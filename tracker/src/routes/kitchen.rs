@@ -70,6 +70,13 @@ struct StationAlert {
     at: DateTime<Utc>,
 }
 
+#[derive(Debug, Serialize)]
+struct AllDayCount {
+    product_name: String,
+    size: Option<String>,
+    count: i64,
+}
+
 /// How far back a queue answer lists alerts; the tablet decides how long to show each.
 const ALERT_LOOKBACK: chrono::Duration = chrono::Duration::minutes(10);
 
@@ -128,6 +135,15 @@ pub async fn station_queue(
                 at: a.at,
             })
             .collect::<Vec<_>>();
+    let all_day = products::all_day_counts(&**pool, pizzeria_id, station)
+        .await?
+        .into_iter()
+        .map(|r| AllDayCount {
+            product_name: r.name,
+            size: r.size,
+            count: r.count,
+        })
+        .collect::<Vec<_>>();
     let total = rows.first().map_or(0, |r| r.total);
     let entries: Vec<QueueEntry> = rows
         .into_iter()
@@ -158,6 +174,7 @@ pub async fn station_queue(
             "version": version,
             "generated_at": generated_at,
             "total": total,
+            "all_day": all_day,
             "products": entries,
             "undoable": undoable,
             "alerts": alerts,

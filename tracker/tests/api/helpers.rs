@@ -346,6 +346,14 @@ impl TestApp {
         .await
     }
 
+    pub async fn rush(&self, order_id: Uuid) -> Response {
+        self.post_json(
+            &format!("{}/orders/{order_id}/rush", self.pizzeria_path()),
+            &json!({ "actor": "manager" }),
+        )
+        .await
+    }
+
     pub async fn station_report(&self, query: &str) -> Response {
         self.get(&format!(
             "{}/reports/stations?{query}",

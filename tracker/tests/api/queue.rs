@@ -182,6 +182,11 @@ async fn a_long_queue_says_how_many_wait_and_a_remake_comes_first_with_its_reaso
 
     let queue = json_body(app.queue("dough", None).await).await;
     assert_eq!(queue["total"], 539, "every product waiting is counted");
+    assert_eq!(
+        queue["all_day"],
+        serde_json::json!([{ "product_name": "Pepperoni", "size": "30 cm", "count": 539 }]),
+        "all day counts cover every product, not only those listed"
+    );
     assert_eq!(queue["products"].as_array().unwrap().len(), 500);
 
     // Sent back to dough behind 539 others, the remake is listed first, urgent, with why.

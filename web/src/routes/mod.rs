@@ -106,6 +106,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(manager::hand_over),
         )
         .route(
+            "/p/{pizzeria_id}/orders/{order_id}/rush",
+            web::post().to(manager::rush),
+        )
+        .route(
             "/p/{pizzeria_id}/orders/{order_id}/products/{product_id}/remake",
             web::post().to(manager::remake),
         )

@@ -69,9 +69,18 @@ struct AlertEntry {
 }
 
 #[derive(Debug, Deserialize)]
+struct AllDayEntry {
+    product_name: String,
+    size: Option<String>,
+    count: i64,
+}
+
+#[derive(Debug, Deserialize)]
 struct Queue {
     #[serde(default)]
     total: i64,
+    #[serde(default)]
+    all_day: Vec<AllDayEntry>,
     products: Vec<QueueEntry>,
     #[serde(default)]
     undoable: Vec<UndoableTap>,
@@ -125,6 +134,8 @@ pub struct Alert {
 pub struct Station {
     cards: Vec<Card>,
     total: i64,
+    /// "7× Pepperoni 30 cm": every product waiting here, by kind, most first.
+    all_day: Vec<String>,
     undo: Option<UndoOffer>,
     alerts: Vec<Alert>,
 }
@@ -238,6 +249,14 @@ async fn station_view(
     let last_tap = session::cookie(req, LAST_TAP_COOKIE).and_then(|v| v.parse().ok());
     Ok(Station {
         total: queue.total.max(queue.products.len() as i64),
+        all_day: queue
+            .all_day
+            .iter()
+            .map(|a| match a.size.as_deref().filter(|s| !s.is_empty()) {
+                Some(size) => format!("{}× {} {size}", a.count, a.product_name),
+                None => format!("{}× {}", a.count, a.product_name),
+            })
+            .collect(),
         cards: queue.products.into_iter().map(card).collect(),
         undo: undo_offer(&queue.undoable, last_tap, now),
         alerts: alerts(
