@@ -109,20 +109,28 @@ pub async fn station_queue(
     let rows = products::station_queue(&**pool, pizzeria_id, station).await?;
     let generated_at = Utc::now();
     let window = chrono::Duration::from_std(kitchen.undo_window).unwrap_or_default();
-    let undoable = taps::undoable_taps(&**pool, pizzeria_id, station, generated_at - window)
-        .await?
-        .into_iter()
-        .map(|t| UndoableTap {
-            tap_id: t.tap_id,
-            product_id: t.product_id,
-            order_id: t.order_id,
-            order_number: t.number,
-            product_name: t.name,
-            size: t.size,
-            completed_at: t.completed_at,
-            undo_until: t.completed_at + window,
-        })
-        .collect::<Vec<_>>();
+    // One read serves both lists: what undo can take back is what recall can, in a shorter
+    // window.
+    let recall_window = chrono::Duration::from_std(kitchen::RECALL_WINDOW).unwrap_or_default();
+    let recallable: Vec<UndoableTap> =
+        taps::undoable_taps(&**pool, pizzeria_id, station, generated_at - recall_window)
+            .await?
+            .into_iter()
+            .map(|t| UndoableTap {
+                tap_id: t.tap_id,
+                product_id: t.product_id,
+                order_id: t.order_id,
+                order_number: t.number,
+                product_name: t.name,
+                size: t.size,
+                completed_at: t.completed_at,
+                undo_until: t.completed_at + window,
+            })
+            .collect();
+    let undoable: Vec<&UndoableTap> = recallable
+        .iter()
+        .filter(|t| t.undo_until > generated_at)
+        .collect();
     let alerts =
         alerts::recent_alerts(&**pool, pizzeria_id, station, generated_at - ALERT_LOOKBACK)
             .await?
@@ -177,6 +185,7 @@ pub async fn station_queue(
             "all_day": all_day,
             "products": entries,
             "undoable": undoable,
+            "recallable": recallable,
             "alerts": alerts,
         })))
 }
@@ -237,19 +246,47 @@ pub async fn undo(
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ActorBody>,
 ) -> Result<HttpResponse, ApiError> {
+    take_back(caller, req, scope, pool, kitchen, body, TakeBack::Undo).await
+}
+
+/// `POST .../stations/{station}/taps/{tap_id}/recall`: as undo, within 15 minutes.
+pub async fn recall(
+    caller: Caller,
+    req: HttpRequest,
+    scope: StationScope,
+    pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
+    OptionalJson(body): OptionalJson<ActorBody>,
+) -> Result<HttpResponse, ApiError> {
+    take_back(caller, req, scope, pool, kitchen, body, TakeBack::Recall).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TakeBack {
+    Undo,
+    Recall,
+}
+
+async fn take_back(
+    caller: Caller,
+    req: HttpRequest,
+    scope: StationScope,
+    pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
+    body: ActorBody,
+    how: TakeBack,
+) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
     let tap_id: i64 = service_kit::http::path_param(&req, "tap_id", "must be a tap id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let mut tx = pool.begin().await.context("cannot start the undo")?;
-    let undone = kitchen::undo(
-        &mut tx,
-        &kitchen,
-        scope.pizzeria_id,
-        &scope.station,
-        tap_id,
-        Some(&actor),
-    )
-    .await?;
+    let (p, station) = (scope.pizzeria_id, &scope.station);
+    let undone = match how {
+        TakeBack::Undo => kitchen::undo(&mut tx, &kitchen, p, station, tap_id, Some(&actor)).await,
+        TakeBack::Recall => {
+            kitchen::recall(&mut tx, &kitchen, p, station, tap_id, Some(&actor)).await
+        }
+    }?;
     tx.commit().await.context("cannot commit the undo")?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "tap_id": undone.tap.id,

@@ -58,6 +58,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(kitchen::undo),
             )
             .route(
+                "/pizzerias/{pizzeria_id}/stations/{station}/taps/{tap_id}/recall",
+                web::post().to(kitchen::recall),
+            )
+            .route(
                 "/pizzerias/{pizzeria_id}/board",
                 web::get().to(board::board),
             )

@@ -84,6 +84,10 @@ struct Queue {
     products: Vec<QueueEntry>,
     #[serde(default)]
     undoable: Vec<UndoableTap>,
+    /// What this station completed in the last 15 minutes that has not moved past the next
+    /// station: what recall can bring back.
+    #[serde(default)]
+    recallable: Vec<UndoableTap>,
     #[serde(default)]
     alerts: Vec<AlertEntry>,
 }
@@ -137,6 +141,8 @@ pub struct Station {
     /// "7× Pepperoni 30 cm": every product waiting here, by kind, most first.
     all_day: Vec<String>,
     undo: Option<UndoOffer>,
+    /// (tap id, label) of what recall can bring back, newest first.
+    recallable: Vec<(i64, String)>,
     alerts: Vec<Alert>,
 }
 
@@ -259,6 +265,14 @@ async fn station_view(
             .collect(),
         cards: queue.products.into_iter().map(card).collect(),
         undo: undo_offer(&queue.undoable, last_tap, now),
+        recallable: queue
+            .recallable
+            .iter()
+            .map(|t| {
+                let label = product_label(&t.product_name, t.size.as_deref(), t.order_number);
+                (t.tap_id, label)
+            })
+            .collect(),
         alerts: alerts(
             queue.alerts,
             now,
@@ -361,6 +375,7 @@ struct ActionAnswer {
 enum Action {
     Tap,
     Undo,
+    Recall,
 }
 
 /// The confirmation: which product of which order, and what happened to it.
@@ -376,6 +391,7 @@ fn confirmation(action: Action, answer: &ActionAnswer) -> String {
             None => format!("Done: {label} is finished"),
         },
         Action::Undo => format!("Undone: {label} is back"),
+        Action::Recall => format!("Recalled: {label} is back"),
     }
 }
 
@@ -422,7 +438,7 @@ async fn kitchen_action(
                     &answer.tap_id.to_string(),
                     Some(settings.screens.undo_seconds),
                 ),
-                Action::Undo => clear_cookie(LAST_TAP_COOKIE),
+                Action::Undo | Action::Recall => clear_cookie(LAST_TAP_COOKIE),
             };
             response.headers_mut().append(
                 header::SET_COOKIE,
@@ -469,17 +485,44 @@ pub async fn undo(
     settings: web::Data<Settings>,
     Form(_): Form<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    let station = station_of(&viewer)?;
+    take_back(&req, &viewer, &state, &settings, Action::Undo).await
+}
+
+/// `POST /station/recall/{tap_id}`: a product this station completed in the last 15 minutes
+/// comes back, if the next station has not made it yet.
+pub async fn recall(
+    req: HttpRequest,
+    viewer: DeviceViewer,
+    state: web::Data<AppState>,
+    settings: web::Data<Settings>,
+    Form(_): Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    take_back(&req, &viewer, &state, &settings, Action::Recall).await
+}
+
+async fn take_back(
+    req: &HttpRequest,
+    viewer: &DeviceViewer,
+    state: &AppState,
+    settings: &Settings,
+    action: Action,
+) -> Result<HttpResponse, PageError> {
+    let station = station_of(viewer)?;
     let tap_id: i64 = req
         .match_info()
         .get("tap_id")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| PageError::NotFound("tap".into()))?;
+    let verb = if action == Action::Recall {
+        "recall"
+    } else {
+        "undo"
+    };
     let path = format!(
-        "/api/v1/pizzerias/{}/stations/{station}/taps/{tap_id}/undo",
+        "/api/v1/pizzerias/{}/stations/{station}/taps/{tap_id}/{verb}",
         viewer.device.pizzeria_id
     );
-    kitchen_action(&req, &viewer, &state, &settings, path, Action::Undo).await
+    kitchen_action(req, viewer, state, settings, path, action).await
 }
 
 #[derive(Debug, Clone, Deserialize)]
