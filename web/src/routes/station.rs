@@ -349,6 +349,10 @@ fn kitchen_problem(e: &UpstreamError) -> Option<String> {
             "This product is no longer at this station. The screen has been refreshed."
         }
         "undo_window_passed" => "Too late to undo that tap.",
+        // A tap id this station does not know (an old cookie, another station's tap).
+        "not_found" if e.status() == Some(StatusCode::NOT_FOUND) => {
+            "That is no longer here. The screen has been refreshed."
+        }
         "order_cancelled" => "This order was cancelled.",
         "order_handed_over" => "This order was already handed over.",
         _ if e.status() == Some(StatusCode::CONFLICT) => {
