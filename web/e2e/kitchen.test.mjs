@@ -269,6 +269,8 @@ test("a drink is not over target while its pizza is still at dough", async () =>
   const c = card(page, order.number);
   await c.waitFor({ timeout: 5000 });
   assert.match(await c.locator("[data-timer]").innerText(), /^in \d+:\d\d$/);
+  // The packing view per order: how much of it is ready here.
+  assert.equal(await c.locator(".order-ready").innerText(), `#${order.number}: 1 of 2 ready`);
   assert.ok(await c.evaluate((el) => el.classList.contains("waiting") && !el.classList.contains("late") && !el.classList.contains("near")));
 });
 

@@ -248,6 +248,11 @@ pub struct QueueRow {
     pub remake_reason: Option<String>,
     /// How many products wait at the station in all, on every row.
     pub total: i64,
+    /// This is the product's last station (packing, for most routes).
+    pub last_stage: bool,
+    /// The order's products, and how many of them are done or wait here: "5 of 7 ready".
+    pub order_products: i64,
+    pub order_here: i64,
 }
 
 /// How many products one queue answer lists at most. A tablet shows a screenful; the answer
@@ -268,7 +273,11 @@ pub async fn station_queue(
                 p.allergens, p.entered_at,
                 greatest(p.entered_at, coalesce(p.clock_from, p.entered_at)) as clock_from,
                 coalesce(p.route_targets[p.stage + 1], 0) as target_seconds,
-                p.pass, o.late, p.urgent, p.remake_reason, count(*) over () as total
+                p.pass, o.late, p.urgent, p.remake_reason, count(*) over () as total,
+                p.stage + 1 = cardinality(p.route_stations) as last_stage,
+                (select count(*) from products q where q.order_id = p.order_id) as order_products,
+                (select count(*) from products q where q.order_id = p.order_id
+                   and (q.done_at is not null or q.station = $2)) as order_here
          from products p join orders o on o.id = p.order_id
          where p.pizzeria_id = $1 and p.station = $2
          order by p.urgent desc,

@@ -44,6 +44,16 @@ struct QueueEntry {
     urgent: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     remake_reason: Option<String>,
+    /// This station is the product's last (packing): the order's products done or waiting
+    /// here, of all of them ("#4204: 5 of 7 ready").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_ready: Option<OrderReady>,
+}
+
+#[derive(Debug, Serialize)]
+struct OrderReady {
+    ready: i64,
+    of: i64,
 }
 
 /// A tap undo can still take back, named for the tablet.
@@ -171,6 +181,10 @@ pub async fn station_queue(
             late: r.late,
             urgent: r.urgent,
             remake_reason: r.remake_reason,
+            order_ready: r.last_stage.then_some(OrderReady {
+                ready: r.order_here,
+                of: r.order_products,
+            }),
         })
         .collect();
     Ok(HttpResponse::Ok()

@@ -237,6 +237,17 @@ async fn a_drink_is_due_with_the_orders_pizza_and_listed_by_when_it_is_due() {
         at(&products[0], "entered_at")
     );
 
+    // At packing, the last station, each card says how much of its order is ready there.
+    assert_eq!(
+        waiting["order_ready"],
+        serde_json::json!({ "ready": 1, "of": 2 }),
+        "the drink waits at packing, the pizza at dough"
+    );
+    assert!(
+        json_body(app.queue("dough", None).await).await["products"][0]["order_ready"].is_null(),
+        "only at a product's last station"
+    );
+
     // Tapped before its clock started, it took no time against its target.
     let tap = app.tap_ok("packing", drink_with_pizza).await;
     assert_eq!(tap["duration_ms"], 0);

@@ -49,6 +49,13 @@ struct QueueEntry {
     #[serde(default)]
     urgent: bool,
     remake_reason: Option<String>,
+    order_ready: Option<OrderReady>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderReady {
+    ready: i64,
+    of: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +119,8 @@ pub struct Card {
     remake: bool,
     urgent: bool,
     remake_reason: Option<String>,
+    /// At the product's last station, for an order of several: "2 of 3 ready".
+    order_ready: Option<String>,
 }
 
 impl Card {
@@ -232,6 +241,10 @@ fn card(p: QueueEntry) -> Card {
         remake: p.pass > 1,
         urgent: p.urgent,
         remake_reason: p.remake_reason,
+        order_ready: p
+            .order_ready
+            .filter(|r| r.of > 1)
+            .map(|r| format!("{} of {} ready", r.ready, r.of)),
     }
 }
 
