@@ -260,6 +260,7 @@ test("allergens are highlighted exactly as the order declares them, in their own
     return { allergen: getComputedStyle(document.querySelector(".allergen")).backgroundColor, timers };
   });
   assert.ok(!colours.timers.includes(colours.allergen), JSON.stringify(colours));
+  await page.locator("#toast").waitFor({ state: "hidden", timeout: 6000 });
   await shot(page, "tablet");
 });
 
