@@ -261,6 +261,7 @@ test("allergens are highlighted exactly as the order declares them, in their own
     return { allergen: getComputedStyle(document.querySelector(".allergen")).backgroundColor, timers };
   });
   assert.ok(!colours.timers.includes(colours.allergen), JSON.stringify(colours));
+  await page.locator("#toast").waitFor({ state: "hidden", timeout: 6000 });
   await shot(page, "tablet");
 });
 
@@ -270,6 +271,8 @@ test("a drink is not over target while its pizza is still at dough", async () =>
   const c = card(page, order.number);
   await c.waitFor({ timeout: 5000 });
   assert.match(await c.locator("[data-timer]").innerText(), /^in \d+:\d\d$/);
+  // The packing view per order: how much of it is ready here.
+  assert.equal(await c.locator(".order-ready").innerText(), `#${order.number}: 1 of 2 ready`);
   assert.ok(await c.evaluate((el) => el.classList.contains("waiting") && !el.classList.contains("late") && !el.classList.contains("near")));
 });
 
@@ -344,6 +347,59 @@ test("the manager's other screens render: order page, performance, motivation", 
   assert.deepEqual(names, [PIZZAMAKER], "only people are ranked");
   assert.match(await wall.locator("p.lead").innerText(), /without a name/);
   await shot(wall, "motivation");
+});
+
+test("the manager rushes an order and it goes to the top of the station", async () => {
+  const order = await placeOrder("Oleg", [{ name: "Pepperoni", category: "pizza", size: "35 cm" }]);
+  await card(tablets.dough, order.number).waitFor({ timeout: 5000 });
+  await manager.goto(`${WEB}/p/${P}/orders/${order.id}`);
+  await manager.getByRole("button", { name: "⚡ Rush" }).click();
+  await manager.locator(".notice.ok").waitFor();
+  const rushed = tablets.dough.locator(".card.urgent", { has: tablets.dough.locator(".num", { hasText: `#${order.number}` }) });
+  // A rush publishes no event (see the tracker's README), so the tablet sees it on its next
+  // poll (every 10 s), not pushed.
+  await rushed.waitFor({ timeout: 15000 });
+  assert.match(await rushed.locator(".tag.urgent").innerText(), /URGENT/);
+  // Above every card that is not urgent (other urgent ones, such as remakes, share the top).
+  const cards = await tablets.dough.locator(".card").evaluateAll((cs) => cs.map((c) => ({ n: c.querySelector(".num").textContent, urgent: c.classList.contains("urgent") })));
+  const at = cards.findIndex((c) => c.n === `#${order.number}`);
+  const firstPlain = cards.findIndex((c) => !c.urgent);
+  assert.ok(at >= 0 && (firstPlain < 0 || at < firstPlain), JSON.stringify(cards));
+});
+
+test("all-day counts show how many of each product wait", async () => {
+  const order = await placeOrder("Pyotr", [{ name: "Quattro", category: "pizza", size: "40 cm", quantity: 3 }]);
+  await card(tablets.dough, order.number).first().waitFor({ timeout: 5000 });
+  assert.ok((await tablets.dough.locator(".all-day li").allInnerTexts()).includes("3× Quattro 40 cm"));
+});
+
+test("a bump bar (keyboard) picks, taps and undoes; the keys are on screen", async () => {
+  const page = tablets.dough;
+  assert.match(await page.locator("#keys").innerText(), /Enter done/);
+  await page.reload();
+  await page.locator(".card").first().waitFor();
+  const firstNumber = await page.locator(".card .num").first().innerText();
+  await page.keyboard.press("1");
+  assert.equal(await page.evaluate(() => document.activeElement.closest(".card") !== null), true);
+  await page.keyboard.press("Enter");
+  await page.locator("#toast", { hasText: firstNumber }).waitFor({ timeout: 3000 });
+  await page.locator("#undo button", { hasText: firstNumber }).waitFor({ timeout: 5000 });
+  await page.keyboard.press("u");
+  await page.locator("#toast", { hasText: `Undone` }).waitFor({ timeout: 3000 });
+  await page.locator(".card .num", { hasText: new RegExp(`^${firstNumber}$`) }).waitFor({ timeout: 5000 });
+});
+
+test("recall brings back a product this station sent on, until the next station makes it", async () => {
+  const page = tablets.dough;
+  const order = await placeOrder("Rita", [{ name: "Carbonara", category: "pizza", size: "30 cm" }]);
+  await card(page, order.number).waitFor({ timeout: 5000 });
+  await card(page, order.number).click();
+  await card(page, order.number).waitFor({ state: "detached", timeout: 5000 });
+  await page.locator("#recall").waitFor({ timeout: 5000 });
+  await page.keyboard.press("r");
+  await page.locator("#recall .recall-form button", { hasText: `Carbonara 30 cm · #${order.number}` }).click();
+  await card(page, order.number).waitFor({ timeout: 5000 });
+  assert.match(await page.locator("#toast").innerText(), new RegExp(`Recalled: Carbonara 30 cm · #${order.number} is back`));
 });
 
 test("the TV board fits 1920×1080 with long names, newest ready first, at most 16", async () => {

@@ -102,6 +102,7 @@ pub fn timeline_label(kind: &str) -> &'static str {
         "OrderHandedOver" => "Handed over",
         "OrderCancelled" => "Cancelled",
         "OrderRunningLate" => "Running late",
+        "OrderRushed" => "Rushed",
         _ => "Event",
     }
 }

@@ -128,9 +128,19 @@
     }
     function replace(html) {
       var key = focusKey();
+      var cardsBefore = Array.prototype.slice.call(live.querySelectorAll(".card[data-id]"));
+      var index = cardsBefore.indexOf(document.activeElement);
+      var recallOpen = !!live.querySelector("#recall[open]");
       live.innerHTML = html;
+      var recall = live.querySelector("#recall");
+      if (recall && recallOpen) recall.open = true;
       if (key) {
         var again = live.querySelector(key);
+        // The focused card is gone (tapped, here or elsewhere): the one now in its place.
+        if (!again && index >= 0) {
+          var cards = live.querySelectorAll(".card[data-id]");
+          again = cards[Math.min(index, cards.length - 1)] || null;
+        }
         if (again) again.focus({ preventScroll: true });
       }
     }
@@ -256,7 +266,8 @@
     var form = e.target;
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { e.preventDefault(); return; }
     var isTap = form.classList.contains("card-form"), isUndo = form.id === "undo";
-    if (!isTap && !isUndo) return;
+    var isRecall = form.classList.contains("recall-form");
+    if (!isTap && !isUndo && !isRecall) return;
     e.preventDefault();
     var card = isTap ? form.querySelector(".card") : null;
     if (card) { card.classList.add("done"); hold(); }
@@ -277,6 +288,40 @@
       toast("Not connected: that was not sent. Try again.");
     });
   });
+
+  // ------------------------------------------------- keyboard and bump bar ---
+  // A USB bump bar is a keyboard. Digits pick a card, arrows move, Enter taps the picked card
+  // (it is a button), U undoes this tablet's last tap, R opens recall. Shown on screen.
+  if (document.getElementById("keys")) {
+    document.addEventListener("keydown", function (e) {
+      if (e.ctrlKey || e.altKey || e.metaKey) return;
+      var t = e.target;
+      if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
+      var cards = Array.prototype.slice.call(document.querySelectorAll(".card[data-id]"));
+      var at = cards.indexOf(document.activeElement);
+      var pick = function (i) {
+        if (!cards.length) return;
+        var card = cards[Math.max(0, Math.min(cards.length - 1, i))];
+        card.focus();
+        card.scrollIntoView({ block: "nearest" });
+      };
+      if (/^[1-9]$/.test(e.key)) { pick(parseInt(e.key, 10) - 1); e.preventDefault(); }
+      else if (e.key === "ArrowRight" || e.key === "ArrowDown") { pick(at + 1); e.preventDefault(); }
+      else if (e.key === "ArrowLeft" || e.key === "ArrowUp") { pick(at < 0 ? 0 : at - 1); e.preventDefault(); }
+      else if (e.key === "u" || e.key === "U" || e.key === "Backspace") {
+        var undoButton = document.querySelector("#undo:not([hidden]) button");
+        if (undoButton) { undoButton.click(); e.preventDefault(); }
+      } else if (e.key === "r" || e.key === "R") {
+        var recall = document.getElementById("recall");
+        if (recall) {
+          recall.open = !recall.open;
+          var first = recall.querySelector(".recall-form button");
+          if (recall.open && first) first.focus();
+          e.preventDefault();
+        }
+      }
+    });
+  }
 
   // ---------------------------------------------------------- device login ---
   if (body.dataset.pairing) {

@@ -178,6 +178,24 @@ pub async fn restart_product(
     Ok(())
 }
 
+/// Marks the order's products still waiting at a station urgent; returns the stations of the
+/// ones that were not urgent yet (none when the order was rushed already).
+#[tracing::instrument(skip(conn))]
+pub async fn mark_order_urgent(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "update products set urgent = true
+         where order_id = $1 and station is not null and not urgent
+         returning station",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+    .context("cannot mark the order urgent")
+}
+
 #[tracing::instrument(skip(conn))]
 pub async fn count_unfinished(conn: &mut PgConnection, order_id: Uuid) -> anyhow::Result<i64> {
     sqlx::query_scalar("select count(*) from products where order_id = $1 and done_at is null")
@@ -230,6 +248,11 @@ pub struct QueueRow {
     pub remake_reason: Option<String>,
     /// How many products wait at the station in all, on every row.
     pub total: i64,
+    /// This is the product's last station (packing, for most routes).
+    pub last_stage: bool,
+    /// The order's products, and how many of them are done or wait here: "5 of 7 ready".
+    pub order_products: i64,
+    pub order_here: i64,
 }
 
 /// How many products one queue answer lists at most. A tablet shows a screenful; the answer
@@ -250,7 +273,11 @@ pub async fn station_queue(
                 p.allergens, p.entered_at,
                 greatest(p.entered_at, coalesce(p.clock_from, p.entered_at)) as clock_from,
                 coalesce(p.route_targets[p.stage + 1], 0) as target_seconds,
-                p.pass, o.late, p.urgent, p.remake_reason, count(*) over () as total
+                p.pass, o.late, p.urgent, p.remake_reason, count(*) over () as total,
+                p.stage + 1 = cardinality(p.route_stations) as last_stage,
+                (select count(*) from products q where q.order_id = p.order_id) as order_products,
+                (select count(*) from products q where q.order_id = p.order_id
+                   and (q.done_at is not null or q.station = $2)) as order_here
          from products p join orders o on o.id = p.order_id
          where p.pizzeria_id = $1 and p.station = $2
          order by p.urgent desc,
@@ -265,6 +292,37 @@ pub async fn station_queue(
     .fetch_all(db)
     .await
     .context("cannot read the station queue")
+}
+
+/// How many of each product (name and size) wait at a station: the "all day" count a cook
+/// reads to make several at once.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AllDayRow {
+    pub name: String,
+    pub size: Option<String>,
+    pub count: i64,
+}
+
+/// Every product waiting at the station, by name and size, most first; not bounded by
+/// [`QUEUE_LIMIT`].
+#[tracing::instrument(skip(db))]
+pub async fn all_day_counts(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    station: &str,
+) -> anyhow::Result<Vec<AllDayRow>> {
+    sqlx::query_as(
+        "select name, size, count(*) as count from products
+         where pizzeria_id = $1 and station = $2
+         group by name, size
+         order by count(*) desc, name, size
+         limit 50",
+    )
+    .bind(pizzeria_id)
+    .bind(station)
+    .fetch_all(db)
+    .await
+    .context("cannot count the station's products")
 }
 
 /// The stations where the order's products wait.

@@ -23,9 +23,9 @@ use crate::{
 
 pub use intake::{accept_order, cancel_order};
 pub use late::{LateSweeper, flag_late_orders};
-pub use orders::{hand_over, remake};
+pub use orders::{hand_over, remake, rush};
 pub use pizzerias::{PizzeriaConfig, RouteConfig, StationConfig, configure_pizzeria, set_route};
-pub use stations::{TapRecord, Undone, tap, undo};
+pub use stations::{RECALL_WINDOW, TapRecord, Undone, recall, tap, undo};
 
 /// The service name on everything the tracker publishes.
 pub const SERVICE: &str = "tracker";

@@ -8,7 +8,7 @@ use crate::{
     db::{
         orders::{self, OrderRow},
         products,
-        timeline::NewEntry,
+        timeline::{self, NewEntry},
     },
     domain::{Actor, OrderStatus, Reason},
 };
@@ -117,4 +117,38 @@ pub async fn remake(
     }
     change.finish(conn, transition.to).await?;
     Ok(transition.to)
+}
+
+/// A manager rushes the order: every product of it still at a station goes to the top of that
+/// station, as a remake does. Rushing twice changes nothing. Urgency is how the kitchen's
+/// screens sort, not a state anyone outside the tracker follows, so it is written to the
+/// timeline but published as no event (a new event type would be a contract change).
+#[tracing::instrument(skip(conn, kitchen, actor))]
+pub async fn rush(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    pizzeria_id: Uuid,
+    order_id: Uuid,
+    actor: Option<&Actor>,
+) -> Result<OrderStatus, KitchenError> {
+    let order = lock_order_of(&mut *conn, pizzeria_id, order_id).await?;
+    let status = order.status()?;
+    status.ensure_open()?;
+    let stations = products::mark_order_urgent(&mut *conn, order.id).await?;
+    if stations.is_empty() {
+        return Ok(status);
+    }
+    let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
+    for station in &stations {
+        change.touch_station(station);
+    }
+    let actor = actor.map(Actor::as_str);
+    let entry = NewEntry {
+        actor,
+        ..NewEntry::default()
+    };
+    let detail = serde_json::json!({ "order_id": order.id, "actor": actor });
+    timeline::record(conn, order.id, change.now, "OrderRushed", &entry, &detail).await?;
+    change.finish(conn, status).await?;
+    Ok(status)
 }

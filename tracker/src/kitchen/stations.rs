@@ -1,5 +1,7 @@
 //! What a station's tablet does: tap a product when its stage is done, undo a tap by its id.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use contracts::{OrderInWork, OrderPacked, ProductStageCompleted, ProductStageUndone};
 use sqlx::PgConnection;
@@ -223,7 +225,6 @@ pub struct Undone {
 /// timer and its place in the queue are as before the tap. Undoing an undone tap is a retry:
 /// it answers as the first time and changes nothing, so a repeated or doubled undo can never
 /// take back another product.
-#[tracing::instrument(skip(conn, kitchen, actor))]
 pub async fn undo(
     conn: &mut PgConnection,
     kitchen: &Kitchen,
@@ -231,6 +232,46 @@ pub async fn undo(
     station: &StationCode,
     tap_id: i64,
     actor: Option<&Actor>,
+) -> Result<Undone, KitchenError> {
+    let window = kitchen.undo_window;
+    take_back(conn, kitchen, pizzeria_id, station, tap_id, actor, window).await
+}
+
+/// Brings back a product this station completed up to [`RECALL_WINDOW`] ago, if it has not
+/// moved past the next station yet: an undo with a longer window, for the product a cook
+/// finds was sent on too early. Same rules, same event (`ProductStageUndone`).
+pub async fn recall(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    pizzeria_id: Uuid,
+    station: &StationCode,
+    tap_id: i64,
+    actor: Option<&Actor>,
+) -> Result<Undone, KitchenError> {
+    take_back(
+        conn,
+        kitchen,
+        pizzeria_id,
+        station,
+        tap_id,
+        actor,
+        RECALL_WINDOW,
+    )
+    .await
+}
+
+/// How long after a tap the station may still recall the product.
+pub const RECALL_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+#[tracing::instrument(skip(conn, kitchen, actor))]
+async fn take_back(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    pizzeria_id: Uuid,
+    station: &StationCode,
+    tap_id: i64,
+    actor: Option<&Actor>,
+    window: Duration,
 ) -> Result<Undone, KitchenError> {
     pizzerias::station_queue_version(&mut *conn, pizzeria_id, station.as_str())
         .await?
@@ -269,7 +310,7 @@ pub async fn undo(
         product_stage: product.stage_index(),
         product_pass: product.pass,
         age,
-        window: kitchen.undo_window,
+        window,
     })?;
     taps::mark_undone(&mut *conn, tap.id, change.now).await?;
     products::move_product(

@@ -44,6 +44,16 @@ struct QueueEntry {
     urgent: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     remake_reason: Option<String>,
+    /// This station is the product's last (packing): the order's products done or waiting
+    /// here, of all of them ("#4204: 5 of 7 ready").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    order_ready: Option<OrderReady>,
+}
+
+#[derive(Debug, Serialize)]
+struct OrderReady {
+    ready: i64,
+    of: i64,
 }
 
 /// A tap undo can still take back, named for the tablet.
@@ -68,6 +78,13 @@ struct StationAlert {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+struct AllDayCount {
+    product_name: String,
+    size: Option<String>,
+    count: i64,
 }
 
 /// How far back a queue answer lists alerts; the tablet decides how long to show each.
@@ -102,20 +119,28 @@ pub async fn station_queue(
     let rows = products::station_queue(&**pool, pizzeria_id, station).await?;
     let generated_at = Utc::now();
     let window = chrono::Duration::from_std(kitchen.undo_window).unwrap_or_default();
-    let undoable = taps::undoable_taps(&**pool, pizzeria_id, station, generated_at - window)
-        .await?
-        .into_iter()
-        .map(|t| UndoableTap {
-            tap_id: t.tap_id,
-            product_id: t.product_id,
-            order_id: t.order_id,
-            order_number: t.number,
-            product_name: t.name,
-            size: t.size,
-            completed_at: t.completed_at,
-            undo_until: t.completed_at + window,
-        })
-        .collect::<Vec<_>>();
+    // One read serves both lists: what undo can take back is what recall can, in a shorter
+    // window.
+    let recall_window = chrono::Duration::from_std(kitchen::RECALL_WINDOW).unwrap_or_default();
+    let recallable: Vec<UndoableTap> =
+        taps::undoable_taps(&**pool, pizzeria_id, station, generated_at - recall_window)
+            .await?
+            .into_iter()
+            .map(|t| UndoableTap {
+                tap_id: t.tap_id,
+                product_id: t.product_id,
+                order_id: t.order_id,
+                order_number: t.number,
+                product_name: t.name,
+                size: t.size,
+                completed_at: t.completed_at,
+                undo_until: t.completed_at + window,
+            })
+            .collect();
+    let undoable: Vec<&UndoableTap> = recallable
+        .iter()
+        .filter(|t| t.undo_until > generated_at)
+        .collect();
     let alerts =
         alerts::recent_alerts(&**pool, pizzeria_id, station, generated_at - ALERT_LOOKBACK)
             .await?
@@ -128,6 +153,15 @@ pub async fn station_queue(
                 at: a.at,
             })
             .collect::<Vec<_>>();
+    let all_day = products::all_day_counts(&**pool, pizzeria_id, station)
+        .await?
+        .into_iter()
+        .map(|r| AllDayCount {
+            product_name: r.name,
+            size: r.size,
+            count: r.count,
+        })
+        .collect::<Vec<_>>();
     let total = rows.first().map_or(0, |r| r.total);
     let entries: Vec<QueueEntry> = rows
         .into_iter()
@@ -147,6 +181,10 @@ pub async fn station_queue(
             late: r.late,
             urgent: r.urgent,
             remake_reason: r.remake_reason,
+            order_ready: r.last_stage.then_some(OrderReady {
+                ready: r.order_here,
+                of: r.order_products,
+            }),
         })
         .collect();
     Ok(HttpResponse::Ok()
@@ -158,8 +196,10 @@ pub async fn station_queue(
             "version": version,
             "generated_at": generated_at,
             "total": total,
+            "all_day": all_day,
             "products": entries,
             "undoable": undoable,
+            "recallable": recallable,
             "alerts": alerts,
         })))
 }
@@ -220,19 +260,47 @@ pub async fn undo(
     kitchen: web::Data<Kitchen>,
     OptionalJson(body): OptionalJson<ActorBody>,
 ) -> Result<HttpResponse, ApiError> {
+    take_back(caller, req, scope, pool, kitchen, body, TakeBack::Undo).await
+}
+
+/// `POST .../stations/{station}/taps/{tap_id}/recall`: as undo, within 15 minutes.
+pub async fn recall(
+    caller: Caller,
+    req: HttpRequest,
+    scope: StationScope,
+    pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
+    OptionalJson(body): OptionalJson<ActorBody>,
+) -> Result<HttpResponse, ApiError> {
+    take_back(caller, req, scope, pool, kitchen, body, TakeBack::Recall).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TakeBack {
+    Undo,
+    Recall,
+}
+
+async fn take_back(
+    caller: Caller,
+    req: HttpRequest,
+    scope: StationScope,
+    pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
+    body: ActorBody,
+    how: TakeBack,
+) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
     let tap_id: i64 = service_kit::http::path_param(&req, "tap_id", "must be a tap id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let mut tx = pool.begin().await.context("cannot start the undo")?;
-    let undone = kitchen::undo(
-        &mut tx,
-        &kitchen,
-        scope.pizzeria_id,
-        &scope.station,
-        tap_id,
-        Some(&actor),
-    )
-    .await?;
+    let (p, station) = (scope.pizzeria_id, &scope.station);
+    let undone = match how {
+        TakeBack::Undo => kitchen::undo(&mut tx, &kitchen, p, station, tap_id, Some(&actor)).await,
+        TakeBack::Recall => {
+            kitchen::recall(&mut tx, &kitchen, p, station, tap_id, Some(&actor)).await
+        }
+    }?;
     tx.commit().await.context("cannot commit the undo")?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "tap_id": undone.tap.id,

@@ -264,6 +264,28 @@ pub async fn hand_over(
     .await
 }
 
+/// `POST .../orders/{order_id}/rush` with optional `{"actor"}`: the order's products go to the
+/// top of every station.
+pub async fn rush(
+    caller: Caller,
+    req: HttpRequest,
+    scope: PizzeriaScope,
+    pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
+    OptionalJson(body): OptionalJson<ActorBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
+    let order_id = uuid_param(&req, "order_id")?;
+    let actor = actor_of(&caller, body.actor.as_deref())?;
+    let p = scope.pizzeria_id;
+    change_order(&pool, p, order_id, async |conn| {
+        kitchen::rush(conn, &kitchen, p, order_id, Some(&actor))
+            .await
+            .map(drop)
+    })
+    .await
+}
+
 /// `POST .../orders/{order_id}/products/{product_id}/remake` with optional `{"reason", "actor"}`.
 pub async fn remake(
     caller: Caller,

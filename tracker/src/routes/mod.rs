@@ -58,6 +58,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(kitchen::undo),
             )
             .route(
+                "/pizzerias/{pizzeria_id}/stations/{station}/taps/{tap_id}/recall",
+                web::post().to(kitchen::recall),
+            )
+            .route(
                 "/pizzerias/{pizzeria_id}/board",
                 web::get().to(board::board),
             )
@@ -76,6 +80,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/pizzerias/{pizzeria_id}/orders/{order_id}/hand-over",
                 web::post().to(manager::hand_over),
+            )
+            .route(
+                "/pizzerias/{pizzeria_id}/orders/{order_id}/rush",
+                web::post().to(manager::rush),
             )
             .route(
                 "/pizzerias/{pizzeria_id}/orders/{order_id}/products/{product_id}/remake",

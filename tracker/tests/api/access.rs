@@ -94,6 +94,12 @@ async fn cases_in(app: &TestApp, pizzeria_id: Uuid) -> Vec<Case> {
             Some(json!({ "reason": "burnt" })),
             MANAGERS,
         ),
+        case(
+            Method::POST,
+            format!("{p}/orders/{}/rush", order_id(&pizza)),
+            Some(json!({})),
+            MANAGERS,
+        ),
         case(Method::GET, format!("{p}/reports/stations"), None, MANAGERS),
         case(Method::GET, format!("{p}/reports/actors"), None, MANAGERS),
         case(

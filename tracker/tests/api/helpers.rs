@@ -295,6 +295,18 @@ impl TestApp {
         .await
     }
 
+    /// Recalls the product the tap `tap_id` at `station` sent on.
+    pub async fn recall(&self, station: &str, tap_id: i64) -> Response {
+        self.post_json(
+            &format!(
+                "{}/stations/{station}/taps/{tap_id}/recall",
+                self.pizzeria_path()
+            ),
+            &json!({ "actor": "anna" }),
+        )
+        .await
+    }
+
     pub async fn board(&self, if_none_match: Option<&str>) -> Response {
         let mut request = self.request(Method::GET, &format!("{}/board", self.pizzeria_path()));
         if let Some(tag) = if_none_match {
@@ -342,6 +354,14 @@ impl TestApp {
                 self.pizzeria_path()
             ),
             &json!({ "reason": "burnt", "actor": "manager" }),
+        )
+        .await
+    }
+
+    pub async fn rush(&self, order_id: Uuid) -> Response {
+        self.post_json(
+            &format!("{}/orders/{order_id}/rush", self.pizzeria_path()),
+            &json!({ "actor": "manager" }),
         )
         .await
     }

@@ -177,3 +177,46 @@ async fn an_order_past_its_target_is_flagged_late_once() {
         .collect();
     assert_eq!(late.len(), 1);
 }
+
+#[tokio::test]
+async fn a_rushed_order_goes_to_the_top_of_every_station() {
+    let app = spawn_app().await;
+    let older = app.place_order(&[("Pepperoni", "pizza", 2)]).await;
+    let rushed = app
+        .place_order(&[("Margherita", "pizza", 1), ("Wings", "side", 1)])
+        .await;
+    let ids = product_ids(&rushed);
+    assert_eq!(app.queue_ids("dough").await[0], product_ids(&older)[0]);
+
+    let response = app.rush(order_id(&rushed)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let dough = json_body(app.queue("dough", None).await).await;
+    assert_eq!(dough["products"][0]["product_id"], ids[0].to_string());
+    assert_eq!(dough["products"][0]["urgent"], true);
+    assert_eq!(app.queue_ids("oven").await[0], ids[1]);
+    let detail = app.order_detail(order_id(&rushed)).await;
+    let rushed_entries = detail["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "OrderRushed")
+        .count();
+    assert_eq!(rushed_entries, 1);
+
+    // Rushing again changes nothing; a cancelled order cannot be rushed.
+    assert_eq!(app.rush(order_id(&rushed)).await.status(), StatusCode::OK);
+    let detail = app.order_detail(order_id(&rushed)).await;
+    assert_eq!(
+        detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "OrderRushed")
+            .count(),
+        1
+    );
+    app.cancel(order_id(&older), &json!({})).await;
+    let response = app.rush(order_id(&older)).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "order_cancelled");
+}

@@ -182,6 +182,11 @@ async fn a_long_queue_says_how_many_wait_and_a_remake_comes_first_with_its_reaso
 
     let queue = json_body(app.queue("dough", None).await).await;
     assert_eq!(queue["total"], 539, "every product waiting is counted");
+    assert_eq!(
+        queue["all_day"],
+        serde_json::json!([{ "product_name": "Pepperoni", "size": "30 cm", "count": 539 }]),
+        "all day counts cover every product, not only those listed"
+    );
     assert_eq!(queue["products"].as_array().unwrap().len(), 500);
 
     // Sent back to dough behind 539 others, the remake is listed first, urgent, with why.
@@ -230,6 +235,17 @@ async fn a_drink_is_due_with_the_orders_pizza_and_listed_by_when_it_is_due() {
     assert_eq!(
         at(&products[0], "clock_from"),
         at(&products[0], "entered_at")
+    );
+
+    // At packing, the last station, each card says how much of its order is ready there.
+    assert_eq!(
+        waiting["order_ready"],
+        serde_json::json!({ "ready": 1, "of": 2 }),
+        "the drink waits at packing, the pizza at dough"
+    );
+    assert!(
+        json_body(app.queue("dough", None).await).await["products"][0]["order_ready"].is_null(),
+        "only at a product's last station"
     );
 
     // Tapped before its clock started, it took no time against its target.

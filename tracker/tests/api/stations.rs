@@ -220,6 +220,45 @@ async fn undo_after_the_window_is_refused() {
 }
 
 #[tokio::test]
+async fn recall_brings_a_product_back_after_the_undo_window_until_the_next_station_takes_it() {
+    let app = spawn_app_with(|s| s.kitchen.undo_window_ms = 300).await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 2)]).await;
+    let ids = product_ids(&detail);
+    let first = app.tap_ok("dough", ids[0]).await["tap_id"]
+        .as_i64()
+        .unwrap();
+    let second = app.tap_ok("dough", ids[1]).await["tap_id"]
+        .as_i64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        app.undo("dough", first).await.status(),
+        StatusCode::CONFLICT
+    );
+
+    let queue = json_body(app.queue("dough", None).await).await;
+    assert_eq!(queue["undoable"], serde_json::json!([]));
+    let recallable: Vec<i64> = queue["recallable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tap_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(recallable, [second, first], "newest first");
+
+    let response = app.recall("dough", first).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["product_name"], "Pepperoni");
+    assert_eq!(app.queue_ids("dough").await, vec![ids[0]]);
+
+    // Once topping has made it, it is past recall.
+    app.tap_ok("topping", ids[1]).await;
+    let response = app.recall("dough", second).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "product_moved_on");
+}
+
+#[tokio::test]
 async fn undo_after_the_product_moved_on_is_refused() {
     let app = spawn_app().await;
     let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;

@@ -568,6 +568,24 @@ pub async fn hand_over(
     .await
 }
 
+/// `POST /p/{p}/orders/{id}/rush`: to the top of every station.
+pub async fn rush(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    Form(_): Form<ReasonForm>,
+) -> Result<HttpResponse, PageError> {
+    order_action(
+        &req,
+        &viewer,
+        &state,
+        "/rush".into(),
+        None,
+        "Rushed: its products are at the top of every station.",
+    )
+    .await
+}
+
 /// `POST /p/{p}/orders/{id}/products/{pid}/remake`
 pub async fn remake(
     req: HttpRequest,

@@ -80,6 +80,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/station/live", web::get().to(station::station_live))
         .route("/station/tap/{product_id}", web::post().to(station::tap))
         .route("/station/undo/{tap_id}", web::post().to(station::undo))
+        .route("/station/recall/{tap_id}", web::post().to(station::recall))
         .route("/station/checkin", web::get().to(station::checkin_page))
         .route("/station/checkin", web::post().to(station::checkin))
         .route("/station/checkout", web::post().to(station::checkout))
@@ -105,6 +106,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/p/{pizzeria_id}/orders/{order_id}/hand-over",
             web::post().to(manager::hand_over),
+        )
+        .route(
+            "/p/{pizzeria_id}/orders/{order_id}/rush",
+            web::post().to(manager::rush),
         )
         .route(
             "/p/{pizzeria_id}/orders/{order_id}/products/{product_id}/remake",

@@ -49,6 +49,13 @@ struct QueueEntry {
     #[serde(default)]
     urgent: bool,
     remake_reason: Option<String>,
+    order_ready: Option<OrderReady>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OrderReady {
+    ready: i64,
+    of: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,12 +76,25 @@ struct AlertEntry {
 }
 
 #[derive(Debug, Deserialize)]
+struct AllDayEntry {
+    product_name: String,
+    size: Option<String>,
+    count: i64,
+}
+
+#[derive(Debug, Deserialize)]
 struct Queue {
     #[serde(default)]
     total: i64,
+    #[serde(default)]
+    all_day: Vec<AllDayEntry>,
     products: Vec<QueueEntry>,
     #[serde(default)]
     undoable: Vec<UndoableTap>,
+    /// What this station completed in the last 15 minutes that has not moved past the next
+    /// station: what recall can bring back.
+    #[serde(default)]
+    recallable: Vec<UndoableTap>,
     #[serde(default)]
     alerts: Vec<AlertEntry>,
 }
@@ -99,6 +119,8 @@ pub struct Card {
     remake: bool,
     urgent: bool,
     remake_reason: Option<String>,
+    /// At the product's last station, for an order of several: "2 of 3 ready".
+    order_ready: Option<String>,
 }
 
 impl Card {
@@ -125,7 +147,11 @@ pub struct Alert {
 pub struct Station {
     cards: Vec<Card>,
     total: i64,
+    /// "7× Pepperoni 30 cm": every product waiting here, by kind, most first.
+    all_day: Vec<String>,
     undo: Option<UndoOffer>,
+    /// (tap id, label) of what recall can bring back, newest first.
+    recallable: Vec<(i64, String)>,
     alerts: Vec<Alert>,
 }
 
@@ -215,6 +241,10 @@ fn card(p: QueueEntry) -> Card {
         remake: p.pass > 1,
         urgent: p.urgent,
         remake_reason: p.remake_reason,
+        order_ready: p
+            .order_ready
+            .filter(|r| r.of > 1)
+            .map(|r| format!("{} of {} ready", r.ready, r.of)),
     }
 }
 
@@ -238,8 +268,24 @@ async fn station_view(
     let last_tap = session::cookie(req, LAST_TAP_COOKIE).and_then(|v| v.parse().ok());
     Ok(Station {
         total: queue.total.max(queue.products.len() as i64),
+        all_day: queue
+            .all_day
+            .iter()
+            .map(|a| match a.size.as_deref().filter(|s| !s.is_empty()) {
+                Some(size) => format!("{}× {} {size}", a.count, a.product_name),
+                None => format!("{}× {}", a.count, a.product_name),
+            })
+            .collect(),
         cards: queue.products.into_iter().map(card).collect(),
         undo: undo_offer(&queue.undoable, last_tap, now),
+        recallable: queue
+            .recallable
+            .iter()
+            .map(|t| {
+                let label = product_label(&t.product_name, t.size.as_deref(), t.order_number);
+                (t.tap_id, label)
+            })
+            .collect(),
         alerts: alerts(
             queue.alerts,
             now,
@@ -316,6 +362,10 @@ fn kitchen_problem(e: &UpstreamError) -> Option<String> {
             "This product is no longer at this station. The screen has been refreshed."
         }
         "undo_window_passed" => "Too late to undo that tap.",
+        // A tap id this station does not know (an old cookie, another station's tap).
+        "not_found" if e.status() == Some(StatusCode::NOT_FOUND) => {
+            "That is no longer here. The screen has been refreshed."
+        }
         "order_cancelled" => "This order was cancelled.",
         "order_handed_over" => "This order was already handed over.",
         _ if e.status() == Some(StatusCode::CONFLICT) => {
@@ -342,6 +392,7 @@ struct ActionAnswer {
 enum Action {
     Tap,
     Undo,
+    Recall,
 }
 
 /// The confirmation: which product of which order, and what happened to it.
@@ -357,6 +408,7 @@ fn confirmation(action: Action, answer: &ActionAnswer) -> String {
             None => format!("Done: {label} is finished"),
         },
         Action::Undo => format!("Undone: {label} is back"),
+        Action::Recall => format!("Recalled: {label} is back"),
     }
 }
 
@@ -403,7 +455,7 @@ async fn kitchen_action(
                     &answer.tap_id.to_string(),
                     Some(settings.screens.undo_seconds),
                 ),
-                Action::Undo => clear_cookie(LAST_TAP_COOKIE),
+                Action::Undo | Action::Recall => clear_cookie(LAST_TAP_COOKIE),
             };
             response.headers_mut().append(
                 header::SET_COOKIE,
@@ -450,17 +502,44 @@ pub async fn undo(
     settings: web::Data<Settings>,
     Form(_): Form<Empty>,
 ) -> Result<HttpResponse, PageError> {
-    let station = station_of(&viewer)?;
+    take_back(&req, &viewer, &state, &settings, Action::Undo).await
+}
+
+/// `POST /station/recall/{tap_id}`: a product this station completed in the last 15 minutes
+/// comes back, if the next station has not made it yet.
+pub async fn recall(
+    req: HttpRequest,
+    viewer: DeviceViewer,
+    state: web::Data<AppState>,
+    settings: web::Data<Settings>,
+    Form(_): Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    take_back(&req, &viewer, &state, &settings, Action::Recall).await
+}
+
+async fn take_back(
+    req: &HttpRequest,
+    viewer: &DeviceViewer,
+    state: &AppState,
+    settings: &Settings,
+    action: Action,
+) -> Result<HttpResponse, PageError> {
+    let station = station_of(viewer)?;
     let tap_id: i64 = req
         .match_info()
         .get("tap_id")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| PageError::NotFound("tap".into()))?;
+    let verb = if action == Action::Recall {
+        "recall"
+    } else {
+        "undo"
+    };
     let path = format!(
-        "/api/v1/pizzerias/{}/stations/{station}/taps/{tap_id}/undo",
+        "/api/v1/pizzerias/{}/stations/{station}/taps/{tap_id}/{verb}",
         viewer.device.pizzeria_id
     );
-    kitchen_action(&req, &viewer, &state, &settings, path, Action::Undo).await
+    kitchen_action(req, viewer, state, settings, path, action).await
 }
 
 #[derive(Debug, Clone, Deserialize)]
