@@ -202,7 +202,7 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
     let tracker = args.tracker.trim_end_matches('/').to_owned();
     let client = http_client(None)?;
     // The tablets' clients, each connecting from its own loopback address (see
-    // `--source-addresses`); the first is the setup's.
+    // `--source-addresses`); setup, sign-ins and metrics use `client`, from 127.0.0.1.
     let tablet_clients = (0..args.source_addresses.max(1))
         .map(|i| http_client(Some(source_address(i))))
         .collect::<anyhow::Result<Vec<_>>>()?;
