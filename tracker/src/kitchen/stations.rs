@@ -159,15 +159,16 @@ pub async fn tap(
             if let Some(next) = &next_station {
                 change.touch_station(next);
             }
-            // The previous station may still offer undo for the tap that sent the product
-            // here (it arrived then); now it cannot work, so that tablet must look again.
+            // The previous station may still offer undo or recall for the tap that sent the
+            // product here (it arrived then); now neither can work, so that tablet must look
+            // again.
             if let Some(previous) = stage
                 .checked_sub(1)
                 .and_then(|s| product.route_stations.get(s))
                 && (change.now - product.entered_at)
                     .to_std()
                     .unwrap_or_default()
-                    < kitchen.undo_window
+                    < kitchen.undo_window.max(RECALL_WINDOW)
             {
                 change.touch_station(previous);
             }

@@ -251,8 +251,19 @@ async fn recall_brings_a_product_back_after_the_undo_window_until_the_next_stati
     assert_eq!(json_body(response).await["product_name"], "Pepperoni");
     assert_eq!(app.queue_ids("dough").await, vec![ids[0]]);
 
-    // Once topping has made it, it is past recall.
+    // Once topping has made it, it is past recall, and the dough tablet hears so at once
+    // (its queue changed) though the undo window is long gone.
+    let etag = app.queue("dough", None).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     app.tap_ok("topping", ids[1]).await;
+    let response = app.queue("dough", Some(&etag)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        json_body(response).await["recallable"],
+        serde_json::json!([])
+    );
     let response = app.recall("dough", second).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(response).await, "product_moved_on");

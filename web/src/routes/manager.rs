@@ -722,6 +722,46 @@ pub async fn performance_page(
 mod tests {
     use super::*;
 
+    fn performance(p90_seconds: f64, average_seconds: f64) -> String {
+        let line = StationLine {
+            title: "Oven".into(),
+            taps: 10,
+            average: screens::duration(average_seconds as i64),
+            p90: screens::duration(p90_seconds as i64),
+            skewed: p90_seconds < average_seconds,
+            target: "5:00".into(),
+            over_target: 1,
+        };
+        let page = PerformancePage {
+            nav: Nav {
+                pizzeria_id: Uuid::nil(),
+                who: "Olga".into(),
+                csrf: "csrf".into(),
+                section: "performance",
+            },
+            date: "2026-11-30".into(),
+            time_zone: "Europe/Moscow".into(),
+            any_skewed: line.skewed,
+            stations: vec![line],
+            station_chart: StationChart::new(&[]),
+            hour_chart: HourChart::new(&[0; 24]),
+            orders_today: 10,
+            late_today: 1,
+            peak: 4,
+        };
+        page.render().unwrap()
+    }
+
+    #[test]
+    fn a_p90_below_the_average_is_explained_and_the_day_is_local() {
+        let page = performance(120.0, 300.0);
+        assert!(page.contains("id=\"p90-note\""), "{page}");
+        assert!(page.contains("a few stages took very long"));
+        assert!(page.contains("Europe/Moscow"));
+        assert!(!page.contains("UTC"));
+        assert!(!performance(400.0, 300.0).contains("p90-note"));
+    }
+
     #[test]
     fn hours_count_from_the_pizzerias_midnight() {
         let start: DateTime<Utc> = "2026-11-29T21:00:00Z".parse().unwrap();
