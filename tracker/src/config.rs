@@ -11,6 +11,9 @@ use service_kit::config::{BusSettings, DatabaseSettings, HttpSettings};
 
 #[derive(Clone, Deserialize)]
 pub struct Settings {
+    /// Demo or empty secrets are refused at `serve` unless this is set (`APP_DEVELOPMENT`).
+    #[serde(default)]
+    pub development: bool,
     pub application: HttpSettings,
     pub database: DatabaseSettings,
     pub bus: BusSettings,
@@ -45,6 +48,30 @@ impl KitchenSettings {
     }
 }
 
+/// The intake key `make run` prints for trying the tracker by hand; its digest is in the
+/// defaults.
+const DEMO_INTAKE_KEY: &str = "dev-intake-key-change-me";
+
+impl Settings {
+    /// Refuses demo or empty secrets outside development mode: the introspection keys, and an
+    /// order source that would accept the demo intake key anyone can read in this repository.
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
+        let sources = crate::sources::SourceKeys::parse(&self.order_sources)
+            .context("reading order_sources")?;
+        service_kit::secrets::SecretCheck::new(self.development)
+            .secret("access.introspection_key", &self.access.introspection_key)
+            .secret(
+                "device_access.introspection_key",
+                &self.device_access.introspection_key,
+            )
+            .refuse_if(
+                sources.source_of(DEMO_INTAKE_KEY).is_some(),
+                "order_sources accepts the demo intake key",
+            )
+            .finish()
+    }
+}
+
 pub fn load() -> anyhow::Result<Settings> {
     service_kit::config::load(include_str!("../config/base.toml"))
         .context("cannot read the tracker settings")
@@ -63,9 +90,28 @@ mod tests {
         assert_eq!(settings.device_access.devices_url, "http://127.0.0.1:8084");
         assert_eq!(settings.device_access.cache_ttl_ms, 60_000);
         let sources = crate::sources::SourceKeys::parse(&settings.order_sources).unwrap();
-        assert_eq!(
-            sources.source_of("dev-intake-key-change-me"),
-            Some("cashier")
-        );
+        assert_eq!(sources.source_of(super::DEMO_INTAKE_KEY), Some("cashier"));
+    }
+
+    #[test]
+    fn the_demo_secrets_of_the_defaults_serve_only_in_development() {
+        let mut settings = super::load().expect("base.toml is valid");
+        let refused = settings.check_secrets().expect_err("demo keys are refused");
+        for named in [
+            "access.introspection_key",
+            "device_access.introspection_key",
+            "demo intake key",
+        ] {
+            assert!(refused.to_string().contains(named), "{refused}");
+        }
+        settings.development = true;
+        assert!(settings.check_secrets().is_ok());
+        settings.development = false;
+        settings.access.introspection_key = "a-real-introspection-key".into();
+        settings.device_access.introspection_key = "a-real-device-key".into();
+        settings
+            .order_sources
+            .insert("cashier".into(), hex::encode([7u8; 32]));
+        assert!(settings.check_secrets().is_ok());
     }
 }

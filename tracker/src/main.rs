@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = config::load()?;
     match cli.command {
         Command::Serve => {
+            settings.check_secrets()?;
             let app = Application::build(settings).await?;
             app.shutdown().trigger_on_signals();
             tracing::info!(port = app.port(), "tracker listening");

@@ -37,6 +37,14 @@ impl SecretCheck {
         self
     }
 
+    /// A problem a caller found itself, such as a key digest that matches a demo key.
+    pub fn refuse_if(mut self, found: bool, problem: &str) -> Self {
+        if found {
+            self.problems.push(problem.to_owned());
+        }
+        self
+    }
+
     /// Fails with every problem named, unless in development mode, where they are logged.
     pub fn finish(self) -> anyhow::Result<()> {
         if self.problems.is_empty() {

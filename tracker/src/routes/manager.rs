@@ -127,6 +127,8 @@ pub async fn get_order(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
+    // Only YYYY-MM-DD with a four-digit year: chrono alone also takes `+10000-01-01`.
+    #[serde(default, deserialize_with = "service_kit::http::calendar_date")]
     date: Option<NaiveDate>,
     limit: Option<i64>,
     /// An order number, or part of the customer's name.
@@ -313,6 +315,7 @@ pub async fn remake(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
+    #[serde(default, deserialize_with = "service_kit::http::calendar_date")]
     date: Option<NaiveDate>,
 }
 

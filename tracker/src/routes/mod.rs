@@ -226,9 +226,7 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
             .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let bytes = bytes
-                .await
-                .map_err(|e| ClientError::malformed("body", format!("cannot be read: {e}")))?;
+            let bytes = bytes.await.map_err(service_kit::http::unreadable_body)?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalJson(T::default()));
             }
@@ -248,6 +246,8 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActorBody {
+    // Left out means "the caller"; null is not a name.
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
     pub actor: Option<String>,
 }
 
@@ -255,7 +255,9 @@ pub struct ActorBody {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
     pub actor: Option<String>,
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
     pub reason: Option<String>,
 }
 
