@@ -261,6 +261,13 @@ impl Drop for Harness {
     }
 }
 
+const UNPUBLISHED: &str = "select count(*) from outbox where published_at is null";
+
+/// The one number a `select count(*) …` gives.
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
 fn packed(order_id: Uuid) -> OrderPacked {
     OrderPacked {
         order_id,
@@ -276,17 +283,9 @@ async fn staged_events_are_published_consumed_and_marked_sent() {
         h.stage(Uuid::new_v4(), 1).await;
     }
     h.wait_applied(25).await;
-    let unsent: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null")
-        .fetch_one(&h.db.pool)
-        .await
-        .unwrap();
+    let unsent = count(&h.db.pool, UNPUBLISHED).await;
     eventually("every outbox row marked published", WAIT, || async {
-        let unsent: i64 =
-            sqlx::query_scalar("select count(*) from outbox where published_at is null")
-                .fetch_one(&h.db.pool)
-                .await
-                .unwrap();
-        (unsent == 0).then_some(())
+        (count(&h.db.pool, UNPUBLISHED).await == 0).then_some(())
     })
     .await;
     assert!(unsent <= 25);
@@ -467,10 +466,7 @@ async fn a_broker_restart_mid_stream_loses_nothing_and_applies_nothing_twice() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(h.applied_count().await, total, "nothing applied twice");
-    let unsent: i64 = sqlx::query_scalar("select count(*) from outbox where published_at is null")
-        .fetch_one(&h.db.pool)
-        .await
-        .unwrap();
+    let unsent = count(&h.db.pool, UNPUBLISHED).await;
     assert_eq!(unsent, 0);
 }
 
@@ -646,14 +642,7 @@ async fn a_relay_whose_confirms_never_come_gives_up_and_reports_not_ready() {
     eventually(
         "the row published after the link came back",
         WAIT,
-        || async {
-            let unsent: i64 =
-                sqlx::query_scalar("select count(*) from outbox where published_at is null")
-                    .fetch_one(&db.pool)
-                    .await
-                    .unwrap();
-            (unsent == 0).then_some(())
-        },
+        || async { (count(&db.pool, UNPUBLISHED).await == 0).then_some(()) },
     )
     .await;
     shutdown.trigger();
@@ -680,12 +669,8 @@ async fn pruning_keeps_what_deduplication_still_needs() {
         .await
         .unwrap();
     eventually("the staged row published", WAIT, || async {
-        let published: i64 =
-            sqlx::query_scalar("select count(*) from outbox where published_at is not null")
-                .fetch_one(&h.db.pool)
-                .await
-                .unwrap();
-        (published == 1).then_some(())
+        let published = "select count(*) from outbox where published_at is not null";
+        (count(&h.db.pool, published).await == 1).then_some(())
     })
     .await;
     sqlx::query("update outbox set published_at = now() - interval '2 days'")
