@@ -106,6 +106,20 @@ pub async fn local_day(
     .context("cannot work out the pizzeria's day")
 }
 
+/// Locks the pizzeria's stations in code order, before anything else of the pizzeria. A tap
+/// bumps its stations' queue versions (in code order) and then the board's, on the pizzeria
+/// row; a reconfiguration that took the pizzeria row first and then waited for a station could
+/// wait on a tap that waits on it.
+#[tracing::instrument(skip(conn))]
+pub async fn lock_stations(conn: &mut PgConnection, pizzeria_id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("select 1 from stations where pizzeria_id = $1 order by code for update")
+        .bind(pizzeria_id)
+        .execute(conn)
+        .await
+        .context("cannot lock the stations")?;
+    Ok(())
+}
+
 #[tracing::instrument(skip(conn, name))]
 pub async fn upsert_station(
     conn: &mut PgConnection,

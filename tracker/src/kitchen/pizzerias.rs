@@ -47,6 +47,8 @@ pub async fn configure_pizzeria(
     pizzeria_id: Uuid,
     config: &PizzeriaConfig,
 ) -> Result<bool, KitchenError> {
+    // In the order a tap locks them: stations by code, then the pizzeria row.
+    pizzerias::lock_stations(&mut *conn, pizzeria_id).await?;
     let created = pizzerias::upsert_pizzeria(&mut *conn, pizzeria_id, &config.name).await?;
     if let Some(time_zone) = &config.time_zone
         && !pizzerias::set_time_zone(&mut *conn, pizzeria_id, time_zone).await?
@@ -65,6 +67,9 @@ pub async fn configure_pizzeria(
             .collect(),
         (None, false) => Vec::new(),
     };
+    // Existing stations are locked already; new ones in code order too, like everything else.
+    let mut stations = stations;
+    stations.sort_by(|a, b| a.code.as_str().cmp(b.code.as_str()));
     for station in &stations {
         pizzerias::upsert_station(&mut *conn, pizzeria_id, &station.code, &station.name).await?;
     }

@@ -203,3 +203,58 @@ async fn a_pizzeria_can_be_reconfigured() {
     assert_eq!(detail["products"][0]["station"], "grill");
     assert_eq!(app.queue_ids("grill").await.len(), 1);
 }
+
+/// A tap bumps its stations' queue versions and then the board's (the pizzeria row). A
+/// reconfiguration that took the pizzeria row first and then waited for a station could wait
+/// on a tap that waits on it: a deadlock. It must take the stations first, as a tap does.
+#[tokio::test]
+async fn reconfiguring_a_pizzeria_locks_its_rows_in_the_order_a_tap_does() {
+    let app = spawn_app().await;
+    let p = app.pizzeria_id;
+    // A tap's transaction, halfway: it has bumped the dough station and holds that row.
+    let mut tap = app.db.pool.begin().await.unwrap();
+    sqlx::query(
+        "update stations set queue_version = queue_version + 1 \
+         where pizzeria_id = $1 and code = 'dough'",
+    )
+    .bind(p)
+    .execute(&mut *tap)
+    .await
+    .unwrap();
+
+    let body = json!({
+        "name": "Renamed",
+        "stations": [{ "code": "dough", "name": "Dough and rolls" }]
+    });
+    let rename = app.put_pizzeria(p, &body);
+    let meanwhile = async {
+        testkit::eventually(
+            "the reconfiguration to wait for the tap's lock",
+            std::time::Duration::from_secs(20),
+            || async {
+                let waiting: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_stat_activity \
+                     where datname = current_database() and wait_event_type = 'Lock'",
+                )
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+                (waiting > 0).then_some(())
+            },
+        )
+        .await;
+        // The tap goes on to bump the board: nothing may hold the pizzeria row now.
+        let board = sqlx::query("select 1 from pizzerias where id = $1 for update nowait")
+            .bind(p)
+            .execute(&mut *tap)
+            .await;
+        tap.rollback().await.unwrap();
+        board
+    };
+    let (response, board) = tokio::join!(rename, meanwhile);
+    assert!(
+        board.is_ok(),
+        "the reconfiguration held the pizzeria row while it waited for a station: {board:?}"
+    );
+    assert_eq!(response.status(), StatusCode::OK);
+}
