@@ -40,6 +40,11 @@ impl TokenSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct OAuthSettings {
+    /// The address devices reach this service at, published as the RFC 8414 `issuer` (and the
+    /// base of the endpoints there). Unset: the scheme and host the metadata request came in
+    /// with, which is right behind a proxy that passes `Host` or `X-Forwarded-Host` on.
+    #[serde(default)]
+    pub issuer: Option<String>,
     pub client_ids: Vec<String>,
     pub verification_uri: String,
     pub code_lifetime_ms: u64,

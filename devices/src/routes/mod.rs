@@ -25,6 +25,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::post().to(oauth::device_authorization),
     )
     .route("/oauth/token", web::post().to(oauth::token))
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(oauth::metadata),
+    )
     .service(
         web::scope("/api/v1")
             .route(

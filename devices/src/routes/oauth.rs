@@ -296,3 +296,36 @@ pub async fn token(
         PollRefusal::InvalidGrant(why) => OAuthError::bad_request("invalid_grant", why),
     })
 }
+
+/// The authorization server's metadata (RFC 8414 §2), so that a standard OAuth client finds the
+/// device flow's endpoints from the address of this service alone.
+#[derive(Debug, Serialize)]
+struct Metadata {
+    issuer: String,
+    device_authorization_endpoint: String,
+    token_endpoint: String,
+    grant_types_supported: [&'static str; 1],
+    /// Required by RFC 8414; empty, as this server has no authorization endpoint.
+    response_types_supported: [&'static str; 0],
+    /// Devices are public clients: they send their `client_id` and no secret.
+    token_endpoint_auth_methods_supported: [&'static str; 1],
+}
+
+/// `GET /.well-known/oauth-authorization-server`.
+pub async fn metadata(req: HttpRequest, pairing: web::Data<Pairing>) -> HttpResponse {
+    let issuer = match &pairing.oauth.issuer {
+        Some(issuer) => issuer.trim_end_matches('/').to_owned(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    };
+    HttpResponse::Ok().json(Metadata {
+        device_authorization_endpoint: format!("{issuer}/oauth/device_authorization"),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        issuer,
+        grant_types_supported: [DEVICE_CODE_GRANT],
+        response_types_supported: [],
+        token_endpoint_auth_methods_supported: ["none"],
+    })
+}

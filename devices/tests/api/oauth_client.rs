@@ -1,5 +1,6 @@
 //! A standard OAuth 2.0 client library (`oauth2`, RFC 8628 support) completes the device flow
-//! against the service unchanged. It is handed the workspace's reqwest as its HTTP client.
+//! against the service unchanged, with the endpoints it found in the RFC 8414 metadata. It is
+//! handed the workspace's reqwest as its HTTP client.
 
 use std::time::Duration;
 
@@ -30,18 +31,33 @@ async fn send(
 type DeviceFlowClient =
     BasicClient<EndpointNotSet, EndpointSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
-fn device_flow_client(app: &TestApp) -> DeviceFlowClient {
+/// A client with the endpoints a standard client discovers from the service's address alone:
+/// the RFC 8414 metadata.
+async fn device_flow_client(app: &TestApp) -> DeviceFlowClient {
+    let metadata: serde_json::Value =
+        reqwest::get(app.url("/.well-known/oauth-authorization-server"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(metadata["issuer"], app.address.as_str(), "{metadata}");
+    assert_eq!(
+        metadata["grant_types_supported"],
+        serde_json::json!(["urn:ietf:params:oauth:grant-type:device_code"])
+    );
+    let endpoint = |name: &str| metadata[name].as_str().unwrap().to_owned();
     BasicClient::new(ClientId::new(CLIENT_ID.to_owned()))
         .set_device_authorization_url(
-            DeviceAuthorizationUrl::new(app.url("/oauth/device_authorization")).unwrap(),
+            DeviceAuthorizationUrl::new(endpoint("device_authorization_endpoint")).unwrap(),
         )
-        .set_token_uri(TokenUrl::new(app.url("/oauth/token")).unwrap())
+        .set_token_uri(TokenUrl::new(endpoint("token_endpoint")).unwrap())
 }
 
 #[tokio::test]
 async fn the_oauth2_crate_completes_the_device_flow() {
     let app = spawn_app_with(|s| s.oauth.interval_seconds = 1).await;
-    let client = device_flow_client(&app);
+    let client = device_flow_client(&app).await;
     let http = reqwest::Client::new();
     let http_client = |request| send(http.clone(), request);
 
@@ -87,7 +103,7 @@ async fn the_oauth2_crate_completes_the_device_flow() {
 #[tokio::test]
 async fn the_oauth2_crate_reports_a_denial() {
     let app = spawn_app_with(|s| s.oauth.interval_seconds = 1).await;
-    let client = device_flow_client(&app);
+    let client = device_flow_client(&app).await;
     let http = reqwest::Client::new();
     let http_client = |request| send(http.clone(), request);
     let details: StandardDeviceAuthorizationResponse = client
