@@ -3,131 +3,22 @@
 // cancellation. Screenshots of every screen go to $SCREENSHOT_DIR. Run by run.sh.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
-import { chromium } from "playwright-core";
+import {
+  WEB, P, PIZZAMAKER, TV, placeOrder, tracker, orderDetail, tapAt, card, shot, newPage,
+  signedIn, pairDevice, setup, teardown,
+} from "./lib.mjs";
 
-const WEB = process.env.WEB_URL;
-const TRACKER = process.env.TRACKER_URL;
-const AUTH = process.env.AUTH_URL;
-const P = process.env.PIZZERIA_ID;
-const SHOTS = process.env.SCREENSHOT_DIR;
 const MANAGER = { login: "e2e.office", password: "office-password-1", name: "Olga Ivanova" };
-// Kitchen staff of the demo pizzeria, from `auth seed-demo`.
-const PIZZAMAKER = "Pavel (kitchen)";
-const TABLET = { width: 1280, height: 800 };
-const TV = { width: 1920, height: 1080 };
-const DESKTOP = { width: 1440, height: 900 };
 
-let browser;
 let manager;
-let adminToken;
 const tablets = {};
 let board;
-let number = 100;
-
-async function api(base, method, path, token, body) {
-  const response = await fetch(base + path, {
-    method,
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-/// An order as the cashier's till would place it.
-async function placeOrder(customer, items, extra = {}) {
-  number += 1;
-  const order = {
-    order_id: randomUUID(), pizzeria_id: P, number, customer_name: customer, source: "restaurant",
-    placed_at: new Date().toISOString(),
-    items: items.map((i) => ({ product_id: randomUUID(), quantity: 1, modifiers: [], ...i })),
-    ...extra,
-  };
-  const r = await api(TRACKER, "POST", "/api/v1/orders", process.env.INTAKE_KEY, order);
-  assert.ok(r.status === 201 || r.status === 200, `order intake answered ${r.status} ${JSON.stringify(r.body)}`);
-  return { id: order.order_id, number };
-}
-
-/// The tracker's API as the chain admin (who holds kitchen.work and orders.manage everywhere).
-const tracker = (method, path, body) => api(TRACKER, method, `/api/v1/pizzerias/${P}${path}`, adminToken, body);
-const orderDetail = async (id) => (await tracker("GET", `/orders/${id}`)).body;
-async function tapAt(station, productId) {
-  const r = await tracker("POST", `/stations/${station}/products/${productId}/tap`, { actor: "e2e" });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body;
-}
-const card = (page, n) => page.locator(".card", { has: page.locator(".num", { hasText: new RegExp(`^#${n}$`) }) });
-const shot = async (page, name, fullPage = false) => {
-  await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage });
-};
-
-async function newPage(viewport) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
-  return context.newPage();
-}
-
-/// A desktop browser signed in at the web.
-async function signedIn(login, password) {
-  const page = await newPage(DESKTOP);
-  page.on("dialog", (d) => d.accept());
-  await page.goto(`${WEB}/`);
-  await page.waitForURL(/\/login/);
-  await page.locator("input[name=login]").fill(login);
-  await page.locator("input[name=password]").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL((url) => !url.pathname.startsWith("/login"));
-  return page;
-}
-
-/// The device shows its code; a manager approves it; the device opens its screen by itself.
-/// Each pairing costs the approver's session two code entries (look up, approve) of the devices
-/// service's 10 a minute.
-async function pairDevice({ kind, station, name, screenshots = false, approver = manager }) {
-  const page = await newPage(kind === "kitchen_station" ? TABLET : TV);
-  await page.goto(`${WEB}/device`);
-  const code = (await page.locator("#user-code").textContent()).trim();
-  assert.match(code, /^[A-Z]{4}-[A-Z]{4}$/);
-  if (screenshots) await shot(page, "device-login");
-  await approver.goto(`${WEB}/activate?user_code=${encodeURIComponent(code)}`);
-  await approver.locator("section.request").waitFor();
-  const form = approver.locator("form.approve");
-  await form.locator(`input[name=kind][value=${kind}]`).check();
-  if (station) await form.locator("select[name=station]").selectOption(station);
-  await form.locator("input[name=name]").fill(name);
-  await form.locator("input[name=present]").check();
-  if (screenshots) await shot(approver, "activation", true);
-  await form.getByRole("button", { name: "Approve" }).click();
-  await approver.locator(".notice.ok").waitFor();
-  const screen = { order_board: /\/board$/, motivation_board: /\/motivation$/ }[kind] ?? /\/station$/;
-  await page.waitForURL(screen, { timeout: 15000 });
-  return page;
-}
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
-  });
-  // An office manager who also runs shifts: approves and manages devices, manages orders.
-  const admin = await api(AUTH, "POST", "/api/v1/sessions", null,
-    { login: process.env.ADMIN_LOGIN, password: process.env.ADMIN_PASSWORD });
-  assert.equal(admin.status, 201, JSON.stringify(admin.body));
-  adminToken = admin.body.token;
-  const created = await api(AUTH, "POST", "/api/v1/users", admin.body.token, {
-    login: MANAGER.login, display_name: MANAGER.name, password: MANAGER.password,
-    roles: [{ role: "office_manager", pizzeria_id: P }, { role: "shift_manager", pizzeria_id: P }],
-  });
-  assert.equal(created.status, 201, JSON.stringify(created.body));
-  manager = await signedIn(MANAGER.login, MANAGER.password);
-  assert.match(manager.url(), new RegExp(`/p/${P}/orders`));
+  ({ manager } = await setup({ numberBase: 100, manager: MANAGER }));
 });
 
-after(async () => {
-  await browser?.close();
-});
+after(teardown);
 
 test("a tablet logs in by code, a manager approves it, and it lands on its station", async () => {
   tablets.dough = await pairDevice({ kind: "kitchen_station", station: "dough", name: "Dough tablet", screenshots: true });

@@ -4,6 +4,7 @@
 #   web/e2e/run.sh
 #
 # Needs DATABASE_URL (a PostgreSQL server URL) and AMQP_URL, as scripts/test.sh exports them.
+# E2E_FILES names the scenario files to run (default: every *.test.mjs here).
 # Installs Debian's chromium and the npm packages if missing, builds the tracker, auth,
 # devices and web binaries (debug), creates throwaway databases and an exchange of their own,
 # starts the four services on free ports, runs the scenarios in headless Chromium (screenshots
@@ -133,4 +134,7 @@ export INTAKE_KEY=${INTAKE_KEY:-dev-intake-key-change-me}
 export SCREENSHOT_DIR=${SCREENSHOT_DIR:-$ROOT/docs/screenshots}
 mkdir -p "$SCREENSHOT_DIR"
 cd "$E2E_DIR"
-node --test --test-concurrency=1 --test-reporter=spec kitchen.test.mjs
+# Every scenario file (each imports lib.mjs), one at a time: they share the demo pizzeria.
+# E2E_FILES='offline.test.mjs' runs some of them while iterating.
+# shellcheck disable=SC2086
+node --test --test-concurrency=1 --test-reporter=spec ${E2E_FILES:-./*.test.mjs}
