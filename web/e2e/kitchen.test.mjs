@@ -3,8 +3,10 @@
 // cancellation. Screenshots of every screen go to $SCREENSHOT_DIR. Run by run.sh.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { chromium } from "playwright-core";
 import {
-  WEB, P, PIZZAMAKER, TV, placeOrder, tracker, orderDetail, tapAt, card, shot, newPage,
+  WEB, AUTH, P, PIZZAMAKER, TABLET, TV, state, api, placeOrder, tracker, orderDetail, tapAt, card, shot, newPage,
   signedIn, pairDevice, setup, teardown,
 } from "./lib.mjs";
 
@@ -377,7 +379,7 @@ test("the manager finds an order by number or name, and stations are listed in r
 
 test("kitchen staff who sign in on the website are told where their work is and can sign out", async () => {
   const cook = { login: "e2e.cook", password: "cook-password-123", name: "Vera (kitchen)" };
-  const created = await api(AUTH, "POST", "/api/v1/users", adminToken, {
+  const created = await api(AUTH, "POST", "/api/v1/users", state.adminToken, {
     login: cook.login, display_name: cook.name, password: cook.password,
     roles: [{ role: "kitchen_staff", pizzeria_id: P }],
   });
