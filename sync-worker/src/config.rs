@@ -13,6 +13,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub bus: BusSettings,
     pub consumer: ConsumerSettings,
+    /// How the events are mirrored: `max_sequence_jump`.
+    #[serde(default)]
+    pub mirror: crate::mirror::LegacyMirror,
 }
 
 impl Settings {

@@ -34,7 +34,7 @@ impl Application {
             settings.bus.clone(),
             LEGACY_SYNC,
             settings.consumer.clone(),
-            Arc::new(LegacyMirror),
+            Arc::new(settings.mirror),
             readiness.flag("consumer"),
             shutdown.clone(),
         );
