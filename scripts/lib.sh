@@ -83,6 +83,8 @@ need_root() {
 ensure_packages() {
     local want=()
     [[ -x $PG_BIN/initdb ]] || want+=(postgresql)
+    # The RabbitMQ management API (users, test vhosts) is called with curl.
+    command -v curl >/dev/null 2>&1 || want+=(curl)
     if ! command -v rabbitmq-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/rabbitmq-server ]]; then
         want+=(rabbitmq-server)
     fi
@@ -305,16 +307,15 @@ random_password() {
 }
 
 # rmq_create_users MANAGEMENT_URL ADMIN_USER ADMIN_PASSWORD VHOST EXCHANGE PASSWORD_FILE
-# Creates (or updates) every user of rmq_bus_user_rules with its permissions in VHOST, through
-# the management API (one HTTP call each; rabbitmqctl would take a second per call).
+# Creates (or updates) every user of rmq_bus_user_rules and grants them their rights in VHOST,
+# through the management API (one HTTP call each; rabbitmqctl would take a second per call).
 # Passwords are read from PASSWORD_FILE ("user password" lines, mode 600) or generated and
 # added to it, so a restarted `make run` keeps them.
 rmq_create_users() {
     local api=$1 admin=$2 admin_password=$3 vhost=$4 exchange=$5 file=$6
-    local user tags configure write read topic_write topic_read password vh
-    vh=$(printf '%s' "$vhost" | sed 's|%|%25|g; s|/|%2F|g')
+    local user tags password
     [[ -f $file ]] || (umask 077 && : >"$file")
-    while read -r user tags configure write read topic_write topic_read; do
+    while read -r user tags _; do
         [[ $tags != - ]] || tags=""
         password=$(awk -v u="$user" '$1 == u {print $2}' "$file")
         if [[ -z $password ]]; then
@@ -323,6 +324,18 @@ rmq_create_users() {
         fi
         rmq_api "$api" "$admin" "$admin_password" PUT "users/$user" \
             "{\"password\":$(json_string "$password"),\"tags\":$(json_string "$tags")}" || return 1
+    done < <(rmq_bus_user_rules "$exchange")
+    rmq_grant_users "$api" "$admin" "$admin_password" "$vhost" "$exchange"
+}
+
+# rmq_grant_users MANAGEMENT_URL ADMIN_USER ADMIN_PASSWORD VHOST EXCHANGE
+# Grants the users of rmq_bus_user_rules their rights in VHOST (which must exist), on the
+# exchange EXCHANGE: how the browser tests give the services a vhost of their own.
+rmq_grant_users() {
+    local api=$1 admin=$2 admin_password=$3 vhost=$4 exchange=$5
+    local user configure write read topic_write topic_read vh
+    vh=$(printf '%s' "$vhost" | sed 's|%|%25|g; s|/|%2F|g')
+    while read -r user _ configure write read topic_write topic_read; do
         rmq_api "$api" "$admin" "$admin_password" PUT "permissions/$vh/$user" \
             "{\"configure\":$(json_string "$configure"),\"write\":$(json_string "$write"),\"read\":$(json_string "$read")}" || return 1
         rmq_api "$api" "$admin" "$admin_password" PUT "topic-permissions/$vh/$user" \

@@ -23,9 +23,8 @@ use contracts::{DecodeError, Envelope, Event};
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
-/// The sync worker's [`Handler`], and its settings (`[mirror]`).
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
-#[serde(default)]
+/// The sync worker's [`Handler`].
+#[derive(Debug, Clone, Copy)]
 pub struct LegacyMirror {
     /// How far ahead of what a row last applied an event's `sequence` may be. Sequences grow by
     /// one per event of a subject, and the rows only take a newer event; one message with a
