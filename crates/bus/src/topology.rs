@@ -6,8 +6,7 @@
 //!   into the main queue (RabbitMQ 3.10 has no delayed-message plugin, so TTL queues it is);
 //! - `<exchange>.<consumer>.dead`: the dead-letter queue, which keeps a message and the reason.
 //!
-//! Queue names derive from the exchange name, so a test with its own exchange has its own
-//! queues too.
+//! Queue names derive from the exchange name (and each test has a vhost of its own).
 
 use service_kit::config::BusSettings;
 
