@@ -42,6 +42,10 @@ pub struct ChaosArgs {
     /// Orders in the kitchen at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u32,
+    /// Orders the till sells per second at most, so that the run lasts long enough for the
+    /// faults to land in the middle of it.
+    #[arg(long, default_value_t = 5.0)]
+    pub pace: f64,
     /// The pizzeria (by loadgen's index); reruns use another one.
     #[arg(long, default_value_t = 900_000)]
     pub pizzeria: u32,
@@ -98,6 +102,7 @@ struct Driver {
     till: Mutex<Option<bus::Publisher>>,
     pizzeria: Uuid,
     next: AtomicU32,
+    started: Instant,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +142,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         till: Mutex::new(None),
         pizzeria,
         next: AtomicU32::new(0),
+        started: Instant::now(),
         args: args.clone(),
     });
     driver.sign_in().await?;
@@ -289,6 +295,8 @@ impl Driver {
             if index >= self.args.orders {
                 return (sold, stuck);
             }
+            let slot = f64::from(index) / self.args.pace.max(0.01);
+            tokio::time::sleep_until(self.started + Duration::from_secs_f64(slot)).await;
             let order = order_placed(self.pizzeria, index + 1, Utc::now());
             if let Err(e) = self.till_publish(&order).await {
                 eprintln!("chaos: order {index}: {e:#}");
