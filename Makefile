@@ -5,8 +5,10 @@
 #               (:8083, prints the demo staff logins) and devices (:8084); Ctrl-C
 #               stops everything, data stays.      -> scripts/run.sh
 #   make stop   stop what a `make run` left running.
-#   make test   all workspace tests against a throwaway stack.
-#               Extra runner arguments: make test TEST_ARGS='-E test(foo)'
+#   make test   all workspace tests against a throwaway stack, the browser tests and
+#               the short chaos test. Extra runner arguments: make test TEST_ARGS='-E test(foo)'
+#   make chaos  the long fault-injection test (scripts/chaos.sh long): 3,000 orders while
+#               the tracker and the sync worker are killed and RabbitMQ and PostgreSQL restart.
 #   make fmt    format the code;  make lint  fmt check + clippy.
 
 # Databases created by `make run`; each service picks its own.
@@ -16,7 +18,7 @@ TEST_ARGS ?=
 
 SHELL := /bin/bash
 
-.PHONY: run stop test fmt lint
+.PHONY: run stop test chaos fmt lint
 
 run:
 	KITCHEN_DATABASES='$(DATABASES)' scripts/run.sh
@@ -26,6 +28,9 @@ stop:
 
 test:
 	scripts/test.sh $(TEST_ARGS)
+
+chaos:
+	scripts/chaos.sh long
 
 fmt:
 	cargo fmt --all

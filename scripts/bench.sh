@@ -94,7 +94,11 @@ start_service() {
     shift 2
     port_open "$port" && die "port $port is in use; set BENCH_TRACKER_PORT / BENCH_SYNC_WORKER_PORT / BENCH_AUTH_PORT / BENCH_DEVICES_PORT"
     log "starting $name on 127.0.0.1:$port (log: $LOG_DIR/$name.log)"
-    APP_APPLICATION__PORT=$port setsid "$BIN_DIR/$name" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    # Each service on the bus as its own RabbitMQ user, as in `make run`.
+    local bus_var
+    bus_var=KITCHEN_BUS_URL_$(tr 'a-z-' 'A-Z_' <<<"$name")
+    APP_BUS__URL=${!bus_var:?$bus_var is not set (scripts/stack.sh prints it)} APP_APPLICATION__PORT=$port \
+        setsid "$BIN_DIR/$name" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
     pid=$!
     PIDS[$name]=$pid
     if ! wait_port "$port" 60 "$pid"; then
@@ -471,14 +475,14 @@ kitchen() {
     local session=(--auth "http://127.0.0.1:$AUTH_PORT" --login "$ADMIN_LOGIN" --password-file "$ADMIN_PASSWORD_FILE")
     secs=$(seconds_of "$DURATION")
     "$BIN_DIR/loadgen" kitchen --setup-only --pizzerias "$pizzerias" "${session[@]}" \
-        --tracker "http://127.0.0.1:$TRACKER_PORT" --amqp "$AMQP_URL" --legacy-db "$LEGACY_DB"
+        --tracker "http://127.0.0.1:$TRACKER_PORT" --amqp "$KITCHEN_BUS_URL_CASHIER" --legacy-db "$LEGACY_DB"
     measure_limits "$name"
     "$BIN_DIR/loadgen" kitchen "${session[@]}" --sessions "$SESSIONS" \
         --pizzerias "$pizzerias" --tablets-per-pizzeria 5 --poll-interval 10s \
         --orders-per-minute "$ORDERS_PER_MINUTE" --duration "$DURATION" \
         --tracker "http://127.0.0.1:$TRACKER_PORT" \
         --sync-worker-metrics "http://127.0.0.1:$SYNC_WORKER_PORT/metrics" \
-        --amqp "$AMQP_URL" --exchange "$EXCHANGE" --legacy-db "$LEGACY_DB" 2>&1 |
+        --amqp "$KITCHEN_BUS_URL_CASHIER" --exchange "$EXCHANGE" --legacy-db "$LEGACY_DB" 2>&1 |
         tee "$RESULTS/$name.txt" &
     load=$!
     # The window opens with the load, after the sign-ins: each of the --sessions sign-ins
@@ -535,7 +539,7 @@ backlog_drain() {
     measure_limits c
     stop_service sync-worker
     log "publishing $BACKLOG_EVENTS events with the sync worker stopped"
-    "$BIN_DIR/loadgen" backlog --events "$BACKLOG_EVENTS" --amqp "$AMQP_URL" --exchange "$EXCHANGE" 2>&1 |
+    "$BIN_DIR/loadgen" backlog --events "$BACKLOG_EVENTS" --amqp "$KITCHEN_BUS_URL_TRACKER" --exchange "$EXCHANGE" 2>&1 |
         tee "$RESULTS/c-backlog.txt"
     # The drain counts from the inbox as it is now, before the worker starts.
     "$BIN_DIR/loadgen" drain --expect "$BACKLOG_EVENTS" --legacy-db "$LEGACY_DB" --timeout 30m \
@@ -577,7 +581,7 @@ relay_backlog() {
         echo "  relay events/s ${rate:-n/a} = $(share "$rate" "$LIMIT_PUBLISH") of broker publish+confirm ($LIMIT_PUBLISH)"
     } | tee -a "$RESULTS/d.txt"
     # Per-order order as the sync worker would receive it: read back from its queue.
-    "$BIN_DIR/loadgen" relay-check --expect "$RELAY_EVENTS" --amqp "$AMQP_URL" --exchange "$EXCHANGE" 2>&1 |
+    "$BIN_DIR/loadgen" relay-check --expect "$RELAY_EVENTS" --amqp "$KITCHEN_BUS_URL_SYNC_WORKER" --exchange "$EXCHANGE" 2>&1 |
         tee -a "$RESULTS/d.txt" || log "warning: the relay's events did not all arrive in per-order sequence"
     start_service sync-worker "$SYNC_WORKER_PORT" run
 }

@@ -24,4 +24,30 @@ if ! "$PYTHON" -c 'import yaml, kubernetes_validate, jsonschema' >/dev/null 2>&1
         { echo "check-deploy: pip install failed" >&2; exit 1; }
 fi
 
+# The bus users of the Kubernetes definitions have exactly the rights scripts/lib.sh gives them
+# in `make run` and `make test` (rmq_bus_user_rules, on the exchange `kitchen`).
+# shellcheck source=scripts/lib.sh
+rules=$(. "$SCRIPT_DIR/lib.sh" && rmq_bus_user_rules kitchen)
+RULES=$rules "$PYTHON" - "$SCRIPT_DIR/../deploy/k8s/base/secrets.yaml" <<'PY' || exit 1
+import json, os, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+secret = next(d for d in docs if d["metadata"]["name"] == "kitchen-rabbitmq-definitions")
+defs = json.loads(secret["stringData"]["definitions.json"])
+have = {}
+for u in defs["users"]:
+    have.setdefault(u["name"], {})["tags"] = "-" if not u["tags"] else ",".join(u["tags"])
+for p in defs["permissions"]:
+    have[p["user"]].update(c=p["configure"], w=p["write"], r=p["read"])
+for t in defs["topic_permissions"]:
+    have[t["user"]].update(tw=t["write"], tr=t["read"], x=t["exchange"])
+want = {}
+for line in os.environ["RULES"].splitlines():
+    u, tags, c, w, r, tw, tr = line.split(" ")
+    want[u] = dict(tags=tags, c=c, w=w, r=r, tw=tw, tr=tr, x="kitchen")
+if have != want:
+    print("  FINDING: deploy/k8s/base/secrets.yaml: kitchen-rabbitmq-definitions differ from scripts/lib.sh rmq_bus_user_rules")
+    sys.exit(1)
+print("  ok: the RabbitMQ users of deploy/k8s match scripts/lib.sh")
+PY
+
 exec "$PYTHON" "$SCRIPT_DIR/check_deploy.py" "$@"

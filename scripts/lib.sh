@@ -83,6 +83,8 @@ need_root() {
 ensure_packages() {
     local want=()
     [[ -x $PG_BIN/initdb ]] || want+=(postgresql)
+    # The RabbitMQ management API (users, test vhosts) is called with curl.
+    command -v curl >/dev/null 2>&1 || want+=(curl)
     if ! command -v rabbitmq-server >/dev/null 2>&1 && [[ ! -x /usr/sbin/rabbitmq-server ]]; then
         want+=(rabbitmq-server)
     fi
@@ -125,16 +127,28 @@ rmq_os_pid() {
     rmqctl -q -n "$1" eval 'os:getpid().' 2>/dev/null | tr -dc '0-9'
 }
 
-# rmq_start BASE NODE AMQP_PORT [DIST_PORT]
+# The management API's port for a node whose AMQP port is PORT: PORT - 40000
+# (55672 -> 15672), or nothing if that is not a port.
+rmq_management_port() {
+    local port=$(($1 - 40000))
+    is_port "$port" && printf '%s\n' "$port"
+}
+
+# rmq_start BASE NODE AMQP_PORT [DIST_PORT [MANAGEMENT_PORT]]
 # Start (or find already running) a private node whose files all live in BASE
 # (owned by rabbitmq): mnesia/, log/, pid, enabled_plugins, rabbitmq.conf.
+# With MANAGEMENT_PORT, the management plugin (its HTTP API on
+# 127.0.0.1:MANAGEMENT_PORT: creating test vhosts, the operations page's queue
+# figures) and the consistent-hash exchange are enabled too.
 # Returns once the node accepts AMQP connections on 127.0.0.1:AMQP_PORT.
 rmq_start() {
-    local base node port dist pidfile pid
+    local base node port dist pidfile pid management
     base=$(abs_path "$1")
     node=$(rmq_full_node "$2")
     port=$3
     dist=${4:-}
+    management=${5:-}
+    [[ -z $management ]] || is_port "$management" || die "bad management port: '$management'"
     is_port "$port" || die "bad AMQP port: '$port'"
     if [[ -z $dist ]]; then
         if ((port + 10000 <= 65535)); then dist=$((port + 10000)); else dist=$((port - 10000)); fi
@@ -144,7 +158,11 @@ rmq_start() {
 
     need_root
     mkdir -p "$base/mnesia" "$base/log"
-    [[ -s $base/enabled_plugins ]] || printf '[].\n' >"$base/enabled_plugins"
+    if [[ -n $management ]]; then
+        printf '[rabbitmq_management,rabbitmq_consistent_hash_exchange].\n' >"$base/enabled_plugins"
+    else
+        printf '[].\n' >"$base/enabled_plugins"
+    fi
     [[ -s $base/advanced.config ]] || printf '[].\n' >"$base/advanced.config"
     : >"$base/rabbitmq-env.conf" # empty: never read /etc/rabbitmq/rabbitmq-env.conf
     cat >"$base/rabbitmq.conf" <<EOF
@@ -154,6 +172,9 @@ loopback_users.guest = true
 log.console = false
 log.file.level = info
 EOF
+    if [[ -n $management ]]; then
+        printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$management" >>"$base/rabbitmq.conf"
+    fi
     chown -R rabbitmq:rabbitmq "$base"
     ensure_traversable "$base/mnesia"
 
@@ -167,6 +188,8 @@ EOF
     fi
     port_open "$port" && die "port $port is already in use by another process; cannot start RabbitMQ node $node there"
     port_open "$dist" && die "distribution port $dist is already in use; pass another one"
+    [[ -z $management ]] || ! port_open "$management" ||
+        die "management port $management is already in use; cannot start RabbitMQ node $node"
     rm -f "$pidfile"
 
     log "starting RabbitMQ node $node on 127.0.0.1:$port (logs: $base/log/)"
@@ -243,4 +266,104 @@ rmq_stop() {
         wait_pid_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
     fi
     [[ -z $pidfile ]] || rm -f "$pidfile"
+}
+
+# ------------------------------------------------------- RabbitMQ users ---
+
+# The bus's users, one per service plus the cashier's till and a read-only monitor, and what
+# each may do in a vhost whose exchange is EXCHANGE (docs: ARCHITECTURE.md, "Who may publish
+# what"). One line per user, fields separated by spaces (no regex here holds one):
+#   USER TAGS CONFIGURE WRITE READ TOPIC_WRITE TOPIC_READ   (TAGS "-": none)
+# CONFIGURE/WRITE/READ are RabbitMQ's resource regexes (queues and exchanges), TOPIC_* the
+# routing keys the user may publish (write) and bind (read) on EXCHANGE. A publisher declares
+# the main queues of what it publishes (so nothing is unroutable), a consumer its own queues,
+# and every process that follows changes a server-named amq.gen-* queue of its own. Only the
+# two consumers may write to the default exchange (amq.default): their retries and replays go
+# through it, and since that bypasses topic permissions, consumers also check `user_id`.
+# `deploy/` states the same rules for compose and Kubernetes.
+rmq_bus_user_rules() {
+    local e=${1//./\\.}
+    local intake="$e\\.tracker-intake" legacy="$e\\.legacy-sync" private='amq\.gen-.+'
+    printf '%s\n' \
+        "tracker - ^($e|$intake(\\..+)?|$legacy|$private)\$ ^($e|amq\\.default|$intake(\\..+)?|$legacy|$private)\$ ^($e|$intake(\\..+)?|$private)\$ ^tracker\\. .*" \
+        "sync-worker - ^($e|$legacy(\\..+)?)\$ ^(amq\\.default|$legacy(\\..+)?)\$ ^($e|$legacy(\\..+)?)\$ ^\$ .*" \
+        "auth - ^($e|$legacy|$private)\$ ^($e|$legacy|$private)\$ ^($e|$private)\$ ^auth\\. .*" \
+        "devices - ^($e|$legacy|$private)\$ ^($e|$legacy|$private)\$ ^($e|$private)\$ ^devices\\. .*" \
+        "web - ^($e|$private)\$ ^($private)\$ ^($e|$private)\$ ^\$ .*" \
+        "cashier - ^($e|$intake)\$ ^($e|$intake)\$ ^($e)\$ ^cashier\\. ^(cashier|site|contact-centre)\\.order\\.(placed|cancelled)\$" \
+        "monitoring monitoring ^\$ ^\$ ^\$ ^\$ ^\$"
+}
+
+# A JSON string holding $1.
+json_string() {
+    local s=${1//\\/\\\\}
+    s=${s//\"/\\\"}
+    printf '"%s"' "$s"
+}
+
+# A fresh password: 24 URL-safe characters from the OS random source.
+random_password() {
+    head -c 18 /dev/urandom | base64 | tr '+/' '-_'
+}
+
+# rmq_create_users MANAGEMENT_URL ADMIN_USER ADMIN_PASSWORD VHOST EXCHANGE PASSWORD_FILE
+# Creates (or updates) every user of rmq_bus_user_rules and grants them their rights in VHOST,
+# through the management API (one HTTP call each; rabbitmqctl would take a second per call).
+# Passwords are read from PASSWORD_FILE ("user password" lines, mode 600) or generated and
+# added to it, so a restarted `make run` keeps them.
+rmq_create_users() {
+    local api=$1 admin=$2 admin_password=$3 vhost=$4 exchange=$5 file=$6
+    local user tags password
+    [[ -f $file ]] || (umask 077 && : >"$file")
+    while read -r user tags _; do
+        [[ $tags != - ]] || tags=""
+        password=$(awk -v u="$user" '$1 == u {print $2}' "$file")
+        if [[ -z $password ]]; then
+            password=$(random_password)
+            printf '%s %s\n' "$user" "$password" >>"$file"
+        fi
+        rmq_api "$api" "$admin" "$admin_password" PUT "users/$user" \
+            "{\"password\":$(json_string "$password"),\"tags\":$(json_string "$tags")}" || return 1
+    done < <(rmq_bus_user_rules "$exchange")
+    rmq_grant_users "$api" "$admin" "$admin_password" "$vhost" "$exchange"
+}
+
+# rmq_grant_users MANAGEMENT_URL ADMIN_USER ADMIN_PASSWORD VHOST EXCHANGE
+# Grants the users of rmq_bus_user_rules their rights in VHOST (which must exist), on the
+# exchange EXCHANGE: how the browser tests give the services a vhost of their own.
+rmq_grant_users() {
+    local api=$1 admin=$2 admin_password=$3 vhost=$4 exchange=$5
+    local user configure write read topic_write topic_read vh
+    vh=$(printf '%s' "$vhost" | sed 's|%|%25|g; s|/|%2F|g')
+    while read -r user _ configure write read topic_write topic_read; do
+        rmq_api "$api" "$admin" "$admin_password" PUT "permissions/$vh/$user" \
+            "{\"configure\":$(json_string "$configure"),\"write\":$(json_string "$write"),\"read\":$(json_string "$read")}" || return 1
+        rmq_api "$api" "$admin" "$admin_password" PUT "topic-permissions/$vh/$user" \
+            "{\"exchange\":$(json_string "$exchange"),\"write\":$(json_string "$topic_write"),\"read\":$(json_string "$topic_read")}" || return 1
+    done < <(rmq_bus_user_rules "$exchange")
+}
+
+# rmq_api URL USER PASSWORD METHOD PATH [JSON]: one call to the management API.
+rmq_api() {
+    local api=$1 user=$2 password=$3 method=$4 path=$5 body=${6:-}
+    curl -fsS -o /dev/null -u "$user:$password" -X "$method" \
+        -H 'content-type: application/json' ${body:+--data "$body"} "$api/api/$path" ||
+        { log "management API: $method /api/$path failed"; return 1; }
+}
+
+# Wait until the management API at URL answers (it starts a moment after AMQP).
+rmq_wait_api() {
+    local api=$1 user=$2 password=$3 i
+    for ((i = 0; i < 150; i++)); do
+        curl -fsS -o /dev/null -u "$user:$password" "$api/api/overview" 2>/dev/null && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# The AMQP URL of USER (password from PASSWORD_FILE) on 127.0.0.1:PORT, default vhost.
+rmq_user_url() {
+    local user=$1 file=$2 port=$3 password
+    password=$(awk -v u="$user" '$1 == u {print $2}' "$file")
+    printf 'amqp://%s:%s@127.0.0.1:%s/%%2f\n' "$user" "$password" "$port"
 }

@@ -10,7 +10,10 @@
 #
 # Environment:
 #   KITCHEN_DATABASES   databases to create (set by the Makefile's DATABASES)
-#   DATABASE_URL + AMQP_URL   if both set, use those servers, start no stack
+#   DATABASE_URL + AMQP_URL   if both set, use those servers, start no stack;
+#                       then each service's RabbitMQ user must be given too:
+#                       KITCHEN_BUS_URL_TRACKER, _SYNC_WORKER, _AUTH, _DEVICES, _WEB
+#                       (scripts/lib.sh, rmq_bus_user_rules, lists their rights)
 #   KITCHEN_RUN_DIR     default .stack/run
 #   KITCHEN_BIN_DIR     default target/release
 #   KITCHEN_SKIP_BUILD=1  do not run cargo build
@@ -174,10 +177,14 @@ STAFF_LOGINS=$(sed -n 's/^login=\([^ ]*\) password=\(.*\)$/\1 \2/p' "$LOG_DIR/se
 # 6. Services, each in its own session: Ctrl-C reaches only this script,
 # which then stops them in order.
 start_service() {
-    local name=$1 port=$2 pid
+    local name=$1 port=$2 pid bus_var
     shift 2
+    # Each service on the bus as its own RabbitMQ user (stack.sh made them).
+    bus_var=KITCHEN_BUS_URL_$(tr 'a-z-' 'A-Z_' <<<"$name")
+    [[ -n ${!bus_var:-} ]] || die "$bus_var is not set: $name needs a RabbitMQ user of its own"
     log "starting $name $* on port $port (log: $LOG_DIR/$name.log)"
-    APP_APPLICATION__PORT=$port setsid "$BIN_DIR/$name" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    APP_BUS__URL=${!bus_var} APP_APPLICATION__PORT=$port \
+        setsid "$BIN_DIR/$name" "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
     pid=$!
     printf '%s\n' "$pid" >"$PID_DIR/$name.pid"
     if ! wait_port "$port" 60 "$pid"; then
@@ -236,6 +243,9 @@ cat <<EOF
   Sync worker health   http://127.0.0.1:$SYNC_WORKER_PORT/health/ready   (metrics: /metrics)
   PostgreSQL           $DATABASE_URL   (databases: ${DATABASES[*]})
   RabbitMQ (AMQP)      $AMQP_URL${KITCHEN_RABBITMQ_NODE:+   (node $KITCHEN_RABBITMQ_NODE)}
+                       each service has a user of its own; the till publishes as
+                       'cashier' (passwords: $RUN_DIR/rabbitmq-users)
+  RabbitMQ management  ${RABBITMQ_MANAGEMENT_URL:-<not started>}   (read-only user 'monitoring')
   Logs                 $LOG_DIR/{web,tracker,sync-worker,auth,devices,seed-demo,seed-auth}.log
 EOF
 if ((OWN_STACK)); then

@@ -5,13 +5,20 @@
 #       Start (or find running) a PostgreSQL cluster in DIR/pg on
 #       127.0.0.1:PG_PORT and a RabbitMQ node kitchen-AMQP_PORT@localhost in
 #       DIR/rabbitmq on 127.0.0.1:AMQP_PORT (Erlang distribution port
-#       AMQP_PORT+10000). Installs the packages with apt-get if missing.
+#       AMQP_PORT+10000, management API on AMQP_PORT-40000), with one RabbitMQ
+#       user per service (passwords generated once, kept in DIR/rabbitmq-users).
+#       Installs the packages with apt-get if missing.
 #       "fast" (or STACK_FAST=1) starts PostgreSQL without fsync: tests only.
 #       If DATABASE_URL and AMQP_URL are both set, starts nothing.
 #       Prints, on stdout, lines to eval:
 #         export DATABASE_URL=postgres://postgres@127.0.0.1:PG_PORT/postgres
 #         export AMQP_URL=amqp://guest:guest@127.0.0.1:AMQP_PORT/%2f
 #         export KITCHEN_RABBITMQ_NODE=kitchen-AMQP_PORT@localhost
+#         export RABBITMQ_MANAGEMENT_URL=http://127.0.0.1:(AMQP_PORT-40000)
+#         export RABBITMQ_MONITORING_USER=monitoring RABBITMQ_MONITORING_PASSWORD=...
+#         export KITCHEN_BUS_URL_TRACKER=amqp://tracker:...@127.0.0.1:AMQP_PORT/%2f
+#           (and _SYNC_WORKER, _AUTH, _DEVICES, _WEB, _CASHIER: each service's
+#           APP_BUS__URL; AMQP_URL, the administrator guest, is for tests and tools)
 #   scripts/stack.sh down DIR
 #       Stop both (data stays in DIR).
 #   scripts/stack.sh status DIR
@@ -122,6 +129,30 @@ print_env() {
     [[ -z ${3:-} ]] || printf 'export KITCHEN_RABBITMQ_NODE=%q\n' "$3"
 }
 
+# The bus users' variables (see the top): from the password file of a stack we started, or
+# passed through from the environment.
+BUS_USERS=(tracker sync-worker auth devices web cashier)
+print_bus_env() {
+    local file=${1:-} port=${2:-} user var
+    if [[ -n $file ]]; then
+        printf 'export RABBITMQ_MANAGEMENT_URL=%q\n' "http://127.0.0.1:$(rmq_management_port "$port")"
+        printf 'export RABBITMQ_MONITORING_USER=monitoring RABBITMQ_MONITORING_PASSWORD=%q\n' \
+            "$(awk '$1 == "monitoring" {print $2}' "$file")"
+    else
+        for var in RABBITMQ_MANAGEMENT_URL RABBITMQ_MONITORING_USER RABBITMQ_MONITORING_PASSWORD; do
+            [[ -z ${!var:-} ]] || printf 'export %s=%q\n' "$var" "${!var}"
+        done
+    fi
+    for user in "${BUS_USERS[@]}"; do
+        var=KITCHEN_BUS_URL_$(tr 'a-z-' 'A-Z_' <<<"$user")
+        if [[ -n $file ]]; then
+            printf 'export %s=%q\n' "$var" "$(rmq_user_url "$user" "$file" "$port")"
+        elif [[ -n ${!var:-} ]]; then
+            printf 'export %s=%q\n' "$var" "${!var}"
+        fi
+    done
+}
+
 node_name() { printf 'kitchen-%s@localhost\n' "$1"; }
 
 cmd_up() {
@@ -138,6 +169,7 @@ cmd_up() {
     if [[ -n ${DATABASE_URL:-} && -n ${AMQP_URL:-} ]]; then
         log "DATABASE_URL and AMQP_URL are set: using those servers, starting nothing"
         print_env "$DATABASE_URL" "$AMQP_URL" "${KITCHEN_RABBITMQ_NODE:-}"
+        print_bus_env
         return 0
     fi
 
@@ -152,10 +184,18 @@ cmd_up() {
     local node
     node=$(node_name "$amqp_port")
     printf '%s\n' "$node" >"$dir/rabbitmq-node"
-    rmq_start "$dir/rabbitmq" "$node" "$amqp_port"
+    local management
+    management=$(rmq_management_port "$amqp_port") ||
+        die "AMQP_PORT must be above 40000: the management API listens on AMQP_PORT-40000"
+    rmq_start "$dir/rabbitmq" "$node" "$amqp_port" "" "$management"
+    local api=http://127.0.0.1:$management
+    rmq_wait_api "$api" guest guest || die "the management API did not answer on $api"
+    rmq_create_users "$api" guest guest / kitchen "$dir/rabbitmq-users" ||
+        die "could not create the bus users"
 
     print_env "postgres://postgres@127.0.0.1:$pg_port/postgres" \
         "amqp://guest:guest@127.0.0.1:$amqp_port/%2f" "$node"
+    print_bus_env "$dir/rabbitmq-users" "$amqp_port"
 }
 
 cmd_down() {

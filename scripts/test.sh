@@ -9,7 +9,10 @@
 # Tests get:
 #   DATABASE_URL            postgres://postgres@127.0.0.1:55432/postgres
 #                           (each test creates its own databases)
-#   AMQP_URL                amqp://guest:guest@127.0.0.1:55672/%2f
+#   AMQP_URL                amqp://guest:guest@127.0.0.1:55672/%2f (an administrator:
+#                           each test gets a vhost of its own, crates/testkit)
+#   RABBITMQ_MANAGEMENT_URL http://127.0.0.1:15672 (the management API)
+#   KITCHEN_BUS_URL_<SERVICE>  each service's own RabbitMQ user (scripts/stack.sh)
 #   KITCHEN_RABBITMQ_NODE   kitchen-55672@localhost (the shared broker; never
 #                           restart it: use scripts/rabbitmq-node.sh instead)
 #   KITCHEN_REPO_ROOT       this repository
@@ -79,7 +82,7 @@ else
     chmod 1777 "$TEST_DIR/tmp"
     export KITCHEN_TEST_TMPDIR=$TEST_DIR/tmp
 fi
-export DATABASE_URL AMQP_URL KITCHEN_RABBITMQ_NODE
+export DATABASE_URL AMQP_URL KITCHEN_RABBITMQ_NODE RABBITMQ_MANAGEMENT_URL
 export KITCHEN_REPO_ROOT=$ROOT
 
 status=0
@@ -110,6 +113,13 @@ fi
 if [[ ${KITCHEN_SKIP_E2E:-0} != 1 ]]; then
     log "web/e2e/run.sh (browser scenarios)"
     web/e2e/run.sh || status=$?
+fi
+
+# The short fault-injection test (scripts/chaos.sh; `make chaos` runs the long one), on a stack
+# of its own because it restarts PostgreSQL and RabbitMQ. KITCHEN_SKIP_CHAOS=1 leaves it out.
+if [[ ${KITCHEN_SKIP_CHAOS:-0} != 1 ]]; then
+    log "scripts/chaos.sh short"
+    scripts/chaos.sh short || status=$?
 fi
 
 if ((status != 0)); then

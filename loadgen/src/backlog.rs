@@ -63,6 +63,9 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
 
+    // As the tracker's relay does: the sync worker applies only what the owner of `tracker.*`
+    // published (`bus::publishers`), so run this as the tracker's RabbitMQ user.
+    let user = bus::publishers::own_user(&bus);
     let pizzeria = orders::pizzeria_id(BACKLOG_PIZZERIA);
     let started = Instant::now();
     let mut last_report = started;
@@ -88,7 +91,7 @@ pub async fn backlog(args: BacklogArgs) -> anyhow::Result<()> {
                     event.routing_key.as_str().into(),
                     BasicPublishOptions::default(),
                     &body,
-                    event_properties(&event),
+                    bus::publishers::stamp(event_properties(&event), &user),
                 )
                 .await
                 .context("publishing")?;

@@ -5,6 +5,7 @@
 
 mod backlog;
 mod broker;
+mod chaos;
 mod kitchen;
 mod legacy;
 mod limits;
@@ -28,6 +29,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// One pizzeria's orders, taps, cancellations and hand-overs while `scripts/chaos.sh`
+    /// kills and restarts things; then counts what was lost, doubled or left behind.
+    Chaos(Box<chaos::ChaosArgs>),
     /// Pizzerias with station tablets, cashiers and pizzamakers, for a bounded time.
     Kitchen(Box<kitchen::KitchenArgs>),
     /// Publish tracker events for the sync worker to work through later.
@@ -56,6 +60,7 @@ fn bus_settings(url: &str, exchange: &str) -> anyhow::Result<service_kit::config
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let outcome = match Cli::parse().command {
+        Command::Chaos(args) => chaos::run(*args).await,
         Command::Kitchen(args) => kitchen::run(*args).await,
         Command::Backlog(args) => backlog::backlog(args).await,
         Command::Drain(args) => backlog::drain(args).await,

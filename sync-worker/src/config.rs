@@ -13,6 +13,24 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub bus: BusSettings,
     pub consumer: ConsumerSettings,
+    #[serde(default)]
+    pub mirror: MirrorSettings,
+}
+
+/// How the events are mirrored (`[mirror]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MirrorSettings {
+    /// How far ahead of what its row last applied an event's `sequence` may be before it is
+    /// dead-lettered instead (`mirror::LegacyMirror`).
+    pub max_sequence_jump: i64,
+}
+
+impl Default for MirrorSettings {
+    fn default() -> Self {
+        MirrorSettings {
+            max_sequence_jump: crate::mirror::DEFAULT_MAX_SEQUENCE_JUMP,
+        }
+    }
 }
 
 impl Settings {

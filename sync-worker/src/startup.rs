@@ -34,7 +34,9 @@ impl Application {
             settings.bus.clone(),
             LEGACY_SYNC,
             settings.consumer.clone(),
-            Arc::new(LegacyMirror),
+            Arc::new(LegacyMirror {
+                max_sequence_jump: settings.mirror.max_sequence_jump,
+            }),
             readiness.flag("consumer"),
             shutdown.clone(),
         );

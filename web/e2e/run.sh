@@ -3,10 +3,11 @@
 #
 #   web/e2e/run.sh
 #
-# Needs DATABASE_URL (a PostgreSQL server URL) and AMQP_URL, as scripts/test.sh exports them.
+# Needs DATABASE_URL (a PostgreSQL server URL) and AMQP_URL (an administrator), and each
+# service's RabbitMQ user (KITCHEN_BUS_URL_TRACKER, ...), as scripts/test.sh exports them.
 # E2E_FILES names the scenario files to run (default: every *.test.mjs here).
 # Installs Debian's chromium and the npm packages if missing, builds the tracker, auth,
-# devices and web binaries (debug), creates throwaway databases and an exchange of their own,
+# devices and web binaries (debug), creates throwaway databases and a RabbitMQ vhost of their own,
 # starts the four services on free ports, runs the scenarios in headless Chromium (screenshots
 # go to docs/screenshots/), then stops everything and drops the databases. Exits non-zero if a
 # scenario failed.
@@ -15,6 +16,8 @@ set -euo pipefail
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$E2E_DIR/../.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 log() { printf '[e2e] %s\n' "$*" >&2; }
 die() { printf '[e2e] error: %s\n' "$*" >&2; exit 1; }
 
@@ -52,6 +55,7 @@ cleanup() {
     for db in "${DBS[@]}"; do
         psql "$DATABASE_URL" -X -q -c "drop database if exists \"e2e_${db}_$SUFFIX\" with (force)" >/dev/null 2>&1 || true
     done
+    [[ -z ${RMQ_API:-} ]] || rmq_api "$RMQ_API" "$RMQ_ADMIN" "$RMQ_ADMIN_PASSWORD" DELETE "vhosts/e2e-$SUFFIX" || true
     if ((rc != 0)); then
         log "failed; service logs kept in $RUN"
     else
@@ -71,7 +75,20 @@ for db in "${DBS[@]}"; do
     psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c "create database \"e2e_${db}_$SUFFIX\"" >/dev/null
 done
 
-export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL APP_BUS__EXCHANGE=e2e-$SUFFIX
+# A vhost of their own, where every service is its own RabbitMQ user (scripts/lib.sh).
+RMQ_API=${RABBITMQ_MANAGEMENT_URL:-http://127.0.0.1:$(rmq_management_port "$(sed -E 's|.*:([0-9]+)/.*|\1|' <<<"$AMQP_URL")")}
+RMQ_ADMIN=$(sed -E 's|^amqps?://([^:@]*).*|\1|' <<<"$AMQP_URL")
+RMQ_ADMIN_PASSWORD=$(sed -E 's|^amqps?://[^:@]*:([^@]*)@.*|\1|' <<<"$AMQP_URL")
+rmq_api "$RMQ_API" "$RMQ_ADMIN" "$RMQ_ADMIN_PASSWORD" PUT "vhosts/e2e-$SUFFIX" || die "cannot create a RabbitMQ vhost"
+rmq_grant_users "$RMQ_API" "$RMQ_ADMIN" "$RMQ_ADMIN_PASSWORD" "e2e-$SUFFIX" kitchen || die "cannot grant the bus users"
+bus_url() {
+    local var
+    var=KITCHEN_BUS_URL_$(tr 'a-z-' 'A-Z_' <<<"$1")
+    [[ -n ${!var:-} ]] || die "$var is not set (scripts/stack.sh prints it)"
+    printf '%s\n' "${!var%/*}/e2e-$SUFFIX"
+}
+for name in tracker auth devices web; do bus_url "$name" >/dev/null; done
+export APP_DATABASE__URL=$DATABASE_URL
 export APP_APPLICATION__HOST=127.0.0.1
 # Throwaway services with the compiled-in demo keys.
 export APP_DEVELOPMENT=true
@@ -104,7 +121,7 @@ start() {
     local name=$1 port=$2 db=$3
     shift 3
     log "starting $name on port $port"
-    APP_APPLICATION__PORT=$port APP_DATABASE__DATABASE_NAME=e2e_${db}_$SUFFIX \
+    APP_APPLICATION__PORT=$port APP_DATABASE__DATABASE_NAME=e2e_${db}_$SUFFIX APP_BUS__URL=$(bus_url "$name") \
         "$BIN_DIR/$name" "$@" >"$RUN/$name.log" 2>&1 </dev/null &
     PIDS+=("$!")
 }

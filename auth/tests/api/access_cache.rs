@@ -137,8 +137,7 @@ async fn without_a_subscription_the_cache_is_bypassed() {
     // A broker that is not there: the subscription never connects.
     let dead_bus = BusSettings {
         url: SecretString::from("amqp://guest:guest@127.0.0.1:1/%2f".to_owned()),
-        exchange: app.bus.exchange.clone(),
-        queue_expiry_ms: app.bus.queue_expiry_ms,
+        ..app.bus.clone()
     };
     let sub = subscribe(&app, dead_bus);
     assert!(sub.verifier.verify(&token).await.expect("verify").is_some());

@@ -47,7 +47,7 @@ use uuid::Uuid;
 
 use crate::{
     confirm::{self, Outcome},
-    connection, headers, retention, topology,
+    connection, headers, publishers, retention, topology,
     topology::QueueSpec,
 };
 
@@ -261,7 +261,9 @@ struct Pending {
 }
 
 impl Pending {
-    fn new(delivery: Delivery) -> Self {
+    /// Reads a delivery; one that is not an envelope, or whose publisher may not send it
+    /// (`publishers::refusal`), is carried as the reason it will be dead-lettered with.
+    fn new(delivery: Delivery, bus: &BusSettings, own_user: &str) -> Self {
         let props_headers = delivery.properties.headers().as_ref();
         let failures = headers::get_u32(props_headers, headers::ATTEMPT).unwrap_or(0);
         let first_failed_at = headers::get_i64(props_headers, headers::FIRST_FAILED_AT);
@@ -274,7 +276,19 @@ impl Pending {
                 redelivered: delivery.redelivered,
                 attempt: failures + 1,
             })
-            .map_err(|e| format!("the message is not a CloudEvents JSON envelope: {e}"));
+            .map_err(|e| format!("the message is not a CloudEvents JSON envelope: {e}"))
+            .and_then(|incoming| {
+                let publisher = publishers::publisher(&delivery.properties, own_user);
+                match publishers::refusal(
+                    bus,
+                    &incoming.routing_key,
+                    &incoming.envelope.event_type,
+                    publisher.as_deref(),
+                ) {
+                    Some(reason) => Err(reason),
+                    None => Ok(incoming),
+                }
+            });
         Pending {
             delivery,
             incoming,
@@ -351,6 +365,8 @@ struct Shared<H> {
     spec: QueueSpec,
     exchange: String,
     settings: ConsumerSettings,
+    /// The RabbitMQ user this consumer connects as: it re-publishes failed messages as itself.
+    own_user: String,
 }
 
 /// What a lane needs besides the shared state: where to publish failed messages, and where
@@ -388,6 +404,7 @@ impl<H: Handler> Consumer<H> {
                 spec,
                 exchange: bus.exchange.clone(),
                 settings,
+                own_user: publishers::own_user(&bus),
             }),
             bus,
             ready,
@@ -470,7 +487,7 @@ impl<H: Handler> Consumer<H> {
             tokio::select! {
                 delivery = deliveries.next() => match delivery {
                     Some(Ok(delivery)) => {
-                        let pending = Pending::new(delivery);
+                        let pending = Pending::new(delivery, &self.bus, &shared.own_user);
                         let lane = pending.lane(lanes);
                         if senders[lane].send(pending).await.is_err() {
                             break Err(anyhow!("a consumer lane stopped"));
@@ -827,6 +844,14 @@ impl<H: Handler> Shared<H> {
         headers::set_str(&mut headers, headers::ORIGINAL_ROUTING_KEY, &routing_key);
         headers::set_u32(&mut headers, headers::ATTEMPT, failures);
         headers::set_i64(&mut headers, headers::FIRST_FAILED_AT, first_failed_at);
+        // The broker accepts only our own user in `user_id`; the original publisher travels on
+        // in a header, believed because the message now comes from us (`publishers`).
+        let published_by = publishers::publisher(&pending.delivery.properties, &self.own_user);
+        match published_by {
+            Some(user) => headers::set_str(&mut headers, headers::PUBLISHED_BY, &user),
+            // Whatever the sender wrote there would be believed once the message is ours.
+            None => headers = headers::without(&headers, headers::PUBLISHED_BY),
+        }
         let target = if dead {
             let cause = error.cause();
             headers::set_str(&mut headers, headers::ERROR, &cause.to_string());
@@ -840,7 +865,10 @@ impl<H: Handler> Shared<H> {
             let level = (failures as usize - 1).min(delays.len() - 1);
             topology::retry_queue_name(&self.exchange, self.spec, level)
         };
-        let properties = pending.delivery.properties.clone().with_headers(headers);
+        let properties = publishers::stamp(
+            pending.delivery.properties.clone().with_headers(headers),
+            &self.own_user,
+        );
         let confirmation = outlets
             .publish
             .basic_publish(

@@ -15,6 +15,9 @@ pub const CONSUMER: &str = "x-consumer";
 /// When the message first failed, in milliseconds since the Unix epoch: an event waiting for
 /// an earlier one is retried until this is `max_wait_ms` old, however many attempts that takes.
 pub const FIRST_FAILED_AT: &str = "x-first-failed-at";
+/// The RabbitMQ user that first published a message a consumer re-published to its retry or
+/// dead-letter queue (as its own user). Believed only on such a message (`publishers`).
+pub const PUBLISHED_BY: &str = "x-published-by";
 
 pub fn get_str(headers: Option<&FieldTable>, key: &str) -> Option<String> {
     match headers?.inner().get(key)? {
@@ -52,6 +55,17 @@ pub fn set_u32(headers: &mut FieldTable, key: &str, value: u32) {
 
 pub fn set_i64(headers: &mut FieldTable, key: &str, value: i64) {
     headers.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
+}
+
+/// The headers minus `key`.
+pub fn without(headers: &FieldTable, key: &str) -> FieldTable {
+    let mut out = FieldTable::default();
+    for (k, value) in headers.inner() {
+        if k.as_str() != key {
+            out.insert(k.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// The headers minus RabbitMQ's own dead-lettering history, which would otherwise grow with

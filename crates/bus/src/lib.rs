@@ -8,6 +8,7 @@
 //!   commit, retries with growing delays and a dead-letter queue that records why.
 //! - [`dead_letters`]: list and replay what ended in a dead-letter queue.
 //! - [`publisher`]: a plain confirmed publisher for order sources, tools and tests.
+//! - [`publishers`]: who may publish which routing keys, which every consumer checks.
 
 mod confirm;
 pub mod connection;
@@ -16,6 +17,7 @@ pub mod dead_letters;
 mod headers;
 pub mod outbox;
 pub mod publisher;
+pub mod publishers;
 pub mod retention;
 pub mod topology;
 

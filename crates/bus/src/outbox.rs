@@ -313,6 +313,7 @@ impl Relay {
         }
 
         let mut confirms = Vec::with_capacity(rows.len());
+        let user = crate::publishers::own_user(&self.bus);
         for row in &rows {
             let mut headers = FieldTable::default();
             headers::set_str(
@@ -328,6 +329,7 @@ impl Relay {
                 .with_content_type("application/cloudevents+json".into())
                 .with_delivery_mode(2)
                 .with_timestamp(row.staged_at.max(0) as u64)
+                .with_user_id(user.as_str().into())
                 .with_headers(headers);
             if let Some(event_type) = &row.event_type {
                 properties = properties.with_type(event_type.as_str().into());

@@ -17,6 +17,8 @@ pub struct Publisher {
     connection: Connection,
     channel: Channel,
     exchange: String,
+    /// Stamped on every message as `user_id` (see `publishers`).
+    user: String,
 }
 
 impl Publisher {
@@ -40,6 +42,7 @@ impl Publisher {
             connection,
             channel,
             exchange: bus.exchange.clone(),
+            user: crate::publishers::own_user(bus),
         })
     }
 
@@ -78,10 +81,13 @@ impl Publisher {
     ) -> anyhow::Result<()> {
         let mut table = FieldTable::default();
         headers::set_str(&mut table, headers::ORIGINAL_ROUTING_KEY, routing_key);
-        let properties = properties
-            .with_content_type("application/cloudevents+json".into())
-            .with_delivery_mode(2)
-            .with_headers(table);
+        let properties = crate::publishers::stamp(
+            properties
+                .with_content_type("application/cloudevents+json".into())
+                .with_delivery_mode(2)
+                .with_headers(table),
+            &self.user,
+        );
         let confirm = self
             .channel
             .basic_publish(

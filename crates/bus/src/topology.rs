@@ -6,8 +6,7 @@
 //!   into the main queue (RabbitMQ 3.10 has no delayed-message plugin, so TTL queues it is);
 //! - `<exchange>.<consumer>.dead`: the dead-letter queue, which keeps a message and the reason.
 //!
-//! Queue names derive from the exchange name, so a test with its own exchange has its own
-//! queues too.
+//! Queue names derive from the exchange name (and each test has a vhost of its own).
 
 use service_kit::config::BusSettings;
 
@@ -84,24 +83,11 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
-/// Whether a queue may carry the expiry tests ask for. Retry and dead-letter queues never do:
-/// an expired retry queue takes its waiting messages with it, and a message sent to a dead-letter
-/// queue that expired is gone.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Expiry {
-    AsConfigured,
-    Never,
-}
-
-/// The arguments every queue of ours gets: quorum type, and the expiry tests ask for.
-fn queue_args(bus: &BusSettings, expiry: Expiry, extra: &[(&str, AMQPValue)]) -> FieldTable {
+/// The arguments every queue of ours gets: quorum type. None expires, not even in tests (each
+/// test has a vhost of its own, deleted with everything in it): an expired retry queue takes its
+/// waiting messages with it, and a message sent to a dead-letter queue that expired is gone.
+fn queue_args(extra: &[(&str, AMQPValue)]) -> FieldTable {
     let mut pairs = vec![("x-queue-type", text("quorum"))];
-    if let (Some(ms), Expiry::AsConfigured) = (bus.queue_expiry_ms, expiry) {
-        pairs.push((
-            "x-expires",
-            AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
-        ));
-    }
     pairs.extend(extra.iter().cloned());
     args(&pairs)
 }
@@ -138,11 +124,7 @@ pub async fn declare_main_queue(
     let exchange = bus.exchange.as_str();
     let queue = queue_name(exchange, spec);
     channel
-        .queue_declare(
-            queue.as_str().into(),
-            durable(),
-            queue_args(bus, Expiry::AsConfigured, &[]),
-        )
+        .queue_declare(queue.as_str().into(), durable(), queue_args(&[]))
         .await?;
     for binding in spec.bindings {
         channel
@@ -158,15 +140,25 @@ pub async fn declare_main_queue(
     Ok(())
 }
 
-/// The exchange and every consumer's main queue: what a publisher declares before it
-/// publishes, so that nothing it sends is unroutable.
+/// The exchange and the main queue of every consumer of what this process publishes (its
+/// user's sources, `publishers::sources_of`): what a publisher declares before it publishes, so
+/// that nothing it sends is unroutable. Only those: each service's RabbitMQ user may configure
+/// no queue that it does not feed or consume.
 pub async fn declare_consumer_queues(
     channel: &Channel,
     bus: &BusSettings,
 ) -> Result<(), lapin::Error> {
     declare_exchange(channel, &bus.exchange).await?;
+    let user = crate::publishers::own_user(bus);
+    let sources: Vec<&str> = crate::publishers::sources_of(bus, &user).collect();
     for spec in ALL {
-        declare_main_queue(channel, bus, *spec).await?;
+        let fed = spec.bindings.iter().any(|binding| {
+            let first = binding.split('.').next().unwrap_or_default();
+            first == "#" || first == "*" || sources.contains(&first)
+        });
+        if fed {
+            declare_main_queue(channel, bus, *spec).await?;
+        }
     }
     Ok(())
 }
@@ -191,17 +183,13 @@ pub async fn declare_consumer(
             .queue_declare(
                 retry_queue_name(exchange, spec, level).as_str().into(),
                 durable(),
-                queue_args(
-                    bus,
-                    Expiry::Never,
-                    &[
-                        ("x-message-ttl", AMQPValue::LongLongInt(delay)),
-                        ("x-dead-letter-exchange", text("")),
-                        ("x-dead-letter-routing-key", text(&main)),
-                        ("x-dead-letter-strategy", text("at-least-once")),
-                        ("x-overflow", text("reject-publish")),
-                    ],
-                ),
+                queue_args(&[
+                    ("x-message-ttl", AMQPValue::LongLongInt(delay)),
+                    ("x-dead-letter-exchange", text("")),
+                    ("x-dead-letter-routing-key", text(&main)),
+                    ("x-dead-letter-strategy", text("at-least-once")),
+                    ("x-overflow", text("reject-publish")),
+                ]),
             )
             .await?;
     }
@@ -219,7 +207,7 @@ pub async fn declare_dead_letter_queue(
         .queue_declare(
             dead_letter_queue_name(&bus.exchange, spec).as_str().into(),
             durable(),
-            queue_args(bus, Expiry::Never, &[]),
+            queue_args(&[]),
         )
         .await?;
     Ok(())

@@ -108,11 +108,12 @@ pub struct BusSettings {
     pub url: SecretString,
     /// The durable topic exchange every service publishes to. Tests use a unique name each.
     pub exchange: String,
-    /// When set, queues are deleted after this long without consumers. Production leaves it
-    /// unset (a queue must outlive any outage); tests set it so their throwaway queues do not
-    /// pile up in the broker.
+    /// Who publishes each source's routing keys (`tracker` in `tracker.order.accepted`): the
+    /// RabbitMQ user a consumer expects in the message's `user_id`. A source not named here
+    /// belongs to the user of its own name (`bus::publishers`), which is how `make run` and the
+    /// manifests create them; e.g. `APP_BUS__PUBLISHERS__CASHIER=till-eu1`.
     #[serde(default)]
-    pub queue_expiry_ms: Option<u64>,
+    pub publishers: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]

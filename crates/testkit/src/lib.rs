@@ -1,6 +1,6 @@
 //! Integration-test support. Tests talk to the real PostgreSQL and RabbitMQ that `make test`
-//! starts (named by `DATABASE_URL` and `AMQP_URL`); each test gets its own database and its own
-//! exchange (and so its own queues), so the whole suite runs in parallel.
+//! starts (named by `DATABASE_URL` and `AMQP_URL`); each test gets its own database, and its own
+//! RabbitMQ vhost and exchange (and so its own queues), so the whole suite runs in parallel.
 
 // Test support: a setup step that fails should fail the test loudly, with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -95,19 +95,168 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A test's queues disappear this long after its consumers stop, so a suite of hundreds of
-/// tests does not leave hundreds of quorum queues behind in the broker. Kept short on purpose:
-/// with 120 s the queues of the first tests all expired together late in the run, and the
-/// broker stalled for a minute deleting them.
-const TEST_QUEUE_EXPIRY_MS: u64 = 30_000;
-
-/// Bus settings with an exchange of the test's own; queue names derive from it.
+/// Bus settings of the test's own: an exchange (and so queues) of its own, in a RabbitMQ
+/// vhost of the test process's own, which is deleted with everything in it when the process
+/// ends. Under nextest every test is a process of its own, so every test has its own vhost;
+/// nothing in it needs an expiry. The test connects as the `AMQP_URL` user, who therefore
+/// publishes every source's routing keys (`bus::publishers`).
 pub fn test_bus() -> BusSettings {
+    let vhost = process_vhost();
+    let url = env("AMQP_URL");
+    let uri: lapin::uri::AMQPUri = url.parse().expect("AMQP_URL is an AMQP URL");
+    let user = uri.authority.userinfo.username.clone();
+    let url = format!(
+        "amqp://{}:{}@{}:{}/{vhost}",
+        uri.authority.userinfo.username,
+        uri.authority.userinfo.password,
+        uri.authority.host,
+        uri.authority.port
+    );
     BusSettings {
-        url: SecretString::from(env("AMQP_URL")),
+        url: SecretString::from(url),
         exchange: format!("test-{}", Uuid::new_v4().simple()),
-        queue_expiry_ms: Some(TEST_QUEUE_EXPIRY_MS),
+        publishers: all_sources_published_by(&user),
     }
+}
+
+/// Every source belongs to `user`: in a test one user plays every service.
+pub fn all_sources_published_by(user: &str) -> std::collections::BTreeMap<String, String> {
+    bus::publishers::SOURCES
+        .iter()
+        .map(|source| ((*source).to_owned(), user.to_owned()))
+        .collect()
+}
+
+/// The management API of the test broker: `RABBITMQ_MANAGEMENT_URL`, or the AMQP port minus
+/// 40000 on the AMQP host (how `scripts/stack.sh` sets it up).
+pub fn management_url() -> String {
+    if let Ok(url) = std::env::var("RABBITMQ_MANAGEMENT_URL") {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let uri: lapin::uri::AMQPUri = env("AMQP_URL").parse().expect("AMQP_URL is an AMQP URL");
+    format!(
+        "http://{}:{}",
+        uri.authority.host,
+        uri.authority.port.saturating_sub(40_000)
+    )
+}
+
+/// One call to the management API as the `AMQP_URL` user (an administrator in `make test`),
+/// with curl, which `scripts/lib.sh` needs anyway. Returns the HTTP status.
+pub fn management(method: &str, path: &str, body: Option<&str>) -> u16 {
+    let uri: lapin::uri::AMQPUri = env("AMQP_URL").parse().expect("AMQP_URL is an AMQP URL");
+    let credentials = format!(
+        "{}:{}",
+        uri.authority.userinfo.username, uri.authority.userinfo.password
+    );
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+        .args(["-u", &credentials, "-H", "content-type: application/json"]);
+    if let Some(body) = body {
+        curl.args(["--data", body]);
+    }
+    let out = curl
+        .arg(format!("{}/api/{path}", management_url()))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "the management API did not answer {method} /api/{path}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// Creates (once per process) a vhost in which the `AMQP_URL` user may do anything, and a
+/// watcher that deletes it when this process is gone, however it ends: a test that panics, or
+/// one nextest kills at its timeout, cleans up all the same.
+fn process_vhost() -> String {
+    static VHOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VHOST
+        .get_or_init(|| {
+            let vhost = format!("test-{}", Uuid::new_v4().simple());
+            let status = management("PUT", &format!("vhosts/{vhost}"), None);
+            assert!(
+                (200..300).contains(&status),
+                "creating the test vhost {vhost}: HTTP {status}"
+            );
+            let uri: lapin::uri::AMQPUri =
+                env("AMQP_URL").parse().expect("AMQP_URL is an AMQP URL");
+            let user = uri.authority.userinfo.username;
+            let status = management(
+                "PUT",
+                &format!("permissions/{vhost}/{user}"),
+                Some(r#"{"configure":".*","write":".*","read":".*"}"#),
+            );
+            assert!(
+                (200..300).contains(&status),
+                "granting {user} the test vhost {vhost}: HTTP {status}"
+            );
+            delete_when_this_process_ends(&format!("vhosts/{vhost}"));
+            vhost
+        })
+        .clone()
+}
+
+/// Has a watcher delete `path` of the management API once this process is gone. Its output
+/// goes nowhere, so nextest does not wait for it as a leaked process.
+fn delete_when_this_process_ends(path: &str) {
+    let uri: lapin::uri::AMQPUri = env("AMQP_URL").parse().expect("AMQP_URL is an AMQP URL");
+    let credentials = format!(
+        "{}:{}",
+        uri.authority.userinfo.username, uri.authority.userinfo.password
+    );
+    let _ = Command::new("bash")
+        .args([
+            "-c",
+            r#"tail --pid="$1" -f /dev/null; curl -sS -o /dev/null -X DELETE -u "$2" "$3""#,
+            "test-reaper",
+            &std::process::id().to_string(),
+            &credentials,
+            &format!("{}/api/{path}", management_url()),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// A RabbitMQ user of the test's own (`test-<name>-<random>`) with every right in `bus`'s vhost,
+/// and `bus` as that user: another service, or an intruder holding some service's password.
+/// It publishes nothing of its own unless `publishers` says so. Deleted when the process ends.
+pub fn other_user(bus: &BusSettings, name: &str) -> BusSettings {
+    use secrecy::ExposeSecret;
+    let uri: lapin::uri::AMQPUri = bus.url.expose_secret().parse().expect("an AMQP URL");
+    let user = format!("test-{name}-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let password = Uuid::new_v4().simple().to_string();
+    let status = management(
+        "PUT",
+        &format!("users/{user}"),
+        Some(&format!(r#"{{"password":"{password}","tags":""}}"#)),
+    );
+    assert!(
+        (200..300).contains(&status),
+        "creating user {user}: HTTP {status}"
+    );
+    delete_when_this_process_ends(&format!("users/{user}"));
+    let status = management(
+        "PUT",
+        &format!("permissions/{}/{user}", uri.vhost),
+        Some(r#"{"configure":".*","write":".*","read":".*"}"#),
+    );
+    assert!(
+        (200..300).contains(&status),
+        "granting {user}: HTTP {status}"
+    );
+    let mut other = bus.clone();
+    other.url = SecretString::from(format!(
+        "amqp://{user}:{password}@{}:{}/{}",
+        uri.authority.host, uri.authority.port, uri.vhost
+    ));
+    other
 }
 
 /// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`. Tests wait
@@ -171,13 +320,12 @@ impl PrivateBroker {
         }
     }
 
+    /// The whole broker is the test's own, with its default user playing every service.
     pub fn bus(&self) -> BusSettings {
         BusSettings {
             url: SecretString::from(self.url.clone()),
             exchange: "kitchen".into(),
-            // The whole broker goes when the test ends, and a queue must not expire while a
-            // restart keeps its consumers away.
-            queue_expiry_ms: None,
+            publishers: all_sources_published_by("guest"),
         }
     }
 

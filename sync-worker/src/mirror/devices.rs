@@ -12,7 +12,7 @@ use contracts::{DeviceRegistered, DeviceRenamed, DeviceRevoked, Envelope, Event}
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{MirrorError, decode};
+use super::{MirrorError, check_jump, decode};
 use crate::db::{self, DeviceRow, Naming, Registration, Revocation};
 use crate::legacy::{self, NAME_WIDTH, STATION_WIDTH, fit};
 
@@ -81,11 +81,17 @@ pub(super) fn plan(envelope: &Envelope) -> Result<Option<DeviceEvent>, MirrorErr
 }
 
 #[tracing::instrument(skip_all, fields(device_uuid = %event.row.device_uuid, sequence = event.sequence))]
-pub(super) async fn apply(conn: &mut PgConnection, event: &DeviceEvent) -> anyhow::Result<()> {
+pub(super) async fn apply(
+    conn: &mut PgConnection,
+    event: &DeviceEvent,
+    max_sequence_jump: i64,
+) -> Result<(), MirrorError> {
     let device_uuid: Uuid = event.row.device_uuid;
     let naming_sequence = db::lock_device_state(conn, device_uuid)
         .await
         .context("locking the device's sync state")?;
+    let subject = format!("device {device_uuid}");
+    check_jump(&subject, event.sequence, naming_sequence, max_sequence_jump)?;
     let newer_naming = event.row.naming.is_some() && event.sequence > naming_sequence;
     db::upsert_device(conn, &event.row, newer_naming)
         .await

@@ -24,15 +24,33 @@ use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
 /// The sync worker's [`Handler`].
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LegacyMirror;
+#[derive(Debug, Clone, Copy)]
+pub struct LegacyMirror {
+    /// How far ahead of what a row last applied an event's `sequence` may be. Sequences grow by
+    /// one per event of a subject, and the rows only take a newer event; one message with a
+    /// huge sequence (`auth.user.roles_changed` with a chain-admin role and sequence 2^62)
+    /// would otherwise be the last word on its row for good. Such an event is dead-lettered
+    /// with the reason instead.
+    pub max_sequence_jump: i64,
+}
+
+impl Default for LegacyMirror {
+    fn default() -> Self {
+        LegacyMirror {
+            max_sequence_jump: DEFAULT_MAX_SEQUENCE_JUMP,
+        }
+    }
+}
+
+/// Far more events than one order, user or device has between two that the mirror applies.
+pub const DEFAULT_MAX_SEQUENCE_JUMP: i64 = 1000;
 
 impl Handler for LegacyMirror {
     const BATCHED: bool = true;
 
     /// The batch path with a batch of one, so both paths write the same rows.
     async fn handle(&self, conn: &mut PgConnection, event: &Incoming) -> Result<(), HandlerError> {
-        match mirror(conn, &[&event.envelope]).await {
+        match mirror(conn, &[&event.envelope], self.max_sequence_jump).await {
             Ok(()) => Ok(()),
             Err(Failure::Events(mut failed)) => match failed.pop() {
                 Some((_, error)) => Err(error.into()),
@@ -48,7 +66,7 @@ impl Handler for LegacyMirror {
         events: &'a [&'a Incoming],
     ) -> Result<(), BatchError> {
         let envelopes: Vec<&Envelope> = events.iter().map(|event| &event.envelope).collect();
-        mirror(conn, &envelopes)
+        mirror(conn, &envelopes, self.max_sequence_jump)
             .await
             .map_err(|failure| match failure {
                 Failure::Events(failed) => BatchError::Events(
@@ -77,6 +95,17 @@ pub enum MirrorError {
     Inconsistent(String),
     #[error("order {0} is not mirrored yet: its OrderAcceptedByTracker has not arrived")]
     OrderNotYetAccepted(Uuid),
+    /// The event's sequence is further ahead of its row than any real history gets.
+    #[error(
+        "refused: sequence {sequence} of {subject} jumps more than {bound} ahead of the last \
+         applied sequence {last}"
+    )]
+    SequenceJump {
+        subject: String,
+        sequence: i64,
+        last: i64,
+        bound: i64,
+    },
     #[error(transparent)]
     Database(#[from] anyhow::Error),
 }
@@ -84,9 +113,9 @@ pub enum MirrorError {
 impl From<MirrorError> for HandlerError {
     fn from(error: MirrorError) -> Self {
         match error {
-            MirrorError::Undecodable(_) | MirrorError::Inconsistent(_) => {
-                HandlerError::Permanent(error.into())
-            }
+            MirrorError::Undecodable(_)
+            | MirrorError::Inconsistent(_)
+            | MirrorError::SequenceJump { .. } => HandlerError::Permanent(error.into()),
             MirrorError::OrderNotYetAccepted(_) => HandlerError::Waiting(error.into()),
             MirrorError::Database(error) if is_bad_data(&error) => HandlerError::Permanent(error),
             MirrorError::Database(error) => HandlerError::Transient(error),
@@ -122,6 +151,14 @@ impl Failure {
     fn event(index: usize, error: MirrorError) -> Failure {
         Failure::Events(vec![(index, error)])
     }
+
+    /// The event at `index` failed: its own fault, or the database's (`MirrorError::Database`).
+    fn of(index: usize, error: MirrorError) -> Failure {
+        match error {
+            MirrorError::Database(error) => Failure::Database(error),
+            other => Failure::event(index, other),
+        }
+    }
 }
 
 /// Writes what `envelopes` say into the legacy tables, as one unit inside the caller's
@@ -130,15 +167,19 @@ impl Failure {
 /// A row with bad data fails the batch's whole statement without saying whose row it was, so
 /// then the batch is rolled back to a savepoint and applied one event at a time to find it.
 #[tracing::instrument(skip_all, fields(events = envelopes.len()))]
-pub async fn mirror(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<(), Failure> {
+pub async fn mirror(
+    conn: &mut PgConnection,
+    envelopes: &[&Envelope],
+    max_sequence_jump: i64,
+) -> Result<(), Failure> {
     if envelopes.len() < 2 {
-        return apply(conn, envelopes).await;
+        return apply(conn, envelopes, max_sequence_jump).await;
     }
     let mut savepoint = conn
         .begin()
         .await
         .map_err(Failure::database("starting a savepoint"))?;
-    match apply(&mut savepoint, envelopes).await {
+    match apply(&mut savepoint, envelopes, max_sequence_jump).await {
         Ok(()) => savepoint
             .commit()
             .await
@@ -153,9 +194,8 @@ pub async fn mirror(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<
                 .await
                 .map_err(Failure::database("rolling back to the savepoint"))?;
             for (index, envelope) in envelopes.iter().enumerate() {
-                apply(conn, &[envelope])
-                    .await
-                    .map_err(|failure| match failure {
+                apply(conn, &[envelope], max_sequence_jump).await.map_err(
+                    |failure| match failure {
                         Failure::Events(failed) => Failure::Events(
                             failed
                                 .into_iter()
@@ -166,7 +206,8 @@ pub async fn mirror(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<
                             Failure::event(index, MirrorError::Database(error))
                         }
                         whole => whole,
-                    })?;
+                    },
+                )?;
             }
             Ok(())
         }
@@ -177,7 +218,11 @@ pub async fn mirror(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<
 
 /// Decodes and groups the events, then writes them: orders set-based, users and devices (a
 /// trickle next to the orders) one by one.
-async fn apply(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<(), Failure> {
+async fn apply(
+    conn: &mut PgConnection,
+    envelopes: &[&Envelope],
+    max_sequence_jump: i64,
+) -> Result<(), Failure> {
     let mut orders = orders::Batch::default();
     let mut users = Vec::new();
     let mut devices = Vec::new();
@@ -185,19 +230,35 @@ async fn apply(conn: &mut PgConnection, envelopes: &[&Envelope]) -> Result<(), F
         let planned = plan(envelope).map_err(|error| Failure::event(index, error))?;
         match planned {
             Planned::Order(event) => orders.push(index, envelope, event),
-            Planned::User(event) => users.push(event),
-            Planned::Device(event) => devices.push(event),
+            Planned::User(event) => users.push((index, event)),
+            Planned::Device(event) => devices.push((index, event)),
             Planned::Nothing => {}
         }
     }
-    orders.apply(conn).await?;
-    for event in &users {
-        staff::apply(conn, event).await.map_err(Failure::Database)?;
-    }
-    for event in &devices {
-        devices::apply(conn, event)
+    orders.apply(conn, max_sequence_jump).await?;
+    for (index, event) in &users {
+        staff::apply(conn, event, max_sequence_jump)
             .await
-            .map_err(Failure::Database)?;
+            .map_err(|e| Failure::of(*index, e))?;
+    }
+    for (index, event) in &devices {
+        devices::apply(conn, event, max_sequence_jump)
+            .await
+            .map_err(|e| Failure::of(*index, e))?;
+    }
+    Ok(())
+}
+
+/// Refuses an event whose `sequence` is more than `bound` ahead of `last`, the sequence its
+/// row last applied (0 for a subject not seen yet).
+fn check_jump(subject: &str, sequence: i64, last: i64, bound: i64) -> Result<(), MirrorError> {
+    if sequence.saturating_sub(last) > bound {
+        return Err(MirrorError::SequenceJump {
+            subject: subject.to_owned(),
+            sequence,
+            last,
+            bound,
+        });
     }
     Ok(())
 }

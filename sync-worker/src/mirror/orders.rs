@@ -246,7 +246,11 @@ impl<'a> Batch<'a> {
         }
     }
 
-    pub(super) async fn apply(self, conn: &mut PgConnection) -> Result<(), Failure> {
+    pub(super) async fn apply(
+        self,
+        conn: &mut PgConnection,
+        max_sequence_jump: i64,
+    ) -> Result<(), Failure> {
         let Batch { accepts, changes } = self;
         let mut orders = lock_orders(conn, &accepts, &changes).await?;
         // Each row with the position of its event, so the timeline is inserted in batch order.
@@ -255,7 +259,7 @@ impl<'a> Batch<'a> {
             insert_orders(conn, accepts, &mut orders, &mut history).await?;
         }
         if !changes.is_empty() {
-            apply_changes(conn, changes, &orders, &mut history).await?;
+            apply_changes(conn, changes, &orders, &mut history, max_sequence_jump).await?;
         }
         if !history.is_empty() {
             history.sort_by_key(|(index, _)| *index);
@@ -375,6 +379,7 @@ async fn apply_changes(
     changes: Vec<(usize, &Envelope, Uuid, Change)>,
     orders: &HashMap<Uuid, LegacyOrder>,
     history: &mut Vec<(usize, NewHistoryRow)>,
+    max_sequence_jump: i64,
 ) -> Result<(), Failure> {
     let mut found = Vec::with_capacity(changes.len());
     for (index, envelope, order_uuid, change) in changes {
@@ -384,6 +389,13 @@ async fn apply_changes(
                 MirrorError::OrderNotYetAccepted(order_uuid),
             ));
         };
+        super::check_jump(
+            &format!("order {order_uuid}"),
+            envelope.sequence,
+            order.status_sequence,
+            max_sequence_jump,
+        )
+        .map_err(|error| Failure::event(index, error))?;
         found.push((index, envelope, order_uuid, *order, change));
     }
     let changes = found;

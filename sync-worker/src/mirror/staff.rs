@@ -14,7 +14,7 @@ use contracts::{Envelope, Event, StaffRoleGrant, UserCreated, UserDeactivated, U
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{MirrorError, decode};
+use super::{MirrorError, check_jump, decode};
 use crate::db::{self, Membership};
 use crate::legacy::{self, NAME_WIDTH, fit};
 
@@ -115,10 +115,16 @@ fn memberships(grants: &[StaffRoleGrant]) -> Result<Vec<Membership>, MirrorError
 }
 
 #[tracing::instrument(skip_all, fields(user_uuid = %event.user_uuid, sequence = event.sequence))]
-pub(super) async fn apply(conn: &mut PgConnection, event: &UserEvent) -> anyhow::Result<()> {
+pub(super) async fn apply(
+    conn: &mut PgConnection,
+    event: &UserEvent,
+    max_sequence_jump: i64,
+) -> Result<(), MirrorError> {
     let rows_sequence = db::lock_user_state(conn, event.user_uuid, event.at)
         .await
         .context("locking the user's sync state")?;
+    let subject = format!("user {}", event.user_uuid);
+    check_jump(&subject, event.sequence, rows_sequence, max_sequence_jump)?;
     let newer_rows = event
         .rows
         .as_ref()

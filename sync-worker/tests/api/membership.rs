@@ -184,3 +184,43 @@ async fn duplicated_and_shuffled_user_events_leave_the_same_end_state() {
         shuffled.expected()
     );
 }
+
+#[tokio::test]
+async fn a_roles_change_with_a_huge_sequence_is_refused_and_does_not_freeze_the_user() {
+    let app = spawn_app().await;
+    let user = TestUser::new([Uuid::new_v4(), Uuid::new_v4()]);
+    let life = user.life();
+    app.publish(&life[0]).await;
+    let created = wait_for_membership(&app, &user, "the user's rows", |rows| rows.len() == 2).await;
+
+    // A chain-admin grant that would have been the last word on this user for good.
+    let forged = Message::from_service(
+        "auth",
+        1 << 62,
+        &UserRolesChanged {
+            user_id: user.user_id,
+            login: "olga.k".into(),
+            display_name: "Olga K.".into(),
+            roles: vec![TestUser::grant("chain_admin", None)],
+            at: user.at(2),
+            actor_id: None,
+        },
+    );
+    app.publish(&forged).await;
+    let letters = app.wait_for_dead_letters(1).await;
+    let error = letters[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("jumps more than 1000 ahead of the last applied sequence 1"),
+        "{error}"
+    );
+    assert_eq!(letters[0].attempts, Some(1), "refused at once, not retried");
+    assert_eq!(membership(&app, user.user_id).await, created);
+
+    // The user's real history still applies.
+    app.publish_all(&life[1..]).await;
+    let rows = wait_for_membership(&app, &user, "the user deactivated", |rows| {
+        rows.iter().all(|r| !r.is_active)
+    })
+    .await;
+    assert_eq!(rows, user.expected());
+}

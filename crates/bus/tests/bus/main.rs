@@ -771,3 +771,114 @@ async fn one_relay_per_database_publishes_and_a_standby_takes_over() {
     standby_shutdown.trigger();
     consumer_shutdown.trigger();
 }
+
+/// Every dead letter of the harness's consumer, once there are `n`.
+async fn dead_letters_of(bus: &BusSettings, n: usize) -> Vec<dead_letters::DeadLetter> {
+    eventually(&format!("{n} dead letters"), WAIT, || async {
+        let letters = dead_letters::list(bus, topology::LEGACY_SYNC)
+            .await
+            .unwrap();
+        (letters.len() == n).then_some(letters)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_event_from_a_user_that_does_not_own_its_routing_key_is_dead_lettered() {
+    let h = Harness::start().await;
+    // The owner of `tracker.*` (the test user) first, which also declares the queues.
+    let owner = Publisher::connect(&h.bus, "test").await.unwrap();
+    owner
+        .publish_event("tracker", 1, &packed(Uuid::new_v4()))
+        .await
+        .unwrap();
+    // Someone holding another user's password, say the web's, publishes as the tracker.
+    let intruder_bus = testkit::other_user(&h.bus, "web");
+    let intruder = Publisher::connect(&intruder_bus, "test").await.unwrap();
+    let forged = intruder
+        .publish_event("tracker", 2, &packed(Uuid::new_v4()))
+        .await
+        .unwrap();
+
+    let letters = dead_letters_of(&h.bus, 1).await;
+    let letter = &letters[0];
+    assert_eq!(letter.event_id.as_deref(), Some(&*forged.id.to_string()));
+    let error = letter.error.as_deref().unwrap();
+    assert!(
+        error.contains("tracker.order.packed was published by RabbitMQ user `test-web-")
+            && error.contains("belongs to `guest`"),
+        "{error}"
+    );
+    assert_eq!(letter.attempts, Some(1), "a forged event is not retried");
+    assert_eq!(
+        h.applied_count().await,
+        1,
+        "only the owner's event is applied"
+    );
+}
+
+#[tokio::test]
+async fn an_event_whose_type_does_not_match_its_routing_key_is_dead_lettered() {
+    let h = Harness::start().await;
+    let owner = Publisher::connect(&h.bus, "test").await.unwrap();
+    // The tracker's user may publish `tracker.*`, but handlers dispatch on the type: a user
+    // event under a tracker key must not reach the staff mirror.
+    let mut disguised =
+        contracts::Envelope::wrap("tracker", &packed(Uuid::new_v4()), 1, None).unwrap();
+    disguised.event_type = <contracts::UserRolesChanged as contracts::Event>::TYPE.to_owned();
+    owner
+        .publish("tracker.order.packed", &disguised)
+        .await
+        .unwrap();
+    let letters = dead_letters_of(&h.bus, 1).await;
+    let error = letters[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("must travel as tracker.user.roles_changed"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_event_keeps_its_publisher_when_the_consumer_is_another_user() {
+    // As deployed: the relay publishes as one user, the consumer connects as another and
+    // re-publishes the failing event to its retry queue as itself.
+    let publisher_bus = test_bus();
+    let consumer_bus = testkit::other_user(&publisher_bus, "sync-worker");
+    let db = TestDatabase::create(&MIGRATOR).await;
+    let recorder = Arc::new(Recorder::default());
+    let shutdown = Shutdown::new();
+    let consumer = Consumer::new(
+        db.pool.clone(),
+        consumer_bus.clone(),
+        topology::LEGACY_SYNC,
+        fast_retries(),
+        recorder.clone(),
+        Arc::new(AtomicBool::new(false)),
+        shutdown.clone(),
+    );
+    tokio::spawn(consumer.run());
+    let flaky = Uuid::new_v4();
+    recorder.fail(flaky, 2);
+    let publisher = Publisher::connect(&publisher_bus, "test").await.unwrap();
+    publisher
+        .publish_event("tracker", 1, &packed(flaky))
+        .await
+        .unwrap();
+    eventually("the flaky event applied", WAIT, || async {
+        let attempt: Option<i32> =
+            sqlx::query_scalar("select attempt from applied where subject = $1")
+                .bind(flaky.to_string())
+                .fetch_optional(&db.pool)
+                .await
+                .unwrap();
+        attempt
+    })
+    .await;
+    assert!(
+        dead_letters::list(&consumer_bus, topology::LEGACY_SYNC)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    shutdown.trigger();
+}
