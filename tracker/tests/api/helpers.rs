@@ -448,6 +448,18 @@ impl TestApp {
     }
 
     /// The outbox rows of an order as (event type, sequence), in the order they were staged.
+    /// Waits until the intake consumer has taken at least `events` bus events (its inbox).
+    pub async fn wait_for_inbox(&self, events: i64) {
+        testkit::eventually("the inbox to fill", Duration::from_secs(20), || async {
+            let seen: i64 = sqlx::query_scalar("select count(*) from inbox")
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap();
+            (seen >= events).then_some(())
+        })
+        .await;
+    }
+
     pub async fn outbox_of(&self, order_id: Uuid) -> Vec<(String, i64)> {
         sqlx::query_as(
             "select payload->>'type', (payload->>'sequence')::bigint from outbox
