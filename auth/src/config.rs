@@ -28,11 +28,17 @@ pub struct Settings {
 pub struct SessionSettings {
     pub idle_timeout_ms: u64,
     pub absolute_timeout_ms: u64,
+    /// An ended session is deleted this long after its absolute end (`auth::retention`).
+    pub retention_ms: u64,
 }
 
 impl SessionSettings {
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    pub fn retention(&self) -> Duration {
+        Duration::from_millis(self.retention_ms)
     }
 
     pub fn absolute_timeout(&self) -> Duration {

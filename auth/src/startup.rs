@@ -91,7 +91,23 @@ impl Application {
             SERVICE,
             self.shutdown.clone(),
         );
-        let tasks = [tokio::spawn(relay.run()), tokio::spawn(invalidation.run())];
+        let pruning = {
+            let (pool, sessions) = (self.pool.clone(), self.settings.sessions.clone());
+            service_kit::retention::run_every(
+                service_kit::retention::EVERY,
+                self.shutdown.clone(),
+                "ended sessions",
+                move || {
+                    let (pool, sessions) = (pool.clone(), sessions.clone());
+                    async move { crate::retention::prune_sessions(&pool, &sessions).await }
+                },
+            )
+        };
+        let tasks = [
+            tokio::spawn(relay.run()),
+            tokio::spawn(invalidation.run()),
+            tokio::spawn(pruning),
+        ];
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {

@@ -23,6 +23,35 @@ pub struct Settings {
     pub introspection: IntrospectionSettings,
     pub network: NetworkSettings,
     pub tokens: TokenSettings,
+    pub pairing: PairingSettings,
+    pub retention: RetentionSettings,
+}
+
+/// How many pairing requests (device codes) one client IP may make in a window: each is a row
+/// that lives as long as the code, so without a bound a client could fill the table.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PairingSettings {
+    pub ip_max_requests: i32,
+    pub window_ms: u64,
+}
+
+impl PairingSettings {
+    pub fn window(&self) -> Duration {
+        Duration::from_millis(self.window_ms)
+    }
+}
+
+/// How long what has ended is kept before it is pruned.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    /// A pairing request no device came from is deleted this long after its code expired.
+    pub pairing_requests_ms: u64,
+}
+
+impl RetentionSettings {
+    pub fn pairing_requests(&self) -> Duration {
+        Duration::from_millis(self.pairing_requests_ms)
+    }
 }
 
 /// Device tokens.
@@ -110,6 +139,8 @@ mod tests {
         assert!(!settings.oauth.knows_client("kitchen-web2"));
         assert_eq!(settings.approval.window().as_secs(), 60);
         assert_eq!(settings.tokens.idle_lifetime().as_secs(), 30 * 24 * 3600);
+        assert_eq!(settings.pairing.window().as_secs(), 600);
+        assert_eq!(settings.retention.pairing_requests().as_secs(), 24 * 3600);
     }
 
     #[test]

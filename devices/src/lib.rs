@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod pairing;
+pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod startup;

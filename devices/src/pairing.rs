@@ -13,10 +13,11 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    config::{OAuthSettings, TokenSettings},
+    config::{OAuthSettings, PairingSettings, TokenSettings},
     db::{
         authorizations::{self, Approval, AuthorizationRow, NewAuthorization},
         devices::{self, DeviceRow, NewDevice},
+        throttle,
     },
     domain::{Binding, DeviceCode, DeviceName, StationCode, UserCode},
     secrets::{new_device_code, new_device_token, new_user_code},
@@ -37,14 +38,16 @@ pub struct Pairing {
     pub outbox: Outbox,
     pub oauth: OAuthSettings,
     pub tokens: TokenSettings,
+    pub throttle: PairingSettings,
 }
 
 impl Pairing {
-    pub fn new(oauth: OAuthSettings, tokens: TokenSettings) -> Self {
+    pub fn new(oauth: OAuthSettings, tokens: TokenSettings, throttle: PairingSettings) -> Self {
         Pairing {
             outbox: Outbox::new(SERVICE),
             oauth,
             tokens,
+            throttle,
         }
     }
 }
@@ -62,18 +65,40 @@ pub struct DeviceAuthorization {
     pub interval: u32,
 }
 
+/// The client IP asked for more pairing requests than its budget allows in the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyRequests {
+    pub retry_after: std::time::Duration,
+}
+
 /// A new pairing request from a device: fresh codes, the requester's IP and user agent kept
-/// for the approver.
+/// for the approver. Each request counts against the client IP's budget
+/// (`pairing.ip_max_requests` per `pairing.window_ms`), even one refused for it, so a client
+/// cannot fill the table with requests.
 pub async fn request_codes(
     pool: &PgPool,
     pairing: &Pairing,
     client_id: &str,
     scope: Option<&str>,
     client: &ClientInfo,
-) -> anyhow::Result<DeviceAuthorization> {
+) -> anyhow::Result<Result<DeviceAuthorization, TooManyRequests>> {
+    let mut conn = pool.acquire().await.context("no database connection")?;
+    // In the code-entry budgets' table, under a key of its own kind.
+    let (requests, until) = throttle::count_lookup(
+        &mut conn,
+        &format!("pairing-ip:{}", client.ip),
+        pairing.throttle.window().as_secs_f64(),
+    )
+    .await
+    .context("counting the pairing request")?;
+    if requests > pairing.throttle.ip_max_requests {
+        tracing::warn!(ip = %client.ip, requests, "pairing requests throttled");
+        return Ok(Err(TooManyRequests {
+            retry_after: (until - Utc::now()).to_std().unwrap_or_default(),
+        }));
+    }
     let device_code = new_device_code()?;
     let hash = access::token_digest(device_code.as_str());
-    let mut conn = pool.acquire().await.context("no database connection")?;
     // A live request with the same user code is a 1 in 10^10 chance per live code; draw again.
     for _ in 0..5 {
         let user_code = new_user_code()?;
@@ -101,7 +126,7 @@ pub async fn request_codes(
             } else {
                 '?'
             };
-            return Ok(DeviceAuthorization {
+            return Ok(Ok(DeviceAuthorization {
                 device_code: device_code.as_str().to_owned(),
                 verification_uri: pairing.oauth.verification_uri.clone(),
                 verification_uri_complete: format!(
@@ -111,7 +136,7 @@ pub async fn request_codes(
                 user_code: display,
                 expires_in: pairing.oauth.code_lifetime().as_secs(),
                 interval: pairing.oauth.interval_seconds,
-            });
+            }));
         }
     }
     anyhow::bail!("no free user code after 5 draws")

@@ -85,6 +85,18 @@ impl Application {
             )
             .run(),
         );
+        let pruning = {
+            let (pool, settings) = (self.pool.clone(), self.settings.clone());
+            tokio::spawn(service_kit::retention::run_every(
+                service_kit::retention::EVERY,
+                self.shutdown.clone(),
+                "expired pairing requests and code-entry windows",
+                move || {
+                    let (pool, settings) = (pool.clone(), settings.clone());
+                    async move { crate::retention::prune(&pool, &settings).await }
+                },
+            ))
+        };
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -93,7 +105,11 @@ impl Application {
         });
         let served = self.server.await.context("the HTTP server failed");
         self.shutdown.trigger();
-        for (name, task) in [("outbox relay", relay), ("access cache", invalidation)] {
+        for (name, task) in [
+            ("outbox relay", relay),
+            ("access cache", invalidation),
+            ("pruning", pruning),
+        ] {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "the {name} panicked");
             }
@@ -114,6 +130,7 @@ fn run_server(
     let pairing = web::Data::new(Pairing::new(
         settings.oauth.clone(),
         settings.tokens.clone(),
+        settings.pairing.clone(),
     ));
     let approval = web::Data::new(settings.approval.clone());
     let network = web::Data::new(settings.network.clone());

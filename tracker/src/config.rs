@@ -7,7 +7,10 @@ use anyhow::Context;
 
 use bus::consumer::ConsumerSettings;
 use serde::Deserialize;
-use service_kit::config::{BusSettings, DatabaseSettings, HttpSettings};
+use service_kit::{
+    config::{BusSettings, DatabaseSettings, HttpSettings},
+    rate::RateSettings,
+};
 
 #[derive(Clone, Deserialize)]
 pub struct Settings {
@@ -28,6 +31,12 @@ pub struct Settings {
     /// comma-separated, while a key is rotated). Parsed by [`crate::sources::SourceKeys`].
     #[serde(default)]
     pub order_sources: BTreeMap<String, String>,
+    /// Where each source's keys may place orders: the source's name and the pizzeria ids,
+    /// comma-separated, or `*` for every pizzeria. A source with a key must be listed here.
+    #[serde(default)]
+    pub order_source_pizzerias: BTreeMap<String, String>,
+    /// The rate limit of each intake key over HTTP, per tracker instance.
+    pub intake_rate: RateSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,8 +65,7 @@ impl Settings {
     /// Refuses demo or empty secrets outside development mode: the introspection keys, and an
     /// order source that would accept the demo intake key anyone can read in this repository.
     pub fn check_secrets(&self) -> anyhow::Result<()> {
-        let sources = crate::sources::SourceKeys::parse(&self.order_sources)
-            .context("reading order_sources")?;
+        let sources = self.source_keys()?;
         service_kit::secrets::SecretCheck::new(self.development)
             .secret("access.introspection_key", &self.access.introspection_key)
             .secret(
@@ -69,6 +77,16 @@ impl Settings {
                 "order_sources accepts the demo intake key",
             )
             .finish()
+    }
+
+    /// The order sources' keys, with the pizzerias each serves and its rate limit.
+    pub fn source_keys(&self) -> anyhow::Result<crate::sources::SourceKeys> {
+        crate::sources::SourceKeys::parse(
+            &self.order_sources,
+            &self.order_source_pizzerias,
+            self.intake_rate,
+        )
+        .context("reading order_sources and order_source_pizzerias")
     }
 }
 
@@ -89,8 +107,12 @@ mod tests {
         assert_eq!(settings.access.auth_url, "http://127.0.0.1:8083");
         assert_eq!(settings.device_access.devices_url, "http://127.0.0.1:8084");
         assert_eq!(settings.device_access.cache_ttl_ms, 60_000);
-        let sources = crate::sources::SourceKeys::parse(&settings.order_sources).unwrap();
-        assert_eq!(sources.source_of(super::DEMO_INTAKE_KEY), Some("cashier"));
+        let sources = settings.source_keys().unwrap();
+        let demo = sources.source_of(super::DEMO_INTAKE_KEY).unwrap();
+        assert_eq!(demo.source, "cashier");
+        // The demo key places orders in the demo pizzeria `make run` seeds, and nowhere else.
+        assert!(demo.serves(crate::startup::DEMO_PIZZERIA_ID));
+        assert!(!demo.serves(uuid::Uuid::now_v7()));
     }
 
     #[test]

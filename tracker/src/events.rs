@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 
 use crate::{
     domain::{Actor, NewOrder, Reason},
-    kitchen::{self, Kitchen, KitchenError},
+    kitchen::{self, Kitchen, KitchenError, SourceCancel, SourceCancelOutcome},
 };
 
 pub struct IntakeHandler {
@@ -57,23 +57,32 @@ impl IntakeHandler {
             .map(Reason::parse)
             .transpose()
             .map_err(|e| HandlerError::Permanent(anyhow!(e).context("the reason breaks a rule")))?;
-        kitchen::cancel_order(
-            conn,
-            &self.kitchen,
-            cancelled.pizzeria_id,
-            cancelled.order_id,
-            reason.as_ref(),
-            Some(&actor),
-        )
-        .await
-        .map_err(|e| match e {
-            // The cancellation overtook its order (another lane, a retry, an outage at the
-            // till): it waits for the order, for as long as an outage may last.
-            KitchenError::NotFound("order") => {
-                HandlerError::Waiting(anyhow!("the order to cancel is not here (yet)"))
-            }
-            other => handler_error(other, "cancelling the order"),
-        })
+        let cancel = SourceCancel {
+            pizzeria_id: cancelled.pizzeria_id,
+            order_id: cancelled.order_id,
+            source,
+            cancelled_at: cancelled.cancelled_at,
+            reason: reason.as_ref(),
+            actor: Some(&actor),
+        };
+        let outcome = kitchen::cancel_from_source(conn, &self.kitchen, &cancel)
+            .await
+            .map_err(|e| match e {
+                // The cancellation overtook its order (another lane, a retry, an outage at the
+                // till): it waits for the order, for as long as an outage may last.
+                KitchenError::NotFound("order") => {
+                    HandlerError::Waiting(anyhow!("the order to cancel is not here (yet)"))
+                }
+                other => handler_error(other, "cancelling the order"),
+            })?;
+        if outcome == SourceCancelOutcome::AfterHandOver {
+            tracing::warn!(
+                order_id = %cancelled.order_id,
+                source,
+                "a cancel arrived after the hand-over; recorded on the order for a refund"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -51,8 +51,7 @@ impl Application {
         let access = Access {
             staff: StaffVerifier::new(&settings.access).context("the staff verifier")?,
             devices: DeviceVerifier::new(&settings.device_access).context("the device verifier")?,
-            sources: SourceKeys::parse(&settings.order_sources)
-                .context("the order sources' keys")?,
+            sources: settings.source_keys()?,
         };
         if access.sources.is_empty() {
             tracing::warn!("no order source has a key: orders come over the bus only");

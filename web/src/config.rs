@@ -83,6 +83,8 @@ pub struct ScreenSettings {
     /// How long a station shows an alert such as "CANCELLED #4204".
     pub alert_seconds: i64,
     pub public_origin: String,
+    /// Open live-update streams (`/events`) one staff session or device may hold at once.
+    pub max_streams_per_viewer: usize,
 }
 
 impl Settings {

@@ -5,10 +5,16 @@
 //!
 //! Several web instances each have their own queue and each push to their own screens; the
 //! broker copies every event to every instance (see ARCHITECTURE.md, "The web UI").
+//!
+//! The same queue follows what ends a viewer's access (a session revoked, a user deactivated or
+//! their roles changed, a device revoked or moved), so an open stream of that viewer ends at
+//! once instead of living on from its one check at connect; and the number of open streams per
+//! session or device is capped.
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -16,7 +22,10 @@ use std::{
 
 use anyhow::Context;
 use bus::{connection, topology};
-use contracts::Envelope;
+use contracts::{
+    DeviceRenamed, DeviceRevoked, Envelope, Event, SessionRevoked, UserDeactivated,
+    UserRolesChanged, routing_key,
+};
 use futures_util::StreamExt;
 use lapin::{options::BasicConsumeOptions, types::FieldTable};
 use serde::Serialize;
@@ -78,28 +87,143 @@ impl Change {
     }
 }
 
+/// Who holds an open stream: a staff session or a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Viewer {
+    Staff { user_id: Uuid, session_id: Uuid },
+    Device { device_id: Uuid },
+}
+
+/// Something that ends (or may narrow) a viewer's access; their open streams end, and the
+/// browser's reconnect is checked afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// One staff session ended (logout, revoked by its owner or an admin).
+    Session(Uuid),
+    /// Every session of the user: deactivated, or their roles changed.
+    User(Uuid),
+    /// A device was revoked, or renamed or moved to another station.
+    Device(Uuid),
+}
+
+impl Revocation {
+    /// What an auth or devices event ends; `None` for events that end nothing.
+    pub fn of_event(envelope: &Envelope) -> Option<Revocation> {
+        let subject = || envelope.subject.parse::<Uuid>().ok();
+        match envelope.event_type.as_str() {
+            SessionRevoked::TYPE => envelope.data["session_id"]
+                .as_str()?
+                .parse()
+                .ok()
+                .map(Revocation::Session),
+            UserDeactivated::TYPE | UserRolesChanged::TYPE => subject().map(Revocation::User),
+            DeviceRevoked::TYPE | DeviceRenamed::TYPE => subject().map(Revocation::Device),
+            _ => None,
+        }
+    }
+
+    pub fn ends(&self, viewer: &Viewer) -> bool {
+        match (self, viewer) {
+            (Revocation::Session(id), Viewer::Staff { session_id, .. }) => id == session_id,
+            (Revocation::User(id), Viewer::Staff { user_id, .. }) => id == user_id,
+            (Revocation::Device(id), Viewer::Device { device_id }) => id == device_id,
+            _ => false,
+        }
+    }
+}
+
+/// What the subscription tells the open streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Change(Change),
+    Revoked(Revocation),
+}
+
+/// The routing keys the subscription binds: the tracker's events for the screens, and what
+/// ends a viewer's access.
+fn bindings() -> Vec<String> {
+    vec![
+        "tracker.#".to_owned(),
+        routing_key::<SessionRevoked>("auth"),
+        routing_key::<UserDeactivated>("auth"),
+        routing_key::<UserRolesChanged>("auth"),
+        routing_key::<DeviceRevoked>("devices"),
+        routing_key::<DeviceRenamed>("devices"),
+    ]
+}
+
 /// The fan-out from the bus subscription to the open event streams of this instance.
 #[derive(Clone)]
 pub struct Push {
-    sender: broadcast::Sender<Arc<Change>>,
+    sender: broadcast::Sender<Arc<Notice>>,
     /// Up while the bus subscription is: the `live_updates` check of `/health/ready`.
     connected: Arc<AtomicBool>,
+    /// Open streams per session or device, and how many each may have.
+    streams: Arc<Mutex<HashMap<Viewer, usize>>>,
+    max_streams: usize,
+}
+
+/// One open stream, counted against its viewer's cap until it is dropped (the browser went
+/// away, the stream ended).
+pub struct StreamSlot {
+    streams: Arc<Mutex<HashMap<Viewer, usize>>>,
+    viewer: Viewer,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let Ok(mut streams) = self.streams.lock() else {
+            return;
+        };
+        if let Some(open) = streams.get_mut(&self.viewer) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                streams.remove(&self.viewer);
+            }
+        }
+    }
 }
 
 impl Push {
-    /// `connected` is raised while the subscription is up (a `Readiness` flag).
-    pub fn new(connected: Arc<AtomicBool>) -> Self {
+    /// `connected` is raised while the subscription is up (a `Readiness` flag); each session
+    /// or device may have `max_streams` open at once.
+    pub fn new(connected: Arc<AtomicBool>, max_streams: usize) -> Self {
         let (sender, _) = broadcast::channel(1024);
-        Push { sender, connected }
+        Push {
+            sender,
+            connected,
+            streams: Arc::default(),
+            max_streams,
+        }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
         self.sender.subscribe()
     }
 
-    pub fn publish(&self, change: Change) {
+    pub fn publish(&self, notice: Notice) {
         // No receivers is fine: no screen is open.
-        let _ = self.sender.send(Arc::new(change));
+        let _ = self.sender.send(Arc::new(notice));
+    }
+
+    /// Whether revocations reach the streams now; while not, each stream checks its viewer
+    /// itself.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// A slot for one more stream of `viewer`, or `None` when they have `max_streams` open.
+    pub fn open_stream(&self, viewer: Viewer) -> Option<StreamSlot> {
+        let mut streams = self.streams.lock().ok()?;
+        let open = streams.entry(viewer).or_default();
+        if *open >= self.max_streams {
+            return None;
+        }
+        *open += 1;
+        Some(StreamSlot {
+            streams: Arc::clone(&self.streams),
+            viewer,
+        })
     }
 
     /// Follows the tracker's events until shutdown, reconnecting with backoff. While it is
@@ -142,7 +266,9 @@ impl Push {
             .context("opening a channel")?;
         // One queue per instance, gone with its connection: missed events only mean the
         // screens catch up on their next poll.
-        let queue = topology::declare_private_queue(&channel, &bus.exchange, &["tracker.#"])
+        let bindings = bindings();
+        let bindings: Vec<&str> = bindings.iter().map(String::as_str).collect();
+        let queue = topology::declare_private_queue(&channel, &bus.exchange, &bindings)
             .await
             .context("declaring the live-updates queue")?;
         let mut deliveries = channel
@@ -160,18 +286,23 @@ impl Push {
             .context("starting to consume")?;
         self.connected.store(true, Ordering::Relaxed);
         backoff.reset();
-        tracing::info!(queue = %queue, "live updates subscribed to tracker.#");
+        tracing::info!(queue = %queue, ?bindings, "live updates subscribed");
         loop {
             tokio::select! {
                 delivery = deliveries.next() => match delivery {
                     Some(Ok(delivery)) => {
                         match serde_json::from_slice::<Envelope>(&delivery.data) {
-                            Ok(envelope) => {
+                            Ok(envelope) if delivery.routing_key.as_str().starts_with("tracker.") => {
                                 if let Some(change) = Change::of_event(&envelope) {
-                                    self.publish(change);
+                                    self.publish(Notice::Change(change));
                                 }
                             }
-                            Err(e) => tracing::debug!(error = %e, "an unreadable tracker event"),
+                            Ok(envelope) => {
+                                if let Some(revocation) = Revocation::of_event(&envelope) {
+                                    self.publish(Notice::Revoked(revocation));
+                                }
+                            }
+                            Err(e) => tracing::debug!(error = %e, "an unreadable event"),
                         }
                     }
                     Some(Err(e)) => return Err(anyhow::Error::new(e).context("receiving tracker events")),
@@ -231,6 +362,58 @@ mod tests {
         ))
         .expect("a change");
         assert!(change.concerns(p, Some("oven")));
+    }
+
+    #[test]
+    fn revocations_end_the_streams_of_their_session_user_or_device() {
+        let (user_id, session_id, device_id) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let staff = Viewer::Staff {
+            user_id,
+            session_id,
+        };
+        let device = Viewer::Device { device_id };
+        let mut revoked = envelope(
+            "SessionRevoked",
+            json!({"user_id": user_id, "session_id": session_id, "reason": "logout"}),
+        );
+        revoked.subject = user_id.to_string();
+        let revocation = Revocation::of_event(&revoked).expect("a revocation");
+        assert!(revocation.ends(&staff));
+        // Another session of the same user goes on.
+        let other = Viewer::Staff {
+            user_id,
+            session_id: Uuid::new_v4(),
+        };
+        assert!(!revocation.ends(&other));
+        let mut deactivated = envelope("UserDeactivated", json!({"user_id": user_id}));
+        deactivated.subject = user_id.to_string();
+        let revocation = Revocation::of_event(&deactivated).expect("a revocation");
+        assert!(revocation.ends(&staff) && revocation.ends(&other));
+        assert!(!revocation.ends(&device));
+        let mut gone = envelope("DeviceRevoked", json!({"device_id": device_id}));
+        gone.subject = device_id.to_string();
+        let revocation = Revocation::of_event(&gone).expect("a revocation");
+        assert!(revocation.ends(&device) && !revocation.ends(&staff));
+        let mut created = envelope("UserCreated", json!({}));
+        created.subject = user_id.to_string();
+        assert_eq!(Revocation::of_event(&created), None);
+    }
+
+    #[test]
+    fn a_viewer_has_at_most_max_streams_and_a_closed_one_frees_its_slot() {
+        let push = Push::new(Arc::default(), 2);
+        let viewer = Viewer::Device {
+            device_id: Uuid::new_v4(),
+        };
+        let first = push.open_stream(viewer).expect("a slot");
+        let _second = push.open_stream(viewer).expect("a slot");
+        assert!(push.open_stream(viewer).is_none());
+        let other = Viewer::Device {
+            device_id: Uuid::new_v4(),
+        };
+        assert!(push.open_stream(other).is_some(), "a cap per viewer");
+        drop(first);
+        assert!(push.open_stream(viewer).is_some());
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub fn timeline_label(kind: &str) -> &'static str {
         "OrderPacked" => "Packed, ready",
         "OrderHandedOver" => "Handed over",
         "OrderCancelled" => "Cancelled",
+        "OrderCancelledAfterHandOver" => "Cancelled by the till after hand-over",
         "OrderRunningLate" => "Running late",
         "OrderRushed" => "Rushed",
         _ => "Event",

@@ -40,7 +40,10 @@ impl Application {
         // No database: ready while the live-updates subscription is up. The pages work without
         // it (they poll), but an instance without it cannot keep the 1 s promise.
         let readiness = Readiness::without_database();
-        let push = Push::new(readiness.flag("live_updates"));
+        let push = Push::new(
+            readiness.flag("live_updates"),
+            settings.screens.max_streams_per_viewer,
+        );
         let shutdown = Shutdown::new();
         let state = AppState::new(&settings, push.clone(), shutdown.clone())?;
         let server = run_server(

@@ -176,3 +176,71 @@ async fn a_session_ends_at_its_absolute_timeout_however_used() {
     }
     assert!(!active, "the session outlived its absolute timeout");
 }
+
+/// Pruning deletes sessions long past their end and nothing else: a live session keeps
+/// working, a recently ended one stays (within `sessions.retention_ms`), and the audit log keeps
+/// the sign-ins of the deleted ones.
+#[tokio::test]
+async fn pruning_deletes_only_sessions_long_ended() {
+    let app = spawn_app().await;
+    let (user_id, live) = app.staff_session("anna", "shift_manager").await;
+    let ended_long_ago = app.login_ok("anna", PASSWORD).await;
+    let ended_lately = app.login_ok("anna", PASSWORD).await;
+    let revoked = app.login_ok("anna", PASSWORD).await;
+    let response = app.delete_with(&revoked, "/api/v1/sessions/current").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let retention = app.settings.sessions.retention().as_secs_f64();
+    let backdate = |token: &str, seconds: f64| {
+        let query = sqlx::query(
+            "update sessions set expires_at = now() - make_interval(secs => $2), \
+             created_at = now() - make_interval(secs => $2 + 3600) where token_hash = $1",
+        )
+        .bind(access::token_digest(token))
+        .bind(seconds);
+        async {
+            query
+                .execute(&app.db.pool)
+                .await
+                .expect("backdate a session")
+        }
+    };
+    backdate(&ended_long_ago, retention + 60.0).await;
+    backdate(&ended_lately, retention - 3600.0).await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from sessions where user_id = $1")
+            .bind(user_id)
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("count sessions")
+    };
+    assert_eq!(count().await, 4);
+
+    let deleted = auth::retention::prune_sessions(&app.db.pool, &app.settings.sessions)
+        .await
+        .expect("prune");
+    assert_eq!(deleted, 1);
+    assert_eq!(count().await, 3);
+    let gone: bool =
+        sqlx::query_scalar("select exists (select 1 from sessions where token_hash = $1)")
+            .bind(access::token_digest(&ended_long_ago))
+            .fetch_one(&app.db.pool)
+            .await
+            .expect("look the session up");
+    assert!(!gone);
+    assert_eq!(app.introspect(&live).await["active"], true);
+    assert_eq!(app.introspect(&ended_lately).await["active"], false);
+    let response = app.get_with(&live, "/api/v1/me").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let logins = app
+        .audit_actions(user_id)
+        .await
+        .into_iter()
+        .filter(|a| a == "login_succeeded")
+        .count();
+    assert_eq!(logins, 4, "the audit log keeps every sign-in");
+    // Nothing else is old enough: a second pass deletes nothing.
+    let again = auth::retention::prune_sessions(&app.db.pool, &app.settings.sessions)
+        .await
+        .expect("prune");
+    assert_eq!(again, 0);
+}

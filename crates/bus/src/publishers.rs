@@ -96,6 +96,10 @@ const EVENT_KEYS: &[(&str, &str)] = &[
         contracts::OrderHandedOver::KEY,
     ),
     (
+        contracts::OrderCancelledAfterHandOver::TYPE,
+        contracts::OrderCancelledAfterHandOver::KEY,
+    ),
+    (
         contracts::OrderRunningLate::TYPE,
         contracts::OrderRunningLate::KEY,
     ),

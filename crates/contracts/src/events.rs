@@ -293,6 +293,38 @@ impl Event for OrderHandedOver {
     }
 }
 
+/// An order source cancelled an order the kitchen had already handed over: the till's cancel
+/// was held up (an outage, a slow network) and arrived after the hand-over. The order stays
+/// handed over, since the food has left; this tells whoever settles the money (a refund) that
+/// the customer cancelled anyway. Published once per order, by the tracker
+/// (`tracker.order.cancelled_after_hand_over`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderCancelledAfterHandOver {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    /// When the order was handed over.
+    pub handed_over_at: DateTime<Utc>,
+    /// When the source says the customer cancelled (its `OrderCancelled.cancelled_at`).
+    pub cancelled_at: DateTime<Utc>,
+    /// When the tracker recorded the cancel.
+    pub recorded_at: DateTime<Utc>,
+    /// The source that sent the cancel, from its routing key (`cashier`, `site`, ...).
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who cancelled at the source, or the source itself when the cancel named nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+impl Event for OrderCancelledAfterHandOver {
+    const TYPE: &'static str = "OrderCancelledAfterHandOver";
+    const KEY: &'static str = "order.cancelled_after_hand_over";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
 /// The order ran past the sum of its products' target times. A flag, not a status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderRunningLate {

@@ -16,6 +16,10 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (ProductRemakeRequested::TYPE, of::<ProductRemakeRequested>()),
         (OrderPacked::TYPE, of::<OrderPacked>()),
         (OrderHandedOver::TYPE, of::<OrderHandedOver>()),
+        (
+            OrderCancelledAfterHandOver::TYPE,
+            of::<OrderCancelledAfterHandOver>(),
+        ),
         (OrderRunningLate::TYPE, of::<OrderRunningLate>()),
         (UserCreated::TYPE, of::<UserCreated>()),
         (UserRolesChanged::TYPE, of::<UserRolesChanged>()),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod rate;
+pub mod retention;
 pub mod secrets;
 pub mod shutdown;
 mod strict;

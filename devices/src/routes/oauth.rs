@@ -31,6 +31,9 @@ pub enum OAuthError {
         error: &'static str,
         description: String,
     },
+    /// Too many pairing requests from this client: 429 with `Retry-After`.
+    #[error("slow_down: too many pairing requests")]
+    TooManyRequests { retry_after: std::time::Duration },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -67,6 +70,7 @@ impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
             OAuthError::Refused { status, .. } => *status,
+            OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +90,19 @@ impl ResponseError for OAuthError {
                 response.json(ErrorBody {
                     error,
                     error_description: &description_text(description),
+                })
+            }
+            // RFC 8628 has no error for the authorization endpoint's rate; `slow_down` is what
+            // it says to a device polling too fast, and means the same here.
+            OAuthError::TooManyRequests { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let mut response = HttpResponse::TooManyRequests();
+                response.insert_header((header::CACHE_CONTROL, "no-store"));
+                response.insert_header((header::RETRY_AFTER, seconds.max(1)));
+                response.json(ErrorBody {
+                    error: "slow_down",
+                    error_description: "too many device codes requested from this address; \
+                                        wait Retry-After seconds",
                 })
             }
             OAuthError::Unexpected(e) => internal_error_response(e),
@@ -240,8 +257,11 @@ pub async fn device_authorization(
     let client_id = client_id(&req, &form, &pairing.oauth)?;
     let scope = scope(&form)?;
     let client = ClientInfo::of(&req, &network.trusted_proxies);
-    let codes =
-        pairing::request_codes(&pool, &pairing, &client_id, scope.as_deref(), &client).await?;
+    let codes = pairing::request_codes(&pool, &pairing, &client_id, scope.as_deref(), &client)
+        .await?
+        .map_err(|refused| OAuthError::TooManyRequests {
+            retry_after: refused.retry_after,
+        })?;
     Ok(no_store(HttpResponse::Ok().json(codes)))
 }
 

@@ -16,4 +16,5 @@ mod lifetime;
 mod oauth_client;
 mod phishing;
 mod polling;
+mod pruning;
 mod revocation;

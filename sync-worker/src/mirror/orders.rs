@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use chrono::{DateTime, Utc};
 use contracts::{
-    Envelope, Event, OrderAcceptedByTracker, OrderCancelled, OrderHandedOver, OrderInWork,
-    OrderPacked, OrderRunningLate, ProductRemakeRequested, ProductStageCompleted,
-    ProductStageUndone,
+    Envelope, Event, OrderAcceptedByTracker, OrderCancelled, OrderCancelledAfterHandOver,
+    OrderHandedOver, OrderInWork, OrderPacked, OrderRunningLate, ProductRemakeRequested,
+    ProductStageCompleted, ProductStageUndone,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -101,6 +101,9 @@ fn comment(value: Option<&str>) -> Option<String> {
     value.map(|v| fit(v, COMMENT_WIDTH).to_owned())
 }
 
+/// The legacy history's comment on a source's cancel that came after the hand-over.
+pub(crate) const LATE_CANCEL_COMMENT: &str = "cancelled by the till after hand-over";
+
 /// Decodes a tracker order event; `None` for any other type.
 pub(super) fn plan(envelope: &Envelope) -> Result<Option<OrderEvent>, MirrorError> {
     let (order_id, change) = match envelope.event_type.as_str() {
@@ -130,6 +133,24 @@ pub(super) fn plan(envelope: &Envelope) -> Result<Option<OrderEvent>, MirrorErro
                 actor: name(e.actor.as_deref()),
                 comment: comment(e.reason.as_deref()),
                 ..Change::status(LegacyStatus::Cancelled, e.cancelled_at)
+            };
+            (e.order_id, change)
+        }
+        // The order stays handed over (status 4): the monolith's status codes have no "handed
+        // over, then cancelled", so this is a history row without a status, like the timeline
+        // the tracker keeps, naming the source in `actor` and saying what happened in `comment`.
+        OrderCancelledAfterHandOver::TYPE => {
+            let e: OrderCancelledAfterHandOver = decode(envelope)?;
+            let what = match e.reason.as_deref() {
+                Some(reason) => format!("{LATE_CANCEL_COMMENT}: {reason}"),
+                None => LATE_CANCEL_COMMENT.to_owned(),
+            };
+            let change = Change {
+                actor: name(Some(e.actor.as_deref().unwrap_or(&e.source))),
+                comment: comment(Some(&what)),
+                // When the tracker recorded it: after the hand-over, as the sequence says. The
+                // till's own time may come before the hand-over row it follows.
+                ..Change::at(e.recorded_at)
             };
             (e.order_id, change)
         }

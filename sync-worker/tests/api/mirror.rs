@@ -168,3 +168,55 @@ async fn a_cancelled_order_keeps_its_reason_in_the_history() {
     };
     assert_eq!(view.history, vec![status(1, None), cancelled]);
 }
+
+#[tokio::test]
+async fn a_cancel_after_the_hand_over_is_a_history_row_and_the_order_stays_handed_over() {
+    let app = spawn_app().await;
+    let order = TestOrder::new(702);
+    let now = chrono::Utc::now();
+
+    app.publish(&order.accepted()).await;
+    app.publish(&crate::helpers::Message::new(
+        2,
+        &contracts::OrderHandedOver {
+            order_id: order.order_id,
+            pizzeria_id: order.pizzeria_id,
+            at: now,
+            actor: Some("Olga".into()),
+        },
+    ))
+    .await;
+    app.publish(&crate::helpers::Message::new(
+        3,
+        &contracts::OrderCancelledAfterHandOver {
+            order_id: order.order_id,
+            pizzeria_id: order.pizzeria_id,
+            handed_over_at: now,
+            cancelled_at: now - chrono::TimeDelta::seconds(30),
+            recorded_at: now + chrono::TimeDelta::seconds(5),
+            source: "cashier".into(),
+            reason: Some("customer left".into()),
+            actor: None,
+        },
+    ))
+    .await;
+
+    let (legacy, history) =
+        testkit::eventually("the late cancel in the history", PATIENCE, || async {
+            let legacy = app.order(order.order_id).await?;
+            let history = app.history(legacy.id).await;
+            (history.len() == 3).then_some((legacy, history))
+        })
+        .await;
+    assert_eq!(legacy.status, 4, "still handed over");
+    let late_cancel = HistoryRow {
+        status: None,
+        actor: Some("cashier".into()),
+        comment: Some("cancelled by the till after hand-over: customer left".into()),
+        ..status(4, None)
+    };
+    assert_eq!(
+        history,
+        vec![status(1, None), status(4, Some("Olga")), late_cancel]
+    );
+}

@@ -11,7 +11,9 @@ use crate::domain::{NewOrder, OrderStatus};
 /// The columns of [`OrderRow`], for every query that reads one.
 const ORDER_COLUMNS: &str = "id, pizzeria_id, number, customer_name, show_number_only, source,
     placed_at, accepted_at, status, target_seconds, due_at, late, version, items, packed_at,
-    handed_over_at, cancelled_at, cancel_reason";
+    handed_over_at, cancelled_at, cancel_reason, cancel_after_hand_over_at,
+    cancel_after_hand_over_recorded_at, cancel_after_hand_over_source,
+    cancel_after_hand_over_reason, cancel_after_hand_over_actor";
 
 /// Serialised as it is for the manager: every column is meant for them.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -36,6 +38,14 @@ pub struct OrderRow {
     pub handed_over_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
+    /// An order source cancelled after the hand-over (see [`record_cancel_after_hand_over`]):
+    /// when the source says it cancelled, when the tracker heard of it, which source, why and
+    /// who. The order stays handed over; the manager may owe a refund.
+    pub cancel_after_hand_over_at: Option<DateTime<Utc>>,
+    pub cancel_after_hand_over_recorded_at: Option<DateTime<Utc>>,
+    pub cancel_after_hand_over_source: Option<String>,
+    pub cancel_after_hand_over_reason: Option<String>,
+    pub cancel_after_hand_over_actor: Option<String>,
 }
 
 impl OrderRow {
@@ -160,6 +170,45 @@ pub async fn record_cancel_reason(
         .await
         .context("cannot save the cancel reason")?;
     Ok(())
+}
+
+/// A source's cancel that came after the hand-over, kept on the order. Only the first one is
+/// kept; `false` when the order had one already.
+#[tracing::instrument(skip(conn, cancel))]
+pub async fn record_cancel_after_hand_over(
+    conn: &mut PgConnection,
+    id: Uuid,
+    cancel: &LateCancel<'_>,
+) -> anyhow::Result<bool> {
+    let updated = sqlx::query(
+        "update orders set
+             cancel_after_hand_over_at = $2,
+             cancel_after_hand_over_recorded_at = $3,
+             cancel_after_hand_over_source = $4,
+             cancel_after_hand_over_reason = $5,
+             cancel_after_hand_over_actor = $6
+         where id = $1 and cancel_after_hand_over_recorded_at is null",
+    )
+    .bind(id)
+    .bind(cancel.cancelled_at)
+    .bind(cancel.recorded_at)
+    .bind(cancel.source)
+    .bind(cancel.reason)
+    .bind(cancel.actor)
+    .execute(conn)
+    .await
+    .context("cannot record the cancel after the hand-over")?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// What [`record_cancel_after_hand_over`] writes.
+pub struct LateCancel<'a> {
+    pub cancelled_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub source: &'a str,
+    pub reason: Option<&'a str>,
+    pub actor: Option<&'a str>,
 }
 
 /// Open orders past their due time that are not flagged yet, locked; rows another sweeper has

@@ -1,6 +1,9 @@
 //! Orders coming in from the order sources, and cancellations.
 
-use contracts::{OrderAcceptedByTracker, OrderCancelled, TrackedProduct};
+use chrono::{DateTime, Utc};
+use contracts::{
+    OrderAcceptedByTracker, OrderCancelled, OrderCancelledAfterHandOver, TrackedProduct,
+};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -120,6 +123,90 @@ pub async fn cancel_order(
         .await?
         .filter(|o| o.pizzeria_id == pizzeria_id)
         .ok_or(KitchenError::NotFound("order"))?;
+    cancel_locked_order(conn, kitchen, order, reason, actor).await
+}
+
+/// A cancel from an order source (the till, the website), which the tracker must take whatever
+/// happened meanwhile.
+pub struct SourceCancel<'a> {
+    pub pizzeria_id: Uuid,
+    pub order_id: Uuid,
+    /// The source, from the routing key it published on.
+    pub source: &'a str,
+    /// When the source says the customer cancelled.
+    pub cancelled_at: DateTime<Utc>,
+    pub reason: Option<&'a Reason>,
+    pub actor: Option<&'a Actor>,
+}
+
+/// What a source's cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceCancelOutcome {
+    /// The order is cancelled (or was already).
+    Cancelled,
+    /// The order had been handed over: it stays so, and the cancel is recorded on it.
+    AfterHandOver,
+}
+
+/// Takes a source's cancel. Like [`cancel_order`], except for an order already handed over: a
+/// cancel the till sent during an outage can reach us after the kitchen handed the order over.
+/// That is a race, not a broken message, so it is recorded on the order (the first one only)
+/// and announced as `OrderCancelledAfterHandOver`, for a manager to refund.
+#[tracing::instrument(skip_all, fields(order_id = %cancel.order_id, source = cancel.source))]
+pub async fn cancel_from_source(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    cancel: &SourceCancel<'_>,
+) -> Result<SourceCancelOutcome, KitchenError> {
+    let order = orders::lock_order(&mut *conn, cancel.order_id)
+        .await?
+        .filter(|o| o.pizzeria_id == cancel.pizzeria_id)
+        .ok_or(KitchenError::NotFound("order"))?;
+    if order.status()? != OrderStatus::HandedOver {
+        cancel_locked_order(conn, kitchen, order, cancel.reason, cancel.actor).await?;
+        return Ok(SourceCancelOutcome::Cancelled);
+    }
+    if order.cancel_after_hand_over_recorded_at.is_some() {
+        return Ok(SourceCancelOutcome::AfterHandOver);
+    }
+    let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
+    let reason = cancel.reason.map(Reason::as_str);
+    let actor = cancel.actor.map(Actor::as_str);
+    let late = orders::LateCancel {
+        cancelled_at: cancel.cancelled_at,
+        recorded_at: change.now,
+        source: cancel.source,
+        reason,
+        actor,
+    };
+    orders::record_cancel_after_hand_over(&mut *conn, order.id, &late).await?;
+    let event = OrderCancelledAfterHandOver {
+        order_id: order.id,
+        pizzeria_id: order.pizzeria_id,
+        handed_over_at: order.handed_over_at.unwrap_or(change.now),
+        cancelled_at: cancel.cancelled_at,
+        recorded_at: change.now,
+        source: cancel.source.to_owned(),
+        reason: reason.map(str::to_owned),
+        actor: actor.map(str::to_owned),
+    };
+    let entry = NewEntry {
+        actor,
+        ..NewEntry::default()
+    };
+    change.emit(&mut *conn, &event, entry).await?;
+    change.finish(conn, OrderStatus::HandedOver).await?;
+    Ok(SourceCancelOutcome::AfterHandOver)
+}
+
+/// Cancels `order`, which the caller has locked.
+async fn cancel_locked_order(
+    conn: &mut PgConnection,
+    kitchen: &Kitchen,
+    order: orders::OrderRow,
+    reason: Option<&Reason>,
+    actor: Option<&Actor>,
+) -> Result<(), KitchenError> {
     let transition = order.status()?.cancel()?;
     if !transition.changed() {
         return Ok(());

@@ -21,7 +21,9 @@ use crate::{
     versions::Versions,
 };
 
-pub use intake::{accept_order, cancel_order};
+pub use intake::{
+    SourceCancel, SourceCancelOutcome, accept_order, cancel_from_source, cancel_order,
+};
 pub use late::{LateSweeper, flag_late_orders};
 pub use orders::{hand_over, remake, rush};
 pub use pizzerias::{PizzeriaConfig, RouteConfig, StationConfig, configure_pizzeria, set_route};

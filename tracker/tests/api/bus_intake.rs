@@ -55,18 +55,7 @@ async fn an_order_placed_on_the_bus_is_taken_once() {
     assert_eq!(detail["products"].as_array().unwrap().len(), 2);
 
     // Give the duplicates time to be consumed, then check nothing doubled.
-    testkit::eventually(
-        "the inbox to see all three",
-        Duration::from_secs(20),
-        || async {
-            let seen: i64 = sqlx::query_scalar("select count(*) from inbox")
-                .fetch_one(&app.db.pool)
-                .await
-                .unwrap();
-            (seen >= 2).then_some(())
-        },
-    )
-    .await;
+    app.wait_for_inbox(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let products: i64 = sqlx::query_scalar("select count(*) from products")
         .fetch_one(&app.db.pool)
@@ -169,5 +158,98 @@ async fn an_order_for_an_unknown_pizzeria_is_dead_lettered_not_stored() {
     )
     .await;
     assert_eq!(listing.lines().count(), 1, "{listing}");
+    publisher.close().await;
+}
+
+/// A till's cancel held up by an outage reaches the tracker after the kitchen handed the order
+/// over: a race, not a broken message. It is recorded on the order (for a refund), announced
+/// once, and acknowledged; nothing goes to the dead letters.
+#[tokio::test]
+async fn a_cancel_after_the_hand_over_is_recorded_on_the_order_not_dead_lettered() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let detail = app.place_order(&[("Cola", "drink", 1)]).await;
+    let order_id = crate::helpers::order_id(&detail);
+    app.tap_ok("packing", crate::helpers::product_ids(&detail)[0])
+        .await;
+    assert_eq!(app.hand_over(order_id).await.status(), StatusCode::OK);
+
+    let publisher = Publisher::connect(&app.bus, "test-cashier").await.unwrap();
+    let cancelled_at = chrono::Utc::now() - chrono::TimeDelta::seconds(90);
+    let cancel = OrderCancelled {
+        order_id,
+        pizzeria_id: app.pizzeria_id,
+        cancelled_at,
+        reason: Some("customer waited too long".into()),
+        actor: Some("Till 2".into()),
+    };
+    publisher
+        .publish_event("cashier", 2, &cancel)
+        .await
+        .unwrap();
+    // The till retries the cancel under a new event id: it is recorded once.
+    publisher
+        .publish_event("cashier", 2, &cancel)
+        .await
+        .unwrap();
+
+    let detail = testkit::eventually(
+        "the cancel recorded on the order",
+        Duration::from_secs(20),
+        || async {
+            let detail = app.order_detail(order_id).await;
+            (!detail["order"]["cancel_after_hand_over_recorded_at"].is_null()).then_some(detail)
+        },
+    )
+    .await;
+    let order = &detail["order"];
+    assert_eq!(order["status"], "handed_over");
+    assert_eq!(order["cancel_after_hand_over_source"], "cashier");
+    assert_eq!(order["cancel_after_hand_over_actor"], "Till 2");
+    assert_eq!(
+        order["cancel_after_hand_over_reason"],
+        "customer waited too long"
+    );
+    let at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(order["cancel_after_hand_over_at"].clone()).unwrap();
+    assert_eq!(at.timestamp_micros(), cancelled_at.timestamp_micros());
+    assert!(
+        detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["kind"] == "OrderCancelledAfterHandOver" && t["actor"] == "Till 2"),
+        "{detail}"
+    );
+
+    // Both cancels consumed (the inbox holds them), one event, no dead letters.
+    app.wait_for_inbox(2).await;
+    let kinds: Vec<String> = app
+        .outbox_of(order_id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "OrderCancelledAfterHandOver")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "OrderCancelled"), "{kinds:?}");
+    let dead = bus::dead_letters::list(&app.bus, bus::topology::TRACKER_INTAKE)
+        .await
+        .unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
+    // A manager's cancel of a handed-over order stays a conflict: only a source's late cancel
+    // is a fact to record.
+    let response = app.cancel(order_id, &serde_json::json!({})).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        crate::helpers::error_code(response).await,
+        "order_handed_over"
+    );
     publisher.close().await;
 }

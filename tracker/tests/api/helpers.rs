@@ -55,16 +55,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.kitchen.late_sweep_interval_ms = 200;
     settings.access = peers.access.clone();
     settings.device_access = peers.device_access.clone();
+    let (pizzeria_id, other_pizzeria_id) = (Uuid::now_v7(), Uuid::now_v7());
     settings.order_sources = BTreeMap::from([(
         "test-till".to_owned(),
         hex::encode(Sha256::digest(SOURCE_KEY.as_bytes())),
+    )]);
+    // The tests' till serves both pizzerias of the test, and no other.
+    settings.order_source_pizzerias = BTreeMap::from([(
+        "test-till".to_owned(),
+        format!("{pizzeria_id},{other_pizzeria_id}"),
     )]);
     configure(&mut settings);
     let (address, shutdown) = run!(tracker, settings);
     let app = TestApp {
         address,
-        pizzeria_id: Uuid::now_v7(),
-        other_pizzeria_id: Uuid::now_v7(),
+        pizzeria_id,
+        other_pizzeria_id,
         db,
         bus,
         client: reqwest::Client::new(),
@@ -109,21 +115,27 @@ pub async fn json_body(response: Response) -> Value {
     response.json().await.expect("a JSON body")
 }
 
-/// The `error.field` of an error body.
-pub async fn error_field(response: Response) -> String {
+/// One member of an error body's `error` object.
+async fn error_member(response: Response, member: &str) -> String {
     let body = json_body(response).await;
-    body["error"]["field"]
+    body["error"][member]
         .as_str()
-        .unwrap_or_else(|| panic!("no error.field in {body}"))
+        .unwrap_or_else(|| panic!("no error.{member} in {body}"))
         .to_owned()
 }
 
+/// The `error.field` of an error body.
+pub async fn error_field(response: Response) -> String {
+    error_member(response, "field").await
+}
+
+/// The `error.rule` of an error body: the rule the request broke.
+pub async fn error_rule(response: Response) -> String {
+    error_member(response, "rule").await
+}
+
 pub async fn error_code(response: Response) -> String {
-    let body = json_body(response).await;
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.code in {body}"))
-        .to_owned()
+    error_member(response, "code").await
 }
 
 pub fn uuid_of(value: &Value) -> Uuid {
@@ -448,6 +460,18 @@ impl TestApp {
     }
 
     /// The outbox rows of an order as (event type, sequence), in the order they were staged.
+    /// Waits until the intake consumer has taken at least `events` bus events (its inbox).
+    pub async fn wait_for_inbox(&self, events: i64) {
+        testkit::eventually("the inbox to fill", Duration::from_secs(20), || async {
+            let seen: i64 = sqlx::query_scalar("select count(*) from inbox")
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap();
+            (seen >= events).then_some(())
+        })
+        .await;
+    }
+
     pub async fn outbox_of(&self, order_id: Uuid) -> Vec<(String, i64)> {
         sqlx::query_as(
             "select payload->>'type', (payload->>'sequence')::bigint from outbox

@@ -1,6 +1,14 @@
-use reqwest::StatusCode;
+use std::collections::BTreeMap;
 
-use crate::helpers::{json_body, order_json, product_ids, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::helpers::{
+    SOURCE_KEY, error_code, error_field, error_rule, json_body, order_json, product_ids, spawn_app,
+    spawn_app_with,
+};
 
 #[tokio::test]
 async fn an_order_puts_every_unit_at_its_first_station() {
@@ -58,4 +66,89 @@ async fn names_are_trimmed_on_intake() {
     let detail = json_body(app.post_order(&order).await).await;
     assert_eq!(detail["order"]["customer_name"], "Boris");
     assert_eq!(detail["products"][0]["name"], "Pepperoni");
+}
+
+/// A till's key serves the pizzerias configured for it: the tests' till serves A and B, so an
+/// order for C, a pizzeria the tracker knows, is refused before anything is written.
+#[tokio::test]
+async fn a_key_places_orders_only_in_the_pizzerias_it_serves() {
+    let app = spawn_app().await;
+    let c = Uuid::now_v7();
+    let response = app.put_pizzeria(c, &json!({ "name": "Pizzeria C" })).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    for served in [app.pizzeria_id, app.other_pizzeria_id] {
+        let response = app
+            .post_order(&order_json(served, &[("Cola", "drink", 1)]))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let order = order_json(c, &[("Cola", "drink", 1)]);
+    let response = app.post_order(&order).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(error_field(response).await, "pizzeria_id");
+    let response = app.post_order(&order).await;
+    let rule = error_rule(response).await;
+    assert!(
+        rule.contains("order_source_pizzerias.test-till"),
+        "the rule names the setting: {rule}"
+    );
+    let stored: bool = sqlx::query_scalar("select exists (select 1 from orders where id = $1)")
+        .bind(crate::helpers::uuid_of(&order["order_id"]))
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(!stored);
+}
+
+/// Each key has its own budget: past it the answer is 429 with Retry-After, before the body is
+/// read, while another key still places orders.
+#[tokio::test]
+async fn intake_is_rate_limited_per_key() {
+    const OTHER_KEY: &str = "other-till-key-0123456789";
+    let app = spawn_app_with(|settings| {
+        // One order an hour after a burst of two: nothing refills while the test runs.
+        settings.intake_rate.per_second = 1.0 / 3600.0;
+        settings.intake_rate.burst = 2;
+        settings.order_sources.insert(
+            "other-till".into(),
+            hex::encode(Sha256::digest(OTHER_KEY.as_bytes())),
+        );
+        settings.order_source_pizzerias = BTreeMap::from([
+            ("test-till".to_owned(), "*".to_owned()),
+            ("other-till".to_owned(), "*".to_owned()),
+        ]);
+    })
+    .await;
+    let order = || order_json(app.pizzeria_id, &[("Cola", "drink", 1)]);
+    for _ in 0..2 {
+        let response = app.post_order_with(Some(SOURCE_KEY), &order()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let response = app.post_order_with(Some(SOURCE_KEY), &order()).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
+    assert_eq!(error_code(response).await, "intake_rate_limited");
+    // Refused before the body is read: even a broken body gets the 429.
+    let response = app.post_order_raw("application/json", "{").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let response = app.post_order_with(Some(OTHER_KEY), &order()).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "another key has its own budget"
+    );
+    // A key for every pizzeria learns that a pizzeria does not exist.
+    let unknown = order_json(Uuid::now_v7(), &[("Cola", "drink", 1)]);
+    let response = app.post_order_with(Some(OTHER_KEY), &unknown).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // An unknown key is still a 401, not a 429.
+    let response = app.post_order_with(Some("nobody"), &order()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }

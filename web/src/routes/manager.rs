@@ -50,6 +50,15 @@ pub struct Order {
     pub handed_over_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
+    /// An order source's cancel that came after the hand-over (the tracker keeps the first).
+    #[serde(default)]
+    pub cancel_after_hand_over_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub cancel_after_hand_over_source: Option<String>,
+    #[serde(default)]
+    pub cancel_after_hand_over_reason: Option<String>,
+    #[serde(default)]
+    pub cancel_after_hand_over_actor: Option<String>,
 }
 
 impl Order {
@@ -347,6 +356,7 @@ struct OrderPage {
     target: String,
     late: bool,
     cancel_reason: Option<String>,
+    late_cancel: Option<LateCancel>,
     can_manage: bool,
     can_cancel: bool,
     can_hand_over: bool,
@@ -355,6 +365,28 @@ struct OrderPage {
     timeline: Vec<TimelineLine>,
     notice: Option<String>,
     problem: Option<String>,
+}
+
+/// The till cancelled after the kitchen handed the order over: the manager may owe a refund.
+struct LateCancel {
+    at: String,
+    by: String,
+    reason: Option<String>,
+}
+
+impl LateCancel {
+    fn of(o: &Order) -> Option<Self> {
+        let at = o.cancel_after_hand_over_at?;
+        let source = o.cancel_after_hand_over_source.clone().unwrap_or_default();
+        Some(LateCancel {
+            at: screens::clock(at),
+            by: match &o.cancel_after_hand_over_actor {
+                Some(actor) if *actor != source => format!("{actor} ({source})"),
+                _ => source,
+            },
+            reason: o.cancel_after_hand_over_reason.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -410,6 +442,7 @@ pub async fn order_page(
         target: screens::duration(o.target_seconds),
         late: o.is_late(now),
         cancel_reason: o.cancel_reason.clone(),
+        late_cancel: LateCancel::of(o),
         can_manage,
         can_cancel: can_manage && open_or_packed,
         can_hand_over: can_manage && o.status == "packed",
@@ -760,6 +793,68 @@ mod tests {
         assert!(page.contains("Europe/Moscow"));
         assert!(!page.contains("UTC"));
         assert!(!performance(400.0, 300.0).contains("p90-note"));
+    }
+
+    fn order_page(order: &serde_json::Value) -> String {
+        let o: Order = serde_json::from_value(order.clone()).unwrap();
+        OrderPage {
+            nav: Nav {
+                pizzeria_id: Uuid::nil(),
+                who: "Olga".into(),
+                csrf: "csrf".into(),
+                section: "orders",
+            },
+            pizzeria_id: Uuid::nil(),
+            order_id: o.id,
+            number: o.number,
+            customer: o.customer_name.clone(),
+            status: o.status.clone(),
+            status_label: screens::status_label(&o.status),
+            source: o.source.clone(),
+            accepted: screens::clock(o.accepted_at),
+            due: screens::clock(o.due_at),
+            age: String::new(),
+            target: String::new(),
+            late: false,
+            cancel_reason: o.cancel_reason.clone(),
+            late_cancel: LateCancel::of(&o),
+            can_manage: true,
+            can_cancel: false,
+            can_hand_over: false,
+            can_remake: false,
+            products: Vec::new(),
+            timeline: Vec::new(),
+            notice: None,
+            problem: None,
+        }
+        .render()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cancel_from_the_till_after_the_hand_over_is_shown_with_when_who_and_why() {
+        let mut order = serde_json::json!({
+            "id": Uuid::nil(), "number": 42, "customer_name": "Vera", "show_number_only": false,
+            "source": "restaurant", "accepted_at": "2026-11-30T10:00:00Z", "status": "handed_over",
+            "target_seconds": 600, "due_at": "2026-11-30T10:10:00Z", "late": false, "items": [],
+            "packed_at": "2026-11-30T10:08:00Z", "handed_over_at": "2026-11-30T10:09:00Z",
+            "cancelled_at": null, "cancel_reason": null,
+        });
+        assert!(!order_page(&order).contains("late-cancel"));
+        order["cancel_after_hand_over_at"] = "2026-11-30T10:08:30Z".into();
+        order["cancel_after_hand_over_recorded_at"] = "2026-11-30T10:11:00Z".into();
+        order["cancel_after_hand_over_source"] = "cashier".into();
+        order["cancel_after_hand_over_actor"] = "Till <2>".into();
+        order["cancel_after_hand_over_reason"] = "waited too long".into();
+        let page = order_page(&order);
+        assert!(page.contains("id=\"late-cancel\""), "{page}");
+        assert!(page.contains("Cancelled by the till after hand-over"));
+        assert!(page.contains(&screens::clock("2026-11-30T10:08:30Z".parse().unwrap())));
+        assert!(
+            page.contains("Till &#60;2&#62; (cashier)"),
+            "escaped: {page}"
+        );
+        assert!(page.contains("waited too long"));
     }
 
     #[test]

@@ -8,4 +8,5 @@
 mod activate;
 mod hardening;
 mod helpers;
+mod live;
 mod pages;
