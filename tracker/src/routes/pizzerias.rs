@@ -7,7 +7,7 @@ use access::Caller;
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use service_kit::http::{Json, path_param};
+use service_kit::http::{Deferred, Json, path_param};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -185,9 +185,10 @@ pub async fn put_pizzeria(
     caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
-    Json(body): Json<PizzeriaBody>,
+    body: Deferred<Json<PizzeriaBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_chain_admin(&caller)?;
+    let Json(body) = body.get()?;
     let config = PizzeriaConfig::try_from(body)?;
     let mut tx = pool
         .begin()
@@ -222,9 +223,10 @@ pub async fn put_route(
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
-    Json(body): Json<RouteBody>,
+    body: Deferred<Json<RouteBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_chain_admin(&caller)?;
+    let Json(body) = body.get()?;
     let category: Category = path_param(
         &req,
         "category",
