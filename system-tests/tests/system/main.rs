@@ -19,6 +19,8 @@ use system_tests::{AccessPeers, run, test_settings};
 use testkit::{PrivateBroker, TestDatabase, eventually};
 use uuid::Uuid;
 
+mod problems;
+
 // Generous: CI runs two suites at once on two cores, and a broker restart costs seconds.
 const WAIT: Duration = Duration::from_secs(60);
 
