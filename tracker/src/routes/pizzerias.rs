@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     db::pizzerias,
     domain::{Category, PizzeriaName, Route, StationCode, StationName, ValidationError},
-    kitchen::{self, KitchenError, PizzeriaConfig, RouteConfig, StationConfig},
+    kitchen::{self, Kitchen, KitchenError, PizzeriaConfig, RouteConfig, StationConfig},
 };
 
 use super::{ApiError, PizzeriaScope, require_chain_admin, require_member};
@@ -185,6 +185,7 @@ pub async fn put_pizzeria(
     caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
+    kitchen: web::Data<Kitchen>,
     body: Deferred<Json<PizzeriaBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_chain_admin(&caller)?;
@@ -194,7 +195,8 @@ pub async fn put_pizzeria(
         .begin()
         .await
         .context("cannot start the pizzeria update")?;
-    let created = kitchen::configure_pizzeria(&mut tx, scope.pizzeria_id, &config).await?;
+    let created =
+        kitchen::configure_pizzeria(&mut tx, &kitchen.outbox, scope.pizzeria_id, &config).await?;
     let view = pizzeria_view(&mut tx, scope.pizzeria_id).await?;
     tx.commit()
         .await

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::helpers::{
-    SOURCE_KEY, error_code, error_field, error_rule, json_body, order_json, product_ids, spawn_app,
+    SOURCE_KEY, error_code, error_field, error_rule, json_body, order_id, order_json, product_ids, spawn_app,
     spawn_app_with,
 };
 
@@ -51,11 +51,7 @@ async fn a_duplicate_post_returns_the_same_order_without_duplicates() {
         .await
         .unwrap();
     assert_eq!(count, 2);
-    let events: i64 = sqlx::query_scalar("select count(*) from outbox")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(events, 1);
+    assert_eq!(app.outbox_of(order_id(&first)).await.len(), 1);
 }
 
 #[tokio::test]
