@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 use access::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use system_tests::{AccessPeers, run, test_settings};
-use testkit::TestDatabase;
+use system_tests::AccessPeers;
 use uuid::Uuid;
 
 /// One member of the schema: its JSON type and what else it says about it.
@@ -223,11 +222,7 @@ fn the_reader_of_the_problem_schema_refuses_what_the_schema_refuses() {
 async fn every_service_answers_errors_as_the_problem_schema_of_the_document() {
     let bus = testkit::test_bus();
     let peers = AccessPeers::start(&bus).await;
-    let tracker_db = TestDatabase::create(&tracker::db::MIGRATOR).await;
-    let mut settings: tracker::config::Settings = test_settings!(tracker, tracker_db, bus);
-    settings.access = peers.access.clone();
-    settings.device_access = peers.device_access.clone();
-    let (tracker_url, tracker_shutdown) = run!(tracker, settings);
+    let (tracker_url, tracker_shutdown, _tracker_db) = crate::tracker_beside(&peers, &bus).await;
     let pizzeria_id = Uuid::now_v7();
     peers.register_pizzerias(&[pizzeria_id]).await;
     let client = reqwest::Client::new();
