@@ -68,6 +68,8 @@ for db in "${DBS[@]}"; do
     psql "$DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c "create database \"st_${db}_$SUFFIX\"" >/dev/null
 done
 
+# The bus as AMQP_URL's user, on an exchange of their own: nothing here consumes what the
+# services publish, so the per-service users the browser tests set up would check nothing more.
 export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL APP_BUS__EXCHANGE=st-$SUFFIX
 export APP_APPLICATION__HOST=127.0.0.1
 # Throwaway services with the compiled-in demo keys.
