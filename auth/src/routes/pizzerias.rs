@@ -101,19 +101,21 @@ pub async fn staff(
     req: HttpRequest,
     StaffOrDevice(caller): StaffOrDevice,
     pool: web::Data<PgPool>,
-    Query(query): Query<StaffQuery>,
+    query: Deferred<Query<StaffQuery>>,
 ) -> Result<HttpResponse, ApiError> {
     let pizzeria_id = uuid_param(&req, "pizzeria_id")?;
-    let role = query
-        .role
-        .as_deref()
-        .map(|r| {
-            Role::parse(r).ok_or_else(|| {
-                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                ClientError::malformed("role", format!("must be one of {}", names.join(", ")))
+    let role = query.get().and_then(|Query(query)| {
+        query
+            .role
+            .as_deref()
+            .map(|r| {
+                Role::parse(r).ok_or_else(|| {
+                    let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                    ClientError::malformed("role", format!("must be one of {}", names.join(", ")))
+                })
             })
-        })
-        .transpose();
+            .transpose()
+    });
     // The caller's rights before the query: a stranger hears 403, not a word about `role`.
     may_list_staff(&caller, pizzeria_id, role.as_ref().ok().copied().flatten())?;
     let role = role?;

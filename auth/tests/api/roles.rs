@@ -247,3 +247,25 @@ async fn an_out_of_range_limit_is_a_422_as_in_every_service() {
         .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn introspection_without_the_key_and_a_stranger_s_staff_list_are_refused_before_the_input() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/internal/v1/introspect"))
+        .json(&json!({ "no_such_field": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let stranger_pizzeria = Uuid::now_v7();
+    let (_, cook) = app.staff_session("ivan", "kitchen_staff").await;
+    let path = format!("/api/v1/pizzerias/{stranger_pizzeria}/staff?no_such=1");
+    let response = app.get_with(&cook, &path).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Where the caller works, the same query is refused for what it is.
+    let path = format!("/api/v1/pizzerias/{}/staff?no_such=1", app.pizzeria_id);
+    let response = app.get_with(&cook, &path).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}

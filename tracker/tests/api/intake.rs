@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::helpers::{
-    SOURCE_KEY, error_code, error_field, error_rule, json_body, order_id, order_json, product_ids, spawn_app,
-    spawn_app_with,
+    SOURCE_KEY, error_code, error_field, error_rule, json_body, order_id, order_json, product_ids,
+    spawn_app, spawn_app_with,
 };
 
 #[tokio::test]
