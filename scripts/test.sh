@@ -108,6 +108,13 @@ else
     cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
 
+# The HTTP APIs fuzzed from docs/openapi.yaml (schemathesis, a short run): no 5xx, and every
+# answer as the document describes it. KITCHEN_SKIP_SCHEMATHESIS=1 leaves it out.
+if [[ ${KITCHEN_SKIP_SCHEMATHESIS:-0} != 1 ]]; then
+    log "scripts/schemathesis.sh (the APIs against docs/openapi.yaml)"
+    scripts/schemathesis.sh || status=$?
+fi
+
 # Browser end-to-end tests (web/e2e, headless Chromium) against the same stack,
 # even if the Rust tests failed. KITCHEN_SKIP_E2E=1 leaves them out.
 if [[ ${KITCHEN_SKIP_E2E:-0} != 1 ]]; then

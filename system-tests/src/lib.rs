@@ -226,11 +226,13 @@ impl AccessPeers {
     pub async fn revoke_role(&self, user_id: Uuid, role: Role, pizzeria_id: Uuid) {
         let response = self
             .as_admin(
-                Method::POST,
+                Method::DELETE,
                 &self.auth_url,
-                &format!("/api/v1/users/{user_id}/roles/revoke"),
+                &format!(
+                    "/api/v1/users/{user_id}/roles/{}?pizzeria_id={pizzeria_id}",
+                    role.as_str()
+                ),
             )
-            .json(&json!({ "role": role.as_str(), "pizzeria_id": pizzeria_id }))
             .send()
             .await
             .expect("request");

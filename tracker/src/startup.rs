@@ -211,7 +211,8 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<(Uuid, Vec<String>)> {
         stations: None,
         routes: None,
     };
-    kitchen::configure_pizzeria(&mut tx, DEMO_PIZZERIA_ID, &config)
+    let outbox = bus::outbox::Outbox::new(SERVICE);
+    kitchen::configure_pizzeria(&mut tx, &outbox, DEMO_PIZZERIA_ID, &config)
         .await
         .map_err(|e| anyhow::anyhow!(e).context("cannot create the demo pizzeria"))?;
     let stations = crate::db::pizzerias::list_stations(&mut *tx, DEMO_PIZZERIA_ID)

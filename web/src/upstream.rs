@@ -1,6 +1,7 @@
 //! The tracker, auth and devices APIs, called server-side with the caller's own credential as a
-//! Bearer token. Their JSON error bodies (`{"error": {"code", "message"}}`, or OAuth's
-//! `{"error", "error_description"}`) come back as [`UpstreamError::Refused`], so a page can say
+//! Bearer token. Their error bodies (RFC 9457 problem details, read with the same
+//! `service_kit::http::Problem` that writes them, or OAuth's `{"error", "error_description"}`
+//! from the devices service's token endpoints) come back as [`UpstreamError::Refused`], so a page can say
 //! what went wrong in words, never with a raw body.
 
 use std::{
@@ -280,16 +281,16 @@ async fn read_json<T: DeserializeOwned>(
     })
 }
 
-/// The code and message of an error body in either of the shapes our services use.
+/// The code and message of an error body in either of the shapes our services use: a problem
+/// (its `code` and `detail`), or an OAuth error (RFC 6749 §5.2).
 fn error_of(bytes: &[u8]) -> (String, String) {
+    if let Some(problem) = service_kit::http::Problem::parse(bytes) {
+        return (problem.code, problem.detail);
+    }
     let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     match &value["error"] {
         Value::String(code) => (code.clone(), text(&value["error_description"])),
-        Value::Object(e) => (
-            e.get("code").map(text).unwrap_or_default(),
-            e.get("message").map(text).unwrap_or_default(),
-        ),
         _ => (String::new(), String::new()),
     }
 }
@@ -300,9 +301,16 @@ mod tests {
 
     #[test]
     fn reads_both_error_shapes() {
+        let problem = service_kit::http::ClientError::not_found("order").problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        assert_eq!(
+            error_of(&body),
+            ("not_found".into(), "order not found".into())
+        );
+        // The old shape is no longer ours: it reads as nothing rather than half.
         assert_eq!(
             error_of(br#"{"error": {"code": "not_found", "message": "order not found"}}"#),
-            ("not_found".into(), "order not found".into())
+            (String::new(), String::new())
         );
         assert_eq!(
             error_of(br#"{"error": "slow_down", "error_description": "too fast"}"#),

@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use anyhow::Context;
 use serde::Deserialize;
-use service_kit::http::{ClientError, Query};
+use service_kit::http::{ClientError, Deferred, Query};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -24,12 +24,13 @@ pub struct AuditQuery {
 pub async fn list(
     caller: Caller,
     pool: actix_web::web::Data<PgPool>,
-    Query(query): Query<AuditQuery>,
+    query: Deferred<Query<AuditQuery>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_chain_admin()?;
+    let Query(query) = query.get()?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ClientError::malformed("limit", "must be 1 to 1000").into());
+        return Err(ClientError::invalid("limit", "must be between 1 and 1000").into());
     }
     let filter = AuditFilter {
         user_id: query.user_id,

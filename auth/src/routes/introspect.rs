@@ -5,7 +5,7 @@ use access::{
     UserStatusRequest, UserStatusResponse, has_service_key,
 };
 use actix_web::{HttpRequest, HttpResponse, web};
-use service_kit::http::{ClientError, Json};
+use service_kit::http::{ClientError, Deferred, Json};
 use sqlx::PgPool;
 
 use crate::{accounts, accounts::Accounts, config::IntrospectionSettings, db::users};
@@ -17,9 +17,10 @@ pub async fn introspect(
     pool: web::Data<PgPool>,
     accounts: web::Data<Accounts>,
     settings: web::Data<IntrospectionSettings>,
-    Json(body): Json<IntrospectionRequest>,
+    body: Deferred<Json<IntrospectionRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     require_service_key(&req, &settings)?;
+    let Json(body) = body.get()?;
     let mut conn = pool.acquire().await.map_err(accounts::AuthError::from)?;
     let principal = accounts::principal_for_token(&mut conn, &accounts, &body.token).await?;
     Ok(HttpResponse::Ok()
@@ -53,9 +54,10 @@ pub async fn users_status(
     req: HttpRequest,
     pool: web::Data<PgPool>,
     settings: web::Data<IntrospectionSettings>,
-    Json(body): Json<UserStatusRequest>,
+    body: Deferred<Json<UserStatusRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     require_service_key(&req, &settings)?;
+    let Json(body) = body.get()?;
     if body.user_ids.len() > MAX_USERS_ASKED {
         return Err(ClientError::invalid(
             "user_ids",

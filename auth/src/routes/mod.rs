@@ -41,10 +41,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/me", web::get().to(sessions::me))
             .route("/users", web::post().to(users::create))
             .route("/users/{user_id}", web::get().to(users::get))
-            .route("/users/{user_id}/roles", web::post().to(users::grant_role))
+            .route(
+                "/users/{user_id}/roles",
+                web::post().to(users::role_by_body::<true>),
+            )
+            .route(
+                "/users/{user_id}/roles/{role}",
+                web::delete().to(users::revoke_role),
+            )
+            // Deprecated: the POST spelling of the DELETE above.
             .route(
                 "/users/{user_id}/roles/revoke",
-                web::post().to(users::revoke_role),
+                web::post().to(users::role_by_body::<false>),
             )
             .route(
                 "/users/{user_id}/deactivate",

@@ -4,7 +4,7 @@ use access::{DeviceKind, Role};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use service_kit::http::{ClientError, Json, Query};
+use service_kit::http::{ClientError, Deferred, Json, Query};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -24,10 +24,11 @@ pub async fn register(
     req: HttpRequest,
     caller: Caller,
     pool: web::Data<PgPool>,
-    Json(body): Json<PizzeriaBody>,
+    body: Deferred<Json<PizzeriaBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let pizzeria_id = uuid_param(&req, "pizzeria_id")?;
     caller.require_chain_admin()?;
+    let Json(body) = body.get()?;
     let mut tx = pool
         .begin()
         .await
@@ -100,20 +101,24 @@ pub async fn staff(
     req: HttpRequest,
     StaffOrDevice(caller): StaffOrDevice,
     pool: web::Data<PgPool>,
-    Query(query): Query<StaffQuery>,
+    query: Deferred<Query<StaffQuery>>,
 ) -> Result<HttpResponse, ApiError> {
     let pizzeria_id = uuid_param(&req, "pizzeria_id")?;
-    let role = query
-        .role
-        .as_deref()
-        .map(|r| {
-            Role::parse(r).ok_or_else(|| {
-                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                ClientError::malformed("role", format!("must be one of {}", names.join(", ")))
+    let role = query.get().and_then(|Query(query)| {
+        query
+            .role
+            .as_deref()
+            .map(|r| {
+                Role::parse(r).ok_or_else(|| {
+                    let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                    ClientError::malformed("role", format!("must be one of {}", names.join(", ")))
+                })
             })
-        })
-        .transpose()?;
-    may_list_staff(&caller, pizzeria_id, role)?;
+            .transpose()
+    });
+    // The caller's rights before the query: a stranger hears 403, not a word about `role`.
+    may_list_staff(&caller, pizzeria_id, role.as_ref().ok().copied().flatten())?;
+    let role = role?;
     let mut conn = pool.acquire().await.context("no database connection")?;
     let staff = users::list_staff(&mut conn, pizzeria_id, role).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({

@@ -8,7 +8,7 @@ use access::{Permission, Role};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use serde::Deserialize;
-use service_kit::http::{ClientError, Json};
+use service_kit::http::{ClientError, Deferred, Json, Query};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -69,13 +69,25 @@ fn may_manage(caller: &Caller, grant: RoleGrant) -> Result<(), ApiError> {
     }
 }
 
+/// 403 unless the caller manages staff somewhere: checked before the body is read, since which
+/// pizzeria a role change is about is in the body (`may_manage` checks that one afterwards).
+fn manages_staff_anywhere(caller: &Caller) -> Result<(), ApiError> {
+    if caller.principal.can_somewhere(Permission::StaffManage) {
+        Ok(())
+    } else {
+        Err(ClientError::forbidden("you need the staff.manage permission in a pizzeria").into())
+    }
+}
+
 /// `POST /api/v1/users`: 201 with the user.
 pub async fn create(
     caller: Caller,
     pool: web::Data<PgPool>,
     accounts: web::Data<Accounts>,
-    Json(body): Json<UserBody>,
+    body: Deferred<Json<UserBody>>,
 ) -> Result<HttpResponse, ApiError> {
+    manages_staff_anywhere(&caller)?;
+    let Json(body) = body.get()?;
     let user = NewUser {
         login: Login::parse(&body.login)?,
         display_name: DisplayName::parse(&body.display_name)?,
@@ -134,11 +146,12 @@ async fn change_role(
     caller: Caller,
     pool: web::Data<PgPool>,
     accounts: web::Data<Accounts>,
-    body: RoleBody,
+    body: Result<RoleBody, ClientError>,
     grant: bool,
 ) -> Result<HttpResponse, ApiError> {
+    manages_staff_anywhere(&caller)?;
     let user_id = uuid_param(&req, "user_id")?;
-    let role = body.parse()?;
+    let role = body?.parse()?;
     may_manage(&caller, role)?;
     let mut tx = pool.begin().await.context("cannot start the role change")?;
     let view = accounts::change_role(
@@ -155,25 +168,40 @@ async fn change_role(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// `POST /api/v1/users/{user_id}/roles` `{"role", "pizzeria_id"}`: grants a role.
-pub async fn grant_role(
+/// `POST /api/v1/users/{user_id}/roles` `{"role", "pizzeria_id"}` grants a role (`GRANT`);
+/// `POST /api/v1/users/{user_id}/roles/revoke` with the same body revokes it, the older
+/// spelling of [`revoke_role`], kept (deprecated) for clients written against it.
+pub async fn role_by_body<const GRANT: bool>(
     req: HttpRequest,
     caller: Caller,
     pool: web::Data<PgPool>,
     accounts: web::Data<Accounts>,
-    Json(body): Json<RoleBody>,
+    body: Deferred<Json<RoleBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    change_role(req, caller, pool, accounts, body, true).await
+    let body = body.get().map(|Json(body)| body);
+    change_role(req, caller, pool, accounts, body, GRANT).await
 }
 
-/// `POST /api/v1/users/{user_id}/roles/revoke` `{"role", "pizzeria_id"}`: revokes a role.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeQuery {
+    pizzeria_id: Option<Uuid>,
+}
+
+/// `DELETE /api/v1/users/{user_id}/roles/{role}?pizzeria_id=`: revokes a role. A revocation is
+/// a DELETE, as for sessions and devices.
 pub async fn revoke_role(
     req: HttpRequest,
     caller: Caller,
     pool: web::Data<PgPool>,
     accounts: web::Data<Accounts>,
-    Json(body): Json<RoleBody>,
+    query: Deferred<Query<RevokeQuery>>,
 ) -> Result<HttpResponse, ApiError> {
+    let role = req.match_info().get("role").unwrap_or_default().to_owned();
+    let body = query.get().map(|Query(q)| RoleBody {
+        role,
+        pizzeria_id: q.pizzeria_id,
+    });
     change_role(req, caller, pool, accounts, body, false).await
 }
 

@@ -175,9 +175,13 @@ async fn a_body_that_is_not_an_object_is_refused_not_read_by_position() {
         .await
         .expect("request");
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let body = json_body(response).await;
-    assert_eq!(body["error"]["field"], "body", "{body}");
-    assert_eq!(body["error"]["rule"], "must be a JSON object", "{body}");
+    let problem = testkit::problem(response).await;
+    assert_eq!(problem.field.as_deref(), Some("body"), "{problem:?}");
+    assert_eq!(
+        problem.rule.as_deref(),
+        Some("must be a JSON object"),
+        "{problem:?}"
+    );
 
     // Nor is a struct inside the body: a role grant by position.
     let response = app

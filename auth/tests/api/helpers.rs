@@ -103,21 +103,18 @@ pub async fn json_body(response: Response) -> Value {
     response.json().await.expect("a JSON body")
 }
 
-/// The `error.field` of an error body.
+/// The `field` of a problem body (RFC 9457), checked by `testkit::problem`.
 pub async fn error_field(response: Response) -> String {
-    let body = json_body(response).await;
-    body["error"]["field"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.field in {body}"))
-        .to_owned()
+    let problem = testkit::problem(response).await;
+    match problem.field {
+        Some(field) => field,
+        None => panic!("no field in {problem:?}"),
+    }
 }
 
+/// The stable `code` of a problem body.
 pub async fn error_code(response: Response) -> String {
-    let body = json_body(response).await;
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.code in {body}"))
-        .to_owned()
+    testkit::problem(response).await.code
 }
 
 pub fn uuid_of(value: &Value) -> Uuid {
@@ -240,11 +237,14 @@ impl TestApp {
         .await
     }
 
+    /// Revokes `role` in the test pizzeria, as a revocation is spelt: `DELETE`.
     pub async fn revoke(&self, user_id: Uuid, role: &str) -> Response {
-        self.post_with(
+        self.delete_with(
             &self.admin_token,
-            &format!("/api/v1/users/{user_id}/roles/revoke"),
-            &json!({ "role": role, "pizzeria_id": self.pizzeria_id }),
+            &format!(
+                "/api/v1/users/{user_id}/roles/{role}?pizzeria_id={}",
+                self.pizzeria_id
+            ),
         )
         .await
     }

@@ -41,6 +41,16 @@ impl StaffPrincipal {
                 .any(|g| g.pizzeria_id == pizzeria_id && g.permissions.contains(&permission))
     }
 
+    /// Whether the caller may do `permission` in some pizzeria: what a route whose pizzeria is
+    /// in the body checks before reading it (permission before validation).
+    pub fn can_somewhere(&self, permission: Permission) -> bool {
+        self.chain_admin
+            || self
+                .grants
+                .iter()
+                .any(|g| g.permissions.contains(&permission))
+    }
+
     /// Whether the caller has any role in `pizzeria_id` (or is a chain admin).
     pub fn works_in(&self, pizzeria_id: Uuid) -> bool {
         self.chain_admin || self.grants.iter().any(|g| g.pizzeria_id == pizzeria_id)

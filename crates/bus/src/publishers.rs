@@ -103,6 +103,14 @@ const EVENT_KEYS: &[(&str, &str)] = &[
         contracts::OrderRunningLate::TYPE,
         contracts::OrderRunningLate::KEY,
     ),
+    (
+        contracts::PizzeriaRegistered::TYPE,
+        contracts::PizzeriaRegistered::KEY,
+    ),
+    (
+        contracts::PizzeriaChanged::TYPE,
+        contracts::PizzeriaChanged::KEY,
+    ),
     (contracts::UserCreated::TYPE, contracts::UserCreated::KEY),
     (
         contracts::UserRolesChanged::TYPE,

@@ -436,6 +436,45 @@ impl Event for SessionRevoked {
     }
 }
 
+/// A pizzeria the chain opened: the tracker owns pizzerias (their kitchens are its business) and
+/// announces them, so auth learns which pizzerias roles can be granted in. Routing key
+/// `tracker.pizzeria.registered`; the subject is the pizzeria id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PizzeriaRegistered {
+    pub pizzeria_id: Uuid,
+    pub name: String,
+    /// An IANA time zone name, such as `Europe/Moscow`.
+    pub time_zone: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Event for PizzeriaRegistered {
+    const TYPE: &'static str = "PizzeriaRegistered";
+    const KEY: &'static str = "pizzeria.registered";
+    fn subject(&self) -> Uuid {
+        self.pizzeria_id
+    }
+}
+
+/// A pizzeria's name or time zone changed (its full state after the change). Routing key
+/// `tracker.pizzeria.changed`; the subject is the pizzeria id. Stations and routes are the
+/// kitchen's own and are not announced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PizzeriaChanged {
+    pub pizzeria_id: Uuid,
+    pub name: String,
+    pub time_zone: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Event for PizzeriaChanged {
+    const TYPE: &'static str = "PizzeriaChanged";
+    const KEY: &'static str = "pizzeria.changed";
+    fn subject(&self) -> Uuid {
+        self.pizzeria_id
+    }
+}
+
 /// A kitchen device (a station tablet, a TV board, a screen) was approved by a staff member and
 /// picked up its token. Routing key `devices.device.registered`; the subject is the device id.
 /// Carries everything a mirror (the legacy `devices` table) needs.

@@ -21,6 +21,8 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
             of::<OrderCancelledAfterHandOver>(),
         ),
         (OrderRunningLate::TYPE, of::<OrderRunningLate>()),
+        (PizzeriaRegistered::TYPE, of::<PizzeriaRegistered>()),
+        (PizzeriaChanged::TYPE, of::<PizzeriaChanged>()),
         (UserCreated::TYPE, of::<UserCreated>()),
         (UserRolesChanged::TYPE, of::<UserRolesChanged>()),
         (UserDeactivated::TYPE, of::<UserDeactivated>()),

@@ -31,21 +31,77 @@ use crate::{metrics, telemetry::TraceContext};
 /// reuses it (actix's default is 5 s).
 pub const KEEP_ALIVE: Duration = Duration::from_secs(75);
 
-/// The JSON body of every error response: `{"error": {"code", "message", "field", "rule"}}`.
-/// `code` is stable and meant for programs; `message` is for people.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: ErrorDetail<'a>,
+/// The media type of every error body (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Where every problem `type` URI starts; the rest is the problem's `code`. A `tag:` URI
+/// (RFC 4151) is stable and names no host we would have to keep serving; docs/openapi.yaml
+/// lists the codes and what each means.
+pub const PROBLEM_TYPE_PREFIX: &str = "tag:kitchen-tracker,2026:problem:";
+
+/// The body of every error response: RFC 9457 problem details, with our extensions `code`
+/// (stable, for programs; also the last segment of `type`), `field` and `rule` (what in the
+/// request broke which rule) and `trace_id` (to quote when reporting a 5xx). The same struct
+/// reads them back (the web, the tests), so writer and readers cannot drift apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ErrorDetail<'a> {
-    pub code: &'a str,
-    pub message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<&'a str>,
+impl Problem {
+    /// The problem for `status` with the stable `code`: `type` and `title` follow from them,
+    /// `instance` and `trace_id` from the request being answered (when there is one).
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            type_uri: format!("{PROBLEM_TYPE_PREFIX}{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            instance: REQUEST_PATH.try_with(Clone::clone).ok(),
+            code: code.to_owned(),
+            field: None,
+            rule: None,
+            trace_id: crate::telemetry::current_trace_id(),
+        }
+    }
+
+    /// Reads a problem body, or `None` for anything else (an OAuth error, HTML, garbage).
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The response carrying this problem, as `application/problem+json`.
+    pub fn response(&self) -> HttpResponse {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match serde_json::to_vec(self) {
+            Ok(body) => HttpResponse::build(status)
+                .content_type(PROBLEM_JSON)
+                .body(body),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a problem body");
+                HttpResponse::build(status).finish()
+            }
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The path of the request being answered, for a problem's `instance` (set by
+    /// [`trace_requests`]).
+    static REQUEST_PATH: String;
 }
 
 /// A request the service will not carry out, and why, in words the caller can act on.
@@ -113,20 +169,24 @@ impl ClientError {
     }
 }
 
+impl ClientError {
+    /// This error as the problem body the caller gets.
+    pub fn problem(&self) -> Problem {
+        Problem {
+            field: self.field.clone(),
+            rule: self.rule.clone(),
+            ..Problem::new(self.status, self.code, &self.message)
+        }
+    }
+}
+
 impl ResponseError for ClientError {
     fn status_code(&self) -> StatusCode {
         self.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
-                rule: self.rule.as_deref(),
-            },
-        })
+        self.problem().response()
     }
 }
 
@@ -143,14 +203,16 @@ impl actix_web::Responder for ClientError {
 /// the trace id; the caller gets only the trace id to quote.
 pub fn internal_error_response(error: &anyhow::Error) -> HttpResponse {
     tracing::error!(error = ?error, "request failed");
-    HttpResponse::InternalServerError().json(ErrorBody {
-        error: ErrorDetail {
-            code: "internal",
-            message: "something went wrong on our side; it has been logged",
-            field: None,
-            rule: None,
-        },
-    })
+    internal_problem().response()
+}
+
+/// The problem of a failure that is ours: no cause, only the trace id to quote.
+pub fn internal_problem() -> Problem {
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "something went wrong on our side; it has been logged",
+    )
 }
 
 /// A JSON body extractor whose errors name the offending field (`items[0].quantity`) and the
@@ -179,6 +241,39 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             let bytes = bytes.await.map_err(unreadable_body)?;
             parse_json(&bytes).map(Json)
         })
+    }
+}
+
+/// A request part (`Json<T>`, `Query<T>`, a path) read with the request but judged only when
+/// the handler asks for it, after checking the caller's rights: a caller without the right gets
+/// its 403, not a 422 about a body it may not send. Extracting it never fails; a plain `Json<T>`
+/// would fail before the handler runs, and with actix polling all extractors together even
+/// before the caller's token is checked.
+///
+/// ```ignore
+/// async fn grant(caller: Caller, body: Deferred<Json<RoleBody>>) -> Result<HttpResponse, ApiError> {
+///     caller.require(...)?;
+///     let Json(body) = body.get()?;
+/// ```
+pub struct Deferred<E>(Result<E, ClientError>);
+
+impl<E> Deferred<E> {
+    /// The part, or the error reading it would have given.
+    pub fn get(self) -> Result<E, ClientError> {
+        self.0
+    }
+}
+
+impl<E> FromRequest for Deferred<E>
+where
+    E: FromRequest<Error = ClientError> + 'static,
+{
+    type Error = ClientError;
+    type Future = LocalBoxFuture<'static, Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let part = E::from_request(req, payload);
+        Box::pin(async move { Ok(Deferred(part.await)) })
     }
 }
 
@@ -341,7 +436,7 @@ pub fn path_param<T: FromStr>(req: &HttpRequest, name: &str, rule: &str) -> Resu
 /// counters by route pattern (never by raw path, which would explode the label set).
 pub async fn trace_requests(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let ctx = req
         .headers()
@@ -362,7 +457,13 @@ pub async fn trace_requests(
         status = tracing::field::Empty,
     );
     let started = Instant::now();
-    let result = ctx.scope(next.call(req)).instrument(span.clone()).await;
+    let path = req.path().to_owned();
+    let trace_id = ctx.trace_id();
+    let result = REQUEST_PATH
+        .scope(path.clone(), ctx.scope(next.call(req)))
+        .instrument(span.clone())
+        .await
+        .map(|res| with_problem_body(res, path, trace_id));
     let elapsed = started.elapsed();
     let status = match &result {
         Ok(res) => res.status(),
@@ -381,6 +482,49 @@ pub async fn trace_requests(
         span.in_scope(|| tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "request done"));
     }
     result
+}
+
+/// An error response that actix built without a body (a 405 for a method the route does not
+/// have, say) gets the problem body every other error has; every other response passes as it
+/// is.
+fn with_problem_body<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+    instance: String,
+    trace_id: String,
+) -> ServiceResponse<actix_web::body::BoxBody> {
+    let status = res.status();
+    let bare = (status.is_client_error() || status.is_server_error())
+        && !res.headers().contains_key(header::CONTENT_TYPE)
+        && matches!(
+            res.response().body().size(),
+            actix_web::body::BodySize::None | actix_web::body::BodySize::Sized(0)
+        );
+    if !bare {
+        return res.map_into_boxed_body();
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let problem = Problem {
+        instance: Some(instance),
+        trace_id: Some(trace_id),
+        ..Problem::new(
+            status,
+            code,
+            status.canonical_reason().unwrap_or("error").to_lowercase(),
+        )
+    };
+    let mut fresh = problem.response();
+    // Keep what actix said besides the body (`Allow` on a 405).
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    res.into_response(fresh)
 }
 
 /// What `/health/ready` checks: the database (for a service that has one), plus named flags
@@ -639,6 +783,62 @@ mod tests {
         }
         let query = serde_urlencoded::from_str::<Day>("date=%2B10000-01-01");
         assert!(query.is_err());
+    }
+
+    #[test]
+    fn a_client_error_is_a_problem_with_a_stable_type() {
+        let problem =
+            ClientError::invalid("items[0].quantity", "must be between 1 and 50").problem();
+        let body = serde_json::to_value(&problem).unwrap_or_default();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "type": "tag:kitchen-tracker,2026:problem:invalid_field",
+                "title": "Unprocessable Entity",
+                "status": 422,
+                "detail": "items[0].quantity must be between 1 and 50",
+                "code": "invalid_field",
+                "field": "items[0].quantity",
+                "rule": "must be between 1 and 50",
+            })
+        );
+        let response =
+            ClientError::conflict("not_packed", "the order is not packed yet").error_response();
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some(PROBLEM_JSON)
+        );
+    }
+
+    #[tokio::test]
+    async fn every_error_answered_through_the_middleware_is_a_problem_with_its_instance() {
+        use actix_web::{App, middleware::from_fn, test};
+        let app = test::init_service(App::new().wrap(from_fn(trace_requests)).route(
+            "/known",
+            web::post().to(|| async { ClientError::not_found("order") }),
+        ))
+        .await;
+        // Ours: the handler's error, with the path it answered.
+        let res =
+            test::call_service(&app, test::TestRequest::post().uri("/known").to_request()).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let problem = Problem::parse(&test::read_body(res).await);
+        let problem = problem.unwrap_or_else(|| panic!("not a problem"));
+        assert_eq!(problem.code, "not_found");
+        assert_eq!(problem.instance.as_deref(), Some("/known"));
+        assert_eq!(problem.trace_id.as_ref().map(String::len), Some(32));
+        // actix's own, bodiless (no default service here): filled in by the middleware.
+        let res =
+            test::call_service(&app, test::TestRequest::get().uri("/nowhere").to_request()).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let problem = Problem::parse(&test::read_body(res).await);
+        let problem = problem.unwrap_or_else(|| panic!("not a problem"));
+        assert_eq!((problem.status, problem.code.as_str()), (404, "not_found"));
+        assert_eq!(problem.instance.as_deref(), Some("/nowhere"));
     }
 
     #[test]

@@ -116,6 +116,11 @@ tokio::task_local! {
     static CURRENT: TraceContext;
 }
 
+/// The trace id of the current task's trace, if it runs inside one (a problem body quotes it).
+pub fn current_trace_id() -> Option<String> {
+    CURRENT.try_with(TraceContext::trace_id).ok()
+}
+
 /// The `traceparent` to stamp on whatever the current task sends, if it runs inside a trace.
 pub fn current_traceparent() -> Option<String> {
     CURRENT.try_with(|ctx| ctx.child().traceparent()).ok()

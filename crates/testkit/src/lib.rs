@@ -441,3 +441,42 @@ async fn pass(
         }
     }
 }
+
+/// The `Content-Type` of a response, or "" without one.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The problem (RFC 9457) of an error response, checked the way every client may rely on it:
+/// served as `application/problem+json`, its `status` the response's, its `type` the stable
+/// URI of its `code`. Panics, naming the body, on anything else: tests read error bodies only
+/// through this.
+pub async fn problem(response: reqwest::Response) -> service_kit::http::Problem {
+    let status = response.status();
+    let content_type = content_type(&response);
+    let body = response.bytes().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "not an error: {status}: {text}"
+    );
+    assert_eq!(
+        content_type,
+        service_kit::http::PROBLEM_JSON,
+        "{status}: {text}"
+    );
+    let problem = service_kit::http::Problem::parse(&body)
+        .unwrap_or_else(|| panic!("not a problem body: {status}: {text}"));
+    assert_eq!(problem.status, status.as_u16(), "{text}");
+    assert_eq!(
+        problem.type_uri,
+        format!("{}{}", service_kit::http::PROBLEM_TYPE_PREFIX, problem.code),
+        "{text}"
+    );
+    problem
+}

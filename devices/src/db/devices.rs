@@ -8,8 +8,10 @@ use uuid::Uuid;
 /// A device as managers see it.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct DeviceRow {
-    #[serde(rename = "device_id")]
+    /// A resource's own id is `id` in every service (users, pizzerias, orders, devices).
     pub id: Uuid,
+    /// The same id under its older name, kept (deprecated) for clients written against it.
+    pub device_id: Uuid,
     pub pizzeria_id: Uuid,
     pub kind: String,
     pub name: String,
@@ -28,7 +30,7 @@ pub struct DeviceRow {
     pub token_expires_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, pizzeria_id, kind, name, station, approved_by, approved_by_name, \
+const COLUMNS: &str = "id, id as device_id, pizzeria_id, kind, name, station, approved_by, approved_by_name, \
     requested_at, approved_at, created_at, last_seen_at, last_ip, last_user_agent, revoked_at, \
     revoked_by, token_expires_at";
 

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use service_kit::http::{ClientError, Json};
+use service_kit::http::{ClientError, Deferred, Json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -40,12 +40,7 @@ pub struct ApproveBody {
 /// 403 unless the caller may approve devices in some pizzeria: before approval a request
 /// belongs to no pizzeria yet.
 fn require_approver(staff: &StaffPrincipal) -> Result<(), ApiError> {
-    let approver = staff.chain_admin
-        || staff
-            .grants
-            .iter()
-            .any(|g| g.permissions.contains(&Permission::DevicesApprove));
-    if approver {
+    if staff.can_somewhere(Permission::DevicesApprove) {
         Ok(())
     } else {
         Err(ClientError::forbidden(format!(
@@ -144,9 +139,10 @@ pub async fn lookup(
     pool: web::Data<PgPool>,
     settings: web::Data<ApprovalSettings>,
     network: web::Data<NetworkSettings>,
-    Json(body): Json<CodeBody>,
+    body: Deferred<Json<CodeBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_approver(&staff)?;
+    let Json(body) = body.get()?;
     let code = UserCode::parse(&body.user_code)?;
     let approver = client(&req, &network);
     spend_entry(&pool, &settings, &staff, &approver).await?;
@@ -169,8 +165,11 @@ pub async fn approve(
     pool: web::Data<PgPool>,
     settings: web::Data<ApprovalSettings>,
     network: web::Data<NetworkSettings>,
-    Json(body): Json<ApproveBody>,
+    body: Deferred<Json<ApproveBody>>,
 ) -> Result<HttpResponse, ApiError> {
+    // An approver somewhere before the body is read; in the pizzeria it names right after.
+    require_approver(&staff)?;
+    let Json(body) = body.get()?;
     staff.require(body.pizzeria_id, Permission::DevicesApprove)?;
     let code = UserCode::parse(&body.user_code)?;
     let choice = Choice {
@@ -192,9 +191,10 @@ pub async fn deny(
     pool: web::Data<PgPool>,
     settings: web::Data<ApprovalSettings>,
     network: web::Data<NetworkSettings>,
-    Json(body): Json<CodeBody>,
+    body: Deferred<Json<CodeBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_approver(&staff)?;
+    let Json(body) = body.get()?;
     let code = UserCode::parse(&body.user_code)?;
     spend_entry(&pool, &settings, &staff, &client(&req, &network)).await?;
     let mut tx = pool.begin().await.context("cannot start the denial")?;

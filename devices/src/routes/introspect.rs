@@ -7,7 +7,7 @@ use access::{
 };
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use anyhow::Context;
-use service_kit::http::{ClientError, Json};
+use service_kit::http::{ClientError, Deferred, Json};
 use sqlx::PgPool;
 
 use crate::{config::IntrospectionSettings, db::devices, pairing::Pairing};
@@ -19,7 +19,7 @@ pub async fn introspect(
     pool: web::Data<PgPool>,
     settings: web::Data<IntrospectionSettings>,
     pairing: web::Data<Pairing>,
-    Json(body): Json<DeviceIntrospectionRequest>,
+    body: Deferred<Json<DeviceIntrospectionRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     if !has_service_key(&req, &settings.key) {
         return Err(ClientError::unauthorized(format!(
@@ -27,6 +27,7 @@ pub async fn introspect(
         ))
         .into());
     }
+    let Json(body) = body.get()?;
     let device = if access::is_device_token(&body.token) {
         let client = body.client.as_ref();
         let ip = client.map(|c| truncate(&c.ip, 64));

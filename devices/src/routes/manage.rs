@@ -4,7 +4,7 @@ use access::{Permission, Staff, StaffVerifier};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use service_kit::http::Json;
+use service_kit::http::{Deferred, Json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -100,9 +100,10 @@ pub async fn change(
     staff: Staff,
     pool: web::Data<PgPool>,
     pairing: web::Data<Pairing>,
-    Json(body): Json<ChangeBody>,
+    body: Deferred<Json<ChangeBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let pizzeria_id = managed_pizzeria(&req, &staff)?;
+    let Json(body) = body.get()?;
     let device_id = uuid_param(&req, "device_id")?;
     let change = DeviceChange {
         name: body.name.as_deref().map(DeviceName::parse).transpose()?,

@@ -264,3 +264,44 @@ async fn oauth_error_descriptions_are_printable_ascii_only() {
         "{description:?}"
     );
 }
+
+#[tokio::test]
+async fn a_caller_without_the_right_hears_403_before_any_word_about_the_body() {
+    let app = spawn_app().await;
+    let cook = app.staff_session("cook", "kitchen_staff").await;
+    let broken = json!({ "user_code": 42, "no_such_field": true });
+    for path in [
+        "/api/v1/device-authorizations/lookup",
+        "/api/v1/device-authorizations/approve",
+        "/api/v1/device-authorizations/deny",
+    ] {
+        let response = app.post_with(&cook, path, &broken).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(testkit::problem(response).await.code, "forbidden");
+        // The same body from an approver is refused for what it is.
+        let response = app.post_with(&app.manager_token, path, &broken).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path}"
+        );
+    }
+    // The token answer names the device it was issued for by `device_id`.
+    let tablet = app.pair(app.tablet("oven")).await;
+    let id = tablet["device_id"].as_str().unwrap();
+    let response = app.change_device(&cook, id, &broken).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = app.change_device(&app.office_token, id, &broken).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_device_is_named_by_id_as_every_resource_and_by_device_id_as_before() {
+    let app = spawn_app().await;
+    let tablet = app.pair(app.tablet("oven")).await;
+    let list = json_body(app.list_devices(&app.office_token).await).await;
+    let listed = &list["devices"][0];
+    assert!(listed["id"].is_string(), "{listed}");
+    assert_eq!(listed["id"], listed["device_id"]);
+    assert_eq!(listed["id"], tablet["device_id"]);
+}

@@ -143,13 +143,13 @@ pub async fn oauth_error(response: Response) -> String {
         .to_owned()
 }
 
-/// The `error.field` of a service error body.
+/// The `field` of a problem body (RFC 9457), checked by `testkit::problem`.
 pub async fn error_field(response: Response) -> String {
-    let body = json_body(response).await;
-    body["error"]["field"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.field in {body}"))
-        .to_owned()
+    let problem = testkit::problem(response).await;
+    match problem.field {
+        Some(field) => field,
+        None => panic!("no field in {problem:?}"),
+    }
 }
 
 impl TestApp {

@@ -66,6 +66,22 @@ pub async fn upsert_pizzeria(
     .context("cannot save the pizzeria")
 }
 
+/// Counts one more event of the pizzeria: its sequence, name and time zone as they are now.
+#[tracing::instrument(skip(conn))]
+pub async fn next_event_of_pizzeria(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> anyhow::Result<(i64, String, String)> {
+    sqlx::query_as(
+        "update pizzerias set event_sequence = event_sequence + 1 where id = $1
+         returning event_sequence, name, time_zone",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .context("cannot count the pizzeria's event")
+}
+
 /// Sets the pizzeria's time zone; `false` when PostgreSQL does not know the name.
 #[tracing::instrument(skip(conn))]
 pub async fn set_time_zone(

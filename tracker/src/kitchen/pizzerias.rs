@@ -2,7 +2,9 @@
 
 use std::collections::HashSet;
 
-use contracts::ProductCategory;
+use bus::outbox::Outbox;
+use chrono::Utc;
+use contracts::{PizzeriaChanged, PizzeriaRegistered, ProductCategory};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -40,9 +42,51 @@ pub struct PizzeriaConfig {
 }
 
 /// Creates or updates the pizzeria; `true` when it was created. Stations are added or renamed,
-/// never removed: products in flight and past taps still name them.
-#[tracing::instrument(skip(conn, config))]
+/// never removed: products in flight and past taps still name them. The tracker owns pizzerias:
+/// a new one is announced as `PizzeriaRegistered`, a change of name or time zone as
+/// `PizzeriaChanged`, in the same transaction (auth keeps its list from them).
+#[tracing::instrument(skip(conn, outbox, config))]
 pub async fn configure_pizzeria(
+    conn: &mut PgConnection,
+    outbox: &Outbox,
+    pizzeria_id: Uuid,
+    config: &PizzeriaConfig,
+) -> Result<bool, KitchenError> {
+    let before = pizzerias::find_pizzeria(&mut *conn, pizzeria_id).await?;
+    let created = configure_kitchen(&mut *conn, pizzeria_id, config).await?;
+    let after = pizzerias::find_pizzeria(&mut *conn, pizzeria_id)
+        .await?
+        .ok_or(KitchenError::NotFound("pizzeria"))?;
+    let changed = before
+        .as_ref()
+        .is_some_and(|b| (&b.name, &b.time_zone) != (&after.name, &after.time_zone));
+    if created || changed {
+        let (sequence, name, time_zone) =
+            pizzerias::next_event_of_pizzeria(&mut *conn, pizzeria_id).await?;
+        let at = Utc::now();
+        if created {
+            let event = PizzeriaRegistered {
+                pizzeria_id,
+                name,
+                time_zone,
+                at,
+            };
+            outbox.stage(&mut *conn, sequence, &event).await?;
+        } else {
+            let event = PizzeriaChanged {
+                pizzeria_id,
+                name,
+                time_zone,
+                at,
+            };
+            outbox.stage(&mut *conn, sequence, &event).await?;
+        }
+    }
+    Ok(created)
+}
+
+/// The kitchen side of [`configure_pizzeria`]: the row, stations and routes.
+async fn configure_kitchen(
     conn: &mut PgConnection,
     pizzeria_id: Uuid,
     config: &PizzeriaConfig,

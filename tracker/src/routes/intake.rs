@@ -16,7 +16,7 @@ use sqlx::PgPool;
 
 use crate::{
     domain::NewOrder,
-    kitchen::{self, Kitchen},
+    kitchen::{self, Kitchen, KitchenError},
     sources::{SourceKey, SourceKeys},
 };
 
@@ -132,7 +132,21 @@ pub async fn post_order(
     let order = NewOrder::try_from(placed)?;
     let mut tx = pool.begin().await.context("cannot start the intake")?;
     let created = kitchen::accept_order(&mut tx, &kitchen, &order).await?;
-    let detail = order_detail(&mut tx, order.pizzeria_id, order.id).await?;
+    let detail = match order_detail(&mut tx, order.pizzeria_id, order.id).await {
+        // Known, but not in this pizzeria: the id is taken, which is a clash (409), not a
+        // missing order (404).
+        Err(ApiError::Kitchen(KitchenError::NotFound(_))) if !created => {
+            return Err(ClientError {
+                field: Some("order_id".into()),
+                ..ClientError::conflict(
+                    "order_id_taken",
+                    "another pizzeria already has an order with this order_id",
+                )
+            }
+            .into());
+        }
+        detail => detail?,
+    };
     tx.commit().await.context("cannot commit the intake")?;
     let mut response = if created {
         HttpResponse::Created()

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use service_kit::http::Deferred;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -212,9 +213,10 @@ pub async fn tap(
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    OptionalJson(body): OptionalJson<ActorBody>,
+    body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
+    let OptionalJson(body) = body.get()?;
     let product_id = uuid_param(&req, "product_id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let mut tx = pool.begin().await.context("cannot start the tap")?;
@@ -258,7 +260,7 @@ pub async fn undo(
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    OptionalJson(body): OptionalJson<ActorBody>,
+    body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
     take_back(caller, req, scope, pool, kitchen, body, TakeBack::Undo).await
 }
@@ -270,7 +272,7 @@ pub async fn recall(
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    OptionalJson(body): OptionalJson<ActorBody>,
+    body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
     take_back(caller, req, scope, pool, kitchen, body, TakeBack::Recall).await
 }
@@ -287,10 +289,11 @@ async fn take_back(
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    body: ActorBody,
+    body: Deferred<OptionalJson<ActorBody>>,
     how: TakeBack,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
+    let OptionalJson(body) = body.get()?;
     let tap_id: i64 = service_kit::http::path_param(&req, "tap_id", "must be a tap id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let mut tx = pool.begin().await.context("cannot start the undo")?;

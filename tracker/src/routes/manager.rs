@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::http::{ClientError, Query};
+use service_kit::http::{ClientError, Deferred, Query};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -155,9 +155,10 @@ pub async fn list_orders(
     caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
-    Query(query): Query<ListQuery>,
+    query: Deferred<Query<ListQuery>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersRead)?;
+    let Query(query) = query.get()?;
     let status = query
         .status
         .as_deref()
@@ -232,9 +233,10 @@ pub async fn cancel(
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    OptionalJson(body): OptionalJson<ReasonBody>,
+    body: Deferred<OptionalJson<ReasonBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
+    let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let reason = parse_reason(body.reason.as_deref())?;
@@ -252,9 +254,10 @@ pub async fn hand_over(
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    OptionalJson(body): OptionalJson<ActorBody>,
+    body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
+    let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let p = scope.pizzeria_id;
@@ -274,9 +277,10 @@ pub async fn rush(
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    OptionalJson(body): OptionalJson<ActorBody>,
+    body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
+    let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
     let p = scope.pizzeria_id;
@@ -295,9 +299,10 @@ pub async fn remake(
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    OptionalJson(body): OptionalJson<ReasonBody>,
+    body: Deferred<OptionalJson<ReasonBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
+    let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
     let product_id = uuid_param(&req, "product_id")?;
     let actor = actor_of(&caller, body.actor.as_deref())?;
@@ -335,9 +340,10 @@ pub async fn station_report(
     caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
-    Query(query): Query<ReportQuery>,
+    query: Deferred<Query<ReportQuery>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::ReportsRead)?;
+    let Query(query) = query.get()?;
     day_report(
         &pool,
         scope.pizzeria_id,
@@ -379,9 +385,10 @@ pub async fn actor_report(
     caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
-    Query(query): Query<ReportQuery>,
+    query: Deferred<Query<ReportQuery>>,
 ) -> Result<HttpResponse, ApiError> {
     require_reports(&caller, scope.pizzeria_id)?;
+    let Query(query) = query.get()?;
     day_report(
         &pool,
         scope.pizzeria_id,

@@ -7,14 +7,14 @@ use access::Caller;
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use service_kit::http::{Json, path_param};
+use service_kit::http::{Deferred, Json, path_param};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
     db::pizzerias,
     domain::{Category, PizzeriaName, Route, StationCode, StationName, ValidationError},
-    kitchen::{self, KitchenError, PizzeriaConfig, RouteConfig, StationConfig},
+    kitchen::{self, Kitchen, KitchenError, PizzeriaConfig, RouteConfig, StationConfig},
 };
 
 use super::{ApiError, PizzeriaScope, require_chain_admin, require_member};
@@ -185,15 +185,18 @@ pub async fn put_pizzeria(
     caller: Caller,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
-    Json(body): Json<PizzeriaBody>,
+    kitchen: web::Data<Kitchen>,
+    body: Deferred<Json<PizzeriaBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_chain_admin(&caller)?;
+    let Json(body) = body.get()?;
     let config = PizzeriaConfig::try_from(body)?;
     let mut tx = pool
         .begin()
         .await
         .context("cannot start the pizzeria update")?;
-    let created = kitchen::configure_pizzeria(&mut tx, scope.pizzeria_id, &config).await?;
+    let created =
+        kitchen::configure_pizzeria(&mut tx, &kitchen.outbox, scope.pizzeria_id, &config).await?;
     let view = pizzeria_view(&mut tx, scope.pizzeria_id).await?;
     tx.commit()
         .await
@@ -222,9 +225,10 @@ pub async fn put_route(
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
-    Json(body): Json<RouteBody>,
+    body: Deferred<Json<RouteBody>>,
 ) -> Result<HttpResponse, ApiError> {
     require_chain_admin(&caller)?;
+    let Json(body) = body.get()?;
     let category: Category = path_param(
         &req,
         "category",

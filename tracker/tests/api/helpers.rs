@@ -115,27 +115,27 @@ pub async fn json_body(response: Response) -> Value {
     response.json().await.expect("a JSON body")
 }
 
-/// One member of an error body's `error` object.
-async fn error_member(response: Response, member: &str) -> String {
-    let body = json_body(response).await;
-    body["error"][member]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error.{member} in {body}"))
-        .to_owned()
-}
-
-/// The `error.field` of an error body.
+/// The `field` of a problem body (RFC 9457), checked by `testkit::problem`.
 pub async fn error_field(response: Response) -> String {
-    error_member(response, "field").await
+    let problem = testkit::problem(response).await;
+    match problem.field {
+        Some(field) => field,
+        None => panic!("no field in {problem:?}"),
+    }
 }
 
-/// The `error.rule` of an error body: the rule the request broke.
+/// The `rule` of a problem body: the rule the request broke.
 pub async fn error_rule(response: Response) -> String {
-    error_member(response, "rule").await
+    let problem = testkit::problem(response).await;
+    match problem.rule {
+        Some(rule) => rule,
+        None => panic!("no rule in {problem:?}"),
+    }
 }
 
+/// The stable `code` of a problem body.
 pub async fn error_code(response: Response) -> String {
-    error_member(response, "code").await
+    testkit::problem(response).await.code
 }
 
 pub fn uuid_of(value: &Value) -> Uuid {

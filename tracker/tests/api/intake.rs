@@ -6,8 +6,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::helpers::{
-    SOURCE_KEY, error_code, error_field, error_rule, json_body, order_json, product_ids, spawn_app,
-    spawn_app_with,
+    SOURCE_KEY, error_code, error_field, error_rule, json_body, order_id, order_json, product_ids,
+    spawn_app, spawn_app_with,
 };
 
 #[tokio::test]
@@ -51,11 +51,28 @@ async fn a_duplicate_post_returns_the_same_order_without_duplicates() {
         .await
         .unwrap();
     assert_eq!(count, 2);
-    let events: i64 = sqlx::query_scalar("select count(*) from outbox")
-        .fetch_one(&app.db.pool)
+    assert_eq!(app.outbox_of(order_id(&first)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_order_id_taken_in_another_pizzeria_is_a_409_naming_it() {
+    let app = spawn_app().await;
+    let order = order_json(app.pizzeria_id, &[("Margherita", "pizza", 1)]);
+    assert_eq!(app.post_order(&order).await.status(), StatusCode::CREATED);
+    let mut clash = order.clone();
+    clash["pizzeria_id"] = serde_json::json!(app.other_pizzeria_id);
+    let response = app.post_order(&clash).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let problem = testkit::problem(response).await;
+    assert_eq!(problem.code, "order_id_taken");
+    assert_eq!(problem.field.as_deref(), Some("order_id"));
+    assert_eq!(problem.instance.as_deref(), Some("/api/v1/orders"));
+    // Nothing of the clash was written: still one order, in its own pizzeria.
+    let orders: Vec<uuid::Uuid> = sqlx::query_scalar("select pizzeria_id from orders")
+        .fetch_all(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(events, 1);
+    assert_eq!(orders, vec![app.pizzeria_id]);
 }
 
 #[tokio::test]

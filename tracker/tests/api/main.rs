@@ -12,5 +12,6 @@ mod bus_intake;
 mod helpers;
 mod intake;
 mod orders;
+mod pizzerias;
 mod queue;
 mod stations;
