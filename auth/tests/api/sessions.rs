@@ -256,6 +256,7 @@ async fn pruning_deletes_only_sessions_long_ended() {
         .await
         .expect("prune");
     assert_eq!(again, 0);
+}
 
 #[tokio::test]
 async fn a_user_chooses_the_language_of_their_screens() {

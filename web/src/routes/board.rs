@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     config::Settings,
     errors::{LiveError, PageError, html},
+    i18n::{self, Text},
     session::{Csrf, DeviceViewer},
     upstream::Service,
 };
@@ -39,6 +40,53 @@ struct Board {
 pub struct Ticket {
     number: i32,
     name: Option<String>,
+    /// The picture beside the number in [`BoardMode::Icon`].
+    icon: Option<&'static str>,
+    /// In the Ready column (the page script chimes for each new one).
+    ready: bool,
+}
+
+/// How the board shows customers, as the manager chose it for this board (Dodo's board has
+/// the same three): their name (unless their order asked for its number only), the number
+/// only, or a picture with the number, which a customer finds faster than a number alone and
+/// which tells nobody else who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardMode {
+    Name,
+    Number,
+    Icon,
+}
+
+impl BoardMode {
+    /// The device's mode; a board without one (or one this build does not know) shows names,
+    /// as boards always did.
+    fn of(viewer: &DeviceViewer) -> Self {
+        match viewer.device.board_mode.as_deref() {
+            Some("number") => BoardMode::Number,
+            Some("icon") => BoardMode::Icon,
+            _ => BoardMode::Name,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BoardMode::Name => "name",
+            BoardMode::Number => "number",
+            BoardMode::Icon => "icon",
+        }
+    }
+}
+
+/// The pictures of [`BoardMode::Icon`]: foods and animals a child can name, none alike.
+const ICONS: [&str; 20] = [
+    "🍕", "🍎", "🍋", "🍉", "🍇", "🍓", "🥕", "🌽", "🍄", "🥨", "🐱", "🐶", "🦊", "🐻", "🐼", "🐸",
+    "🐙", "🦋", "🐢", "🦉",
+];
+
+/// An order's picture: fixed by its number, so it is the same on the receipt, in Preparing
+/// and in Ready, on every board and after every reload; neighbouring numbers differ.
+fn icon(number: i32) -> &'static str {
+    ICONS[number.unsigned_abs() as usize % ICONS.len()]
 }
 
 /// How tightly a column packs its tickets, so up to `board_max_orders` fit without scrolling.
@@ -53,6 +101,7 @@ fn density(count: usize) -> &'static str {
 #[derive(Template)]
 #[template(path = "board_columns.html")]
 struct BoardColumns {
+    t: &'static Text,
     preparing: Vec<Ticket>,
     ready: Vec<Ticket>,
 }
@@ -70,6 +119,9 @@ impl BoardColumns {
 #[derive(Template)]
 #[template(path = "board.html")]
 struct BoardPage {
+    t: &'static Text,
+    /// `name`, `number` or `icon`.
+    mode: &'static str,
     csrf: String,
     /// `board_columns.html`, rendered (and escaped) by askama.
     columns: String,
@@ -83,22 +135,31 @@ fn board_device(viewer: &DeviceViewer) -> Result<Uuid, PageError> {
     }
 }
 
-fn ticket(e: Entry) -> Ticket {
+fn ticket(e: Entry, mode: BoardMode, ready: bool) -> Ticket {
     Ticket {
         number: e.number,
-        name: e.name.filter(|n| !n.trim().is_empty()),
+        name: e
+            .name
+            .filter(|n| mode == BoardMode::Name && !n.trim().is_empty()),
+        icon: (mode == BoardMode::Icon).then(|| icon(e.number)),
+        ready,
     }
 }
 
 /// The ready orders packed less than `linger` ago, newest first (one without `packed_at`
 /// stays, last: it cannot say how long it has been ready).
-fn still_ready(ready: Vec<Entry>, now: DateTime<Utc>, linger: chrono::Duration) -> Vec<Ticket> {
+fn still_ready(
+    ready: Vec<Entry>,
+    now: DateTime<Utc>,
+    linger: chrono::Duration,
+    mode: BoardMode,
+) -> Vec<Ticket> {
     let mut ready: Vec<Entry> = ready
         .into_iter()
         .filter(|e| e.packed_at.is_none_or(|at| now - at < linger))
         .collect();
     ready.sort_by_key(|e| std::cmp::Reverse(e.packed_at));
-    ready.into_iter().map(ticket).collect()
+    ready.into_iter().map(|e| ticket(e, mode, true)).collect()
 }
 
 async fn columns(
@@ -117,14 +178,15 @@ async fn columns(
         .await
         .map_err(PageError::for_device)?;
     let linger = chrono::Duration::seconds(settings.screens.board_ready_seconds);
-    let ready = still_ready(board.ready, Utc::now(), linger);
+    let mode = BoardMode::of(viewer);
+    let ready = still_ready(board.ready, Utc::now(), linger, mode);
     let max = settings.screens.board_max_orders;
     let ready: Vec<Ticket> = ready.into_iter().take(max).collect();
     let preparing = board
         .preparing
         .into_iter()
         .take(max - ready.len())
-        .map(ticket)
+        .map(|e| ticket(e, mode, false))
         .collect();
     Ok((preparing, ready))
 }
@@ -138,10 +200,17 @@ pub async fn board_page(
 ) -> Result<HttpResponse, PageError> {
     let pizzeria_id = board_device(&viewer)?;
     let (preparing, ready) = columns(&state, &settings, &viewer, pizzeria_id).await?;
-    let columns = BoardColumns { preparing, ready }
-        .render()
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
+    let t = i18n::text();
+    let columns = BoardColumns {
+        t,
+        preparing,
+        ready,
+    }
+    .render()
+    .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
     let page = BoardPage {
+        t,
+        mode: BoardMode::of(&viewer).as_str(),
         csrf: csrf.token.clone(),
         columns,
         poll_seconds: settings.screens.poll_seconds,
@@ -158,9 +227,13 @@ pub async fn board_live(
 ) -> Result<HttpResponse, LiveError> {
     let pizzeria_id = board_device(&viewer)?;
     let (preparing, ready) = columns(&state, &settings, &viewer, pizzeria_id).await?;
-    let body = BoardColumns { preparing, ready }
-        .render()
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
+    let body = BoardColumns {
+        t: i18n::text(),
+        preparing,
+        ready,
+    }
+    .render()
+    .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
     Ok(live_fragment(&req, body))
 }
 
@@ -180,6 +253,7 @@ mod tests {
             vec![entry(1, Some(700)), entry(2, Some(599)), entry(3, None)],
             now,
             chrono::Duration::seconds(600),
+            BoardMode::Name,
         );
         let numbers: Vec<i32> = ready.iter().map(|t| t.number).collect();
         assert_eq!(numbers, [2, 3]);
@@ -197,8 +271,28 @@ mod tests {
             vec![entry(1, 30), entry(2, 10), entry(3, 20)],
             now,
             chrono::Duration::seconds(600),
+            BoardMode::Name,
         );
         let numbers: Vec<i32> = ready.iter().map(|t| t.number).collect();
         assert_eq!(numbers, [2, 3, 1]);
+    }
+
+    #[test]
+    fn each_mode_shows_what_it_promises() {
+        let entry = || Entry {
+            number: 4204,
+            name: Some("Anna".into()),
+            packed_at: None,
+        };
+        let named = ticket(entry(), BoardMode::Name, true);
+        assert_eq!(named.name.as_deref(), Some("Anna"));
+        assert!(named.icon.is_none());
+        let number = ticket(entry(), BoardMode::Number, true);
+        assert!(number.name.is_none() && number.icon.is_none());
+        let pictured = ticket(entry(), BoardMode::Icon, false);
+        assert!(pictured.name.is_none());
+        assert_eq!(pictured.icon, Some(icon(4204)));
+        // Neighbouring numbers never share a picture.
+        assert!((1..200).all(|n| icon(n) != icon(n + 1)));
     }
 }
