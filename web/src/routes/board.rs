@@ -41,7 +41,7 @@ pub struct Ticket {
     number: i32,
     name: Option<String>,
     /// The picture beside the number in [`BoardMode::Icon`].
-    icon: Option<&'static str>,
+    icon: Option<Icon>,
     /// In the Ready column (the page script chimes for each new one).
     ready: bool,
 }
@@ -77,16 +77,40 @@ impl BoardMode {
     }
 }
 
-/// The pictures of [`BoardMode::Icon`]: foods and animals a child can name, none alike.
-const ICONS: [&str; 20] = [
-    "🍕", "🍎", "🍋", "🍉", "🍇", "🍓", "🥕", "🌽", "🍄", "🥨", "🐱", "🐶", "🦊", "🐻", "🐼", "🐸",
-    "🐙", "🦋", "🐢", "🦉",
+/// The shapes of [`BoardMode::Icon`], drawn as SVG paths on a 24×24 grid: simple enough to
+/// tell apart across a dining room and to name ("the blue star"), and drawn by the page
+/// itself, so a TV without an emoji font shows them too.
+const SHAPES: [&str; 10] = [
+    "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z",
+    "M4 4h16v16H4z",
+    "M12 3l9 17H3z",
+    "M12 2l10 10-10 10L2 12z",
+    "M12 2l2.9 6.3 6.9.8-5.1 4.7 1.4 6.8L12 17.3l-6.1 3.3 1.4-6.8-5.1-4.7 6.9-.8z",
+    "M12 21s-8-5.2-8-11a4.5 4.5 0 0 1 8-2.8A4.5 4.5 0 0 1 20 10c0 5.8-8 11-8 11z",
+    "M7 3h10l5 9-5 9H7l-5-9z",
+    "M9 3h6v6h6v6h-6v6H9v-6H3V9h6z",
+    "M15 3a9 9 0 1 0 6 15A7 7 0 0 1 15 3z",
+    "M12 2s7 8 7 13a7 7 0 0 1-14 0c0-5 7-13 7-13z",
 ];
 
-/// An order's picture: fixed by its number, so it is the same on the receipt, in Preparing
-/// and in Ready, on every board and after every reload; neighbouring numbers differ.
-fn icon(number: i32) -> &'static str {
-    ICONS[number.unsigned_abs() as usize % ICONS.len()]
+/// The colours the shapes come in (a CSS class each, `app.css`).
+const COLOURS: [&str; 2] = ["icon-blue", "icon-orange"];
+
+/// An order's picture: a shape and a colour fixed by its number, so it is the same in
+/// Preparing and in Ready, on every board and after every reload; neighbouring numbers have
+/// different shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icon {
+    pub path: &'static str,
+    pub colour: &'static str,
+}
+
+fn icon(number: i32) -> Icon {
+    let n = number.unsigned_abs() as usize;
+    Icon {
+        path: SHAPES[n % SHAPES.len()],
+        colour: COLOURS[n / SHAPES.len() % COLOURS.len()],
+    }
 }
 
 /// How tightly a column packs its tickets, so up to `board_max_orders` fit without scrolling.
