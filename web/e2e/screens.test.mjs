@@ -161,6 +161,14 @@ test("times on the manager's pages are in the pizzeria's time zone", async () =>
     assert.equal((await line.locator("td").nth(4).textContent()).trim(), local);
     await manager.goto(`${WEB}/p/${P}/orders/${order.id}`);
     assert.equal((await manager.locator("xpath=//dt[.='Accepted']/following-sibling::dd[1]").textContent()).trim(), local);
+    // The station tablet's clock too (read between two readings of the time, so a minute
+    // turning over in between cannot fail it).
+    const inZone = () => new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date());
+    await russianTablet.reload();
+    const before = inZone();
+    await russianTablet.waitForFunction(() => document.querySelector("[data-clock]").textContent.length > 0);
+    const shown = await russianTablet.locator("[data-clock]").textContent();
+    assert.ok([before, inZone()].includes(shown), `the tablet shows ${shown}, the pizzeria's time is ${before}`);
   } finally {
     await tracker("PUT", "", { name: pizzeria.name, time_zone: pizzeria.time_zone });
   }

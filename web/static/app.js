@@ -124,7 +124,14 @@
   function alarm() { tone(440, 0, 0.3); tone(330, 0.35, 0.3); tone(440, 0.7, 0.3); tone(330, 1.05, 0.3); }
 
   function two(n) { return (n < 10 ? "0" : "") + n; }
-  function clock(d) { return two(d.getHours()) + ":" + two(d.getMinutes()); }
+  // Clock times in the pizzeria's time zone when the page names it, else the device's own.
+  var zoneClock = null;
+  try {
+    if (body.dataset.timeZone) {
+      zoneClock = new Intl.DateTimeFormat("en-GB", { timeZone: body.dataset.timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    }
+  } catch (e) { zoneClock = null; }
+  function clock(d) { return zoneClock ? zoneClock.format(d) : two(d.getHours()) + ":" + two(d.getMinutes()); }
   function mmss(s) {
     s = Math.max(0, Math.floor(s));
     var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, r = s % 60;

@@ -467,7 +467,12 @@ pub async fn order_page(
         },
         status_label: screens::status_label(&o.status),
         status: o.status.clone(),
-        source: o.source.clone(),
+        source: match o.source.as_str() {
+            "restaurant" => t.source_restaurant.to_owned(),
+            "delivery" => t.source_delivery.to_owned(),
+            "pickup" => t.source_pickup.to_owned(),
+            other => other.to_owned(),
+        },
         accepted: i18n::clock(o.accepted_at, tz),
         due: i18n::clock(o.due_at, tz),
         age: screens::duration(o.age_seconds(now)),

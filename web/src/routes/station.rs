@@ -193,6 +193,8 @@ struct StationPage {
     live: Station,
     poll_seconds: u64,
     problem: Option<String>,
+    /// The pizzeria's IANA time zone, for the clock; empty: the tablet's own.
+    time_zone: String,
 }
 
 /// "Pepperoni 30 cm · #4204": how the tablet names a product it tapped or undid.
@@ -367,8 +369,15 @@ pub async fn station_page(
     query: web::Query<StationQuery>,
 ) -> Result<HttpResponse, PageError> {
     let station = station_of(&viewer)?;
+    // The clock shows the pizzeria's time; without an answer, the tablet's own clock (which
+    // stands in the pizzeria) is the next best, and no reason to withhold the cards.
+    let time_zone = super::activate::pizzeria(&state, viewer.device.pizzeria_id, &viewer.token)
+        .await
+        .map(|p| p.time_zone)
+        .unwrap_or_default();
     let page = StationPage {
         t: i18n::text(),
+        time_zone,
         csrf: csrf.token.clone(),
         station_title: i18n::station_title(&station),
         live: station_view(&req, &state, &settings, &viewer, &station).await?,
