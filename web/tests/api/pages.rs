@@ -234,3 +234,43 @@ async fn the_favicon_is_served() {
     assert_eq!(response.headers()["content-type"], "image/svg+xml");
     assert!(response.text().await.expect("body").starts_with("<svg"));
 }
+
+#[tokio::test]
+async fn a_browser_asking_for_russian_gets_pages_and_error_pages_in_russian() {
+    let app = spawn_web(|_| {}).await;
+    let russian = |path: &str| {
+        app.client
+            .get(app.url(path))
+            .header("accept-language", "ru-RU,ru;q=0.9,en;q=0.5")
+    };
+    let body = russian("/login")
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains("<html lang=\"ru\">"), "{body}");
+    assert!(body.contains("<title>Вход · Кухня</title>"), "{body}");
+    assert!(body.contains("Кухня: вход"));
+    // The page script's strings come along, in the same language.
+    assert!(body.contains("Нет связи: ничего не отправлено"), "{body}");
+
+    let response = russian("/no/such/page").send().await.expect("answer");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body = response.text().await.expect("body");
+    assert!(body.contains("<h1>Не найдено</h1>"), "{body}");
+
+    // A language we do not speak: English.
+    let body = app
+        .client
+        .get(app.url("/login"))
+        .header("accept-language", "de-DE")
+        .send()
+        .await
+        .expect("answer")
+        .text()
+        .await
+        .expect("body");
+    assert!(body.contains("<html lang=\"en\">") && body.contains("Kitchen: sign in"));
+}
