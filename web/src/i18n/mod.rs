@@ -176,6 +176,12 @@ pub fn clock_seconds(at: DateTime<Utc>, tz: Tz) -> String {
 /// A station's name in the kitchen's words: the stations every pizzeria has are translated,
 /// any other code reads as a title (`cold_kitchen` → `Cold kitchen`).
 pub fn station_title(code: &str) -> String {
+    known_station(code).map_or_else(|| crate::screens::station_title(code), str::to_owned)
+}
+
+/// The name of a station every pizzeria has, in the request's language; `None` for a station
+/// of the pizzeria's own, whose name is its configuration's.
+pub fn known_station(code: &str) -> Option<&'static str> {
     let known: &[(&str, &str, &str)] = &[
         ("dough", "Dough", "Тесто"),
         ("topping", "Topping", "Начинка"),
@@ -184,13 +190,11 @@ pub fn station_title(code: &str) -> String {
         ("cold_kitchen", "Cold kitchen", "Холодный цех"),
         ("drinks", "Drinks", "Напитки"),
     ];
-    match known.iter().find(|(c, _, _)| *c == code) {
-        Some((_, en, ru)) => match current() {
-            Lang::En => (*en).to_owned(),
-            Lang::Ru => (*ru).to_owned(),
-        },
-        None => crate::screens::station_title(code),
-    }
+    let (_, en, ru) = known.iter().find(|(c, _, _)| *c == code)?;
+    Some(match current() {
+        Lang::En => en,
+        Lang::Ru => ru,
+    })
 }
 
 #[cfg(test)]

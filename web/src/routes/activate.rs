@@ -377,7 +377,15 @@ async fn render(
     for id in &listed_ids {
         let view = pizzeria(state, *id, &viewer.token).await?;
         let tz = i18n::time_zone(&view.time_zone);
-        names.push((*id, view.name, view.stations, tz));
+        let stations = view
+            .stations
+            .into_iter()
+            .map(|s| Station {
+                name: i18n::known_station(&s.code).map_or(s.name, str::to_owned),
+                code: s.code,
+            })
+            .collect();
+        names.push((*id, view.name, stations, tz));
     }
     let name_of = |id: Uuid| {
         names
