@@ -360,6 +360,7 @@ pub async fn principal_for_token(
             })
             .collect(),
         expires_at: session.expires_at.min(idle_end),
+        language: session.language,
     }))
 }
 

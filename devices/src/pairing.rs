@@ -19,7 +19,7 @@ use crate::{
         devices::{self, DeviceRow, NewDevice},
         throttle,
     },
-    domain::{Binding, DeviceCode, DeviceName, StationCode, UserCode},
+    domain::{Binding, BoardMode, DeviceCode, DeviceName, Language, StationCode, UserCode},
     secrets::{new_device_code, new_device_token, new_user_code},
 };
 
@@ -238,6 +238,7 @@ async fn register(
             kind,
             name,
             station: request.station.as_deref(),
+            language: request.language.as_deref(),
             token_hash: &access::token_digest(&token),
             authorization_id: request.id,
             approved_by,
@@ -340,6 +341,8 @@ pub struct Choice {
     pub pizzeria_id: Uuid,
     pub binding: Binding,
     pub name: DeviceName,
+    /// The language of its screen; `None`: the browser's.
+    pub language: Option<Language>,
 }
 
 /// Why a decision did not happen.
@@ -396,6 +399,7 @@ pub async fn approve(
             kind: choice.binding.kind.as_str(),
             name: choice.name.as_str(),
             station: choice.binding.station_str(),
+            language: choice.language.map(Language::as_str),
         },
     )
     .await?;
@@ -428,6 +432,9 @@ async fn decided(tx: &mut PgConnection, id: Uuid) -> Result<AuthorizationView, D
 pub struct DeviceChange {
     pub name: Option<DeviceName>,
     pub station: Option<StationCode>,
+    pub language: Option<Language>,
+    /// For a TV board only.
+    pub board_mode: Option<BoardMode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -472,14 +479,42 @@ pub async fn change_device(
             .map(|s| s.as_str().to_owned()),
         None => device.station.clone(),
     };
+    if change.board_mode.is_some() && kind != access::DeviceKind::OrderBoard {
+        return Err(crate::domain::ValidationError::new(
+            "board_mode",
+            "is only for a TV order board",
+        )
+        .into());
+    }
     let name = change
         .name
         .map_or_else(|| device.name.clone(), |n| n.as_str().to_owned());
-    if name == device.name && station == device.station {
+    let language = change
+        .language
+        .map(|l| l.as_str().to_owned())
+        .or_else(|| device.language.clone());
+    let board_mode = change
+        .board_mode
+        .map_or_else(|| device.board_mode.clone(), |m| m.as_str().to_owned());
+    let setup = devices::DeviceSetup {
+        name: &name,
+        station: station.as_deref(),
+        language: language.as_deref(),
+        board_mode: &board_mode,
+    };
+    let before = devices::DeviceSetup {
+        name: &device.name,
+        station: device.station.as_deref(),
+        language: device.language.as_deref(),
+        board_mode: &device.board_mode,
+    };
+    if setup == before {
         return Ok(device);
     }
-    let (device, sequence) =
-        devices::rename_device(tx, device_id, &name, station.as_deref()).await?;
+    // Every change is announced as `DeviceRenamed` (the device's state after it): that event
+    // is what evicts the device's cached introspection answer in every service, so a new
+    // language or board mode shows on the screen at its next refresh.
+    let (device, sequence) = devices::update_device(tx, device_id, &setup).await?;
     pairing
         .outbox
         .stage(

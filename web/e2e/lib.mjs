@@ -77,10 +77,11 @@ export async function signedIn(login, password) {
   return page;
 }
 
-/// The device shows its code; a manager approves it; the device opens its screen by itself.
+/// The device shows its code; a manager approves it (in `language`, if given: `ru`); the device
+/// opens its screen by itself.
 /// Each pairing costs the approver's session two code entries (look up, approve) of the devices
 /// service's 10 a minute.
-export async function pairDevice({ kind, station, name, screenshots = false, approver = state.manager }) {
+export async function pairDevice({ kind, station, name, language, screenshots = false, approver = state.manager }) {
   const page = await newPage(kind === "kitchen_station" ? TABLET : TV);
   await page.goto(`${WEB}/device`);
   const code = (await page.locator("#user-code").textContent()).trim();
@@ -92,6 +93,7 @@ export async function pairDevice({ kind, station, name, screenshots = false, app
   await form.locator(`input[name=kind][value=${kind}]`).check();
   if (station) await form.locator("select[name=station]").selectOption(station);
   await form.locator("input[name=name]").fill(name);
+  if (language) await form.locator("select[name=language]").selectOption(language);
   await form.locator("input[name=present]").check();
   if (screenshots) await shot(approver, "activation", true);
   await form.getByRole("button", { name: "Approve" }).click();

@@ -76,7 +76,12 @@ impl StationChart {
                         },
                         value: format!(
                             "{} {}",
-                            class,
+                            // The bar's name as the reader says it; the class stays the key.
+                            if class == "avg" {
+                                crate::i18n::text().chart_avg
+                            } else {
+                                class
+                            },
                             crate::screens::duration(seconds.round() as i64)
                         ),
                         text_x: round(plot_x + w + 8.0),

@@ -90,6 +90,7 @@ impl From<UpstreamError> for PageError {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    t: &'static crate::i18n::Text,
     heading: &'a str,
     message: &'a str,
     action_href: &'a str,
@@ -112,6 +113,7 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         let unavailable;
+        let t = crate::i18n::text();
         let (heading, message, action_href, action_label) = match self {
             PageError::SignedOut { next } => {
                 let location = format!(
@@ -133,45 +135,37 @@ impl ResponseError for PageError {
                     .insert_header((header::LOCATION, *location))
                     .finish();
             }
-            PageError::Forbidden(_) => (
-                "Not allowed",
-                "Your account may not open this page. Ask your shift or office manager if you need it.",
-                "/",
-                "Back to start",
-            ),
-            PageError::NotFound(_) => (
-                "Not found",
-                "There is nothing here. The order, device or page may have been removed, or the code was mistyped.",
-                "/",
-                "Back to start",
-            ),
-            PageError::Csrf => (
-                "This form has expired",
-                "For your safety the form was not sent. Open the page again and repeat what you did.",
-                "/",
-                "Back to start",
-            ),
+            PageError::Forbidden(_) => {
+                (t.err_forbidden_title, t.err_forbidden, "/", t.back_to_start)
+            }
+            PageError::NotFound(_) => {
+                (t.err_not_found_title, t.err_not_found, "/", t.back_to_start)
+            }
+            PageError::Csrf => (t.err_csrf_title, t.err_csrf, "/", t.back_to_start),
             PageError::Unavailable(service) => {
-                unavailable = format!(
-                    "We cannot reach {} right now. Nothing was lost: try again in a moment. If it lasts, tell the shift manager.",
-                    service.title()
-                );
-                ("Service unreachable", unavailable.as_str(), "", "Try again")
+                let name = match service {
+                    Service::Tracker => t.service_tracker,
+                    Service::Auth => t.service_auth,
+                    Service::Devices => t.service_devices,
+                };
+                unavailable = crate::i18n::fill(t.err_unavailable, &[("service", &name)]);
+                (
+                    t.err_unavailable_title,
+                    unavailable.as_str(),
+                    "",
+                    t.try_again,
+                )
             }
             PageError::Refused { message, .. } => {
-                ("That did not work", message.as_str(), "/", "Back to start")
+                (t.err_refused_title, message.as_str(), "/", t.back_to_start)
             }
             PageError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "a page failed");
-                (
-                    "Something went wrong",
-                    "Something went wrong on our side. It has been logged; try again in a moment.",
-                    "/",
-                    "Back to start",
-                )
+                (t.err_internal_title, t.err_internal, "/", t.back_to_start)
             }
         };
         let page = ErrorPage {
+            t,
             heading,
             message,
             action_href,

@@ -6,6 +6,7 @@
 pub mod charts;
 pub mod config;
 pub mod errors;
+pub mod i18n;
 pub mod push;
 pub mod qr;
 pub mod routes;

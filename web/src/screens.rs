@@ -1,36 +1,42 @@
 //! What the screens show, decided in one place: allergens by name, how an order's status and
 //! age read, station names.
 
-use chrono::{DateTime, Local, Utc};
+use crate::i18n::{self, Lang};
 
-/// The allergen codes of the contract (the EU's fourteen) and how the kitchen reads them. The
-/// tablets highlight exactly the allergens an order declares; modifiers are free text and are
-/// never searched for allergy words (that guessed wrong in both directions).
-pub const ALLERGENS: &[(&str, &str)] = &[
-    ("celery", "Celery"),
-    ("gluten", "Gluten"),
-    ("crustaceans", "Crustaceans"),
-    ("eggs", "Eggs"),
-    ("fish", "Fish"),
-    ("lupin", "Lupin"),
-    ("milk", "Milk"),
-    ("molluscs", "Molluscs"),
-    ("mustard", "Mustard"),
-    ("nuts", "Nuts"),
-    ("peanuts", "Peanuts"),
-    ("sesame", "Sesame"),
-    ("soya", "Soya"),
-    ("sulphites", "Sulphites"),
+/// The allergen codes of the contract (the EU's fourteen) and how the kitchen reads them, in
+/// English and Russian. The tablets highlight exactly the allergens an order declares;
+/// modifiers are free text and are never searched for allergy words (that guessed wrong in
+/// both directions).
+pub const ALLERGENS: &[(&str, &str, &str)] = &[
+    ("celery", "Celery", "Сельдерей"),
+    ("gluten", "Gluten", "Глютен"),
+    ("crustaceans", "Crustaceans", "Ракообразные"),
+    ("eggs", "Eggs", "Яйца"),
+    ("fish", "Fish", "Рыба"),
+    ("lupin", "Lupin", "Люпин"),
+    ("milk", "Milk", "Молоко"),
+    ("molluscs", "Molluscs", "Моллюски"),
+    ("mustard", "Mustard", "Горчица"),
+    ("nuts", "Nuts", "Орехи"),
+    ("peanuts", "Peanuts", "Арахис"),
+    ("sesame", "Sesame", "Кунжут"),
+    ("soya", "Soya", "Соя"),
+    ("sulphites", "Sulphites", "Сульфиты"),
 ];
 
-/// The known allergens by name, and the codes we have no name for (shown as they came, still
-/// highlighted: an allergen is never dropped for being new to us).
+/// The known allergens by name (in the request's language), and the codes we have no name
+/// for (shown as they came, still highlighted: an allergen is never dropped for being new to
+/// us).
 pub fn allergens(codes: &[String]) -> (Vec<&'static str>, Vec<String>) {
+    let lang = i18n::current();
     let mut known = Vec::new();
     let mut other = Vec::new();
     for code in codes {
-        match ALLERGENS.iter().find(|(c, _)| c == code) {
-            Some((_, name)) => known.push(*name),
+        match ALLERGENS.iter().find(|(c, _, _)| c == code) {
+            Some((_, en, ru)) => known.push(match lang {
+                Lang::En => *en,
+                Lang::Ru => *ru,
+            }),
             None => other.push(code.clone()),
         }
     }
@@ -45,25 +51,26 @@ pub fn allergen_names(codes: &[String]) -> Vec<String> {
 
 /// The order status as the people in the kitchen say it.
 pub fn status_label(status: &str) -> &'static str {
+    let t = i18n::text();
     match status {
-        "accepted" => "Accepted",
-        "in_work" => "In work",
-        "packed" => "Ready",
-        "handed_over" => "Handed over",
-        "cancelled" => "Cancelled",
-        _ => "Unknown",
+        "accepted" => t.status_accepted,
+        "in_work" => t.status_in_work,
+        "packed" => t.status_packed,
+        "handed_over" => t.status_handed_over,
+        "cancelled" => t.status_cancelled,
+        _ => t.status_unknown,
     }
 }
 
-/// The filters of the manager's order list: query value and label.
-pub const STATUS_FILTERS: &[(&str, &str)] = &[
-    ("", "All"),
-    ("accepted", "Accepted"),
-    ("in_work", "In work"),
-    ("packed", "Ready"),
-    ("handed_over", "Handed over"),
-    ("cancelled", "Cancelled"),
-];
+/// The statuses the manager's order list filters by.
+pub const STATUSES: &[&str] = &["accepted", "in_work", "packed", "handed_over", "cancelled"];
+
+/// The filters of the manager's order list: query value and label, "all" first.
+pub fn status_filters() -> Vec<(&'static str, &'static str)> {
+    std::iter::once(("", i18n::text().all))
+        .chain(STATUSES.iter().map(|s| (*s, status_label(s))))
+        .collect()
+}
 
 /// A station code as a title: `oven` → `Oven`, `cold_kitchen` → `Cold kitchen`.
 pub fn station_title(code: &str) -> String {
@@ -85,26 +92,22 @@ pub fn duration(seconds: i64) -> String {
     }
 }
 
-/// The time of day on this server's clock, `14:05`.
-pub fn clock(at: DateTime<Utc>) -> String {
-    at.with_timezone(&Local).format("%H:%M").to_string()
-}
-
 /// A human name for a timeline entry's event type.
 pub fn timeline_label(kind: &str) -> &'static str {
+    let t = i18n::text();
     match kind {
-        "OrderAcceptedByTracker" => "Order accepted",
-        "OrderInWork" => "Kitchen started",
-        "ProductStageCompleted" => "Stage done",
-        "ProductStageUndone" => "Stage undone",
-        "ProductRemakeRequested" => "Remake requested",
-        "OrderPacked" => "Packed, ready",
-        "OrderHandedOver" => "Handed over",
-        "OrderCancelled" => "Cancelled",
-        "OrderCancelledAfterHandOver" => "Cancelled by the till after hand-over",
-        "OrderRunningLate" => "Running late",
-        "OrderRushed" => "Rushed",
-        _ => "Event",
+        "OrderAcceptedByTracker" => t.tl_accepted,
+        "OrderInWork" => t.tl_in_work,
+        "ProductStageCompleted" => t.tl_stage_done,
+        "ProductStageUndone" => t.tl_stage_undone,
+        "ProductRemakeRequested" => t.tl_remake,
+        "OrderPacked" => t.tl_packed,
+        "OrderHandedOver" => t.tl_handed_over,
+        "OrderCancelled" => t.tl_cancelled,
+        "OrderCancelledAfterHandOver" => t.tl_cancelled_after_hand_over,
+        "OrderRunningLate" => t.tl_late,
+        "OrderRushed" => t.tl_rushed,
+        _ => t.tl_event,
     }
 }
 

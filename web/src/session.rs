@@ -160,8 +160,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
                 if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
                     PageError::Refused {
                         status: StatusCode::PAYLOAD_TOO_LARGE,
-                        message: "The form is too large. Shorten what you typed and try again."
-                            .into(),
+                        message: crate::i18n::text().form_too_large.into(),
                     }
                 } else {
                     PageError::Csrf
@@ -199,7 +198,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Form<T> {
                 .map(Form)
                 .map_err(|e| PageError::Refused {
                     status: actix_web::http::StatusCode::BAD_REQUEST,
-                    message: format!("The form was incomplete ({e})."),
+                    message: format!("{} ({e})", crate::i18n::text().form_incomplete),
                 })
         })
     }
@@ -229,7 +228,10 @@ impl FromRequest for StaffViewer {
                 verifier.ok_or_else(|| PageError::Internal(anyhow::anyhow!("no StaffVerifier")))?;
             let token = token.ok_or(PageError::SignedOut { next: next.clone() })?;
             match verifier.verify(&token).await {
-                Ok(Some(principal)) => Ok(StaffViewer { token, principal }),
+                Ok(Some(principal)) => {
+                    crate::i18n::choose(principal.language.as_deref());
+                    Ok(StaffViewer { token, principal })
+                }
                 Ok(None) => Err(PageError::SignedOut { next }),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check a staff session");
@@ -261,7 +263,10 @@ impl FromRequest for DeviceViewer {
             };
             let token = token.ok_or(PageError::DeviceUnpaired)?;
             match verifier.verify(&token, &client).await {
-                Ok(Some(device)) => Ok(DeviceViewer { token, device }),
+                Ok(Some(device)) => {
+                    crate::i18n::choose(device.language.as_deref());
+                    Ok(DeviceViewer { token, device })
+                }
                 Ok(None) => Err(PageError::DeviceUnpaired),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check a device token");

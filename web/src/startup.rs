@@ -137,6 +137,7 @@ fn run_server(
         App::new()
             .wrap(from_fn(trace_requests))
             .wrap(from_fn(routes::security_headers))
+            .wrap(from_fn(crate::i18n::negotiate))
             .app_data(state.clone())
             .app_data(settings.clone())
             .app_data(cookies.clone())

@@ -5,6 +5,15 @@
   "use strict";
   var body = document.body;
   var csrf = body.dataset.csrf || "";
+  // What the script says, in the page's language (the server's catalogue, web/src/i18n).
+  var S = {};
+  try { S = JSON.parse(body.dataset.strings || "{}"); } catch (e) { S = {}; }
+  function say(key, values) {
+    var text = S[key] || key;
+    return text.replace(/\{(\w+)\}/g, function (m, name) {
+      return values && name in values ? values[name] : m;
+    });
+  }
 
   // ---------------------------------------------------------------- sound ---
   // Browsers start audio only after a gesture on the page (autoplay policy). A screen that
@@ -45,7 +54,7 @@
     enableButton.addEventListener("click", function () {
       enableSound();
       tone(880, 0, 0.15);
-      enableButton.textContent = "✓ Sound is on for this screen";
+      enableButton.textContent = say("sound_on");
       enableButton.setAttribute("aria-pressed", "true");
     });
   }
@@ -61,11 +70,68 @@
     osc.start(t); osc.stop(t + length + 0.05);
   }
   function beep() { tone(880, 0, 0.18); tone(880, 0.25, 0.18); }
-  function chime() { tone(660, 0, 0.5); tone(880, 0.3, 0.5); tone(1320, 0.6, 0.8); }
+  function chime(start) {
+    var at = start || 0;
+    tone(660, at, 0.5); tone(880, at + 0.3, 0.5); tone(1320, at + 0.6, 0.8);
+  }
+  // One chime per newly ready order, one after another (at most five in a row, so a burst of
+  // orders does not ring for half a minute).
+  function chimes(count) {
+    for (var i = 0; i < Math.min(count, 5); i++) chime(i * 1.6);
+  }
+
+  // ------------------------------------------------------- spoken announcements ---
+  // A station tablet says each new product in its own language ("New pizza: Pepperoni 30 cm",
+  // the card's data-announce, written by the server), with the browser's speech synthesis.
+  // Without speech synthesis, or when it fails, the beep says it instead. The toggle turns
+  // speaking off for this tablet (localStorage "kitchen.speech").
+  var SPEECH_KEY = "kitchen.speech";
+  var speechToggle = document.getElementById("speech-toggle");
+  var canSpeak = !!(window.speechSynthesis && window.SpeechSynthesisUtterance);
+  function speechWanted() {
+    try { return localStorage.getItem(SPEECH_KEY) !== "off"; } catch (e) { return true; }
+  }
+  function showSpeech() {
+    if (!speechToggle) return;
+    var on = speechWanted();
+    speechToggle.hidden = !canSpeak;
+    speechToggle.textContent = say(on ? "speech_on" : "speech_off");
+    speechToggle.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  if (speechToggle) {
+    speechToggle.addEventListener("click", function () {
+      try { localStorage.setItem(SPEECH_KEY, speechWanted() ? "off" : "on"); } catch (e) { /* private mode */ }
+      if (!speechWanted() && canSpeak) window.speechSynthesis.cancel();
+      showSpeech();
+    });
+    showSpeech();
+  }
+  // Says each text in turn; false when it cannot speak at all (the caller beeps instead).
+  function announce(texts) {
+    if (!texts.length || !speechWanted()) return true;
+    if (!canSpeak) return false;
+    texts.forEach(function (text) {
+      var utterance = new window.SpeechSynthesisUtterance(text);
+      utterance.lang = S.speech_lang || document.documentElement.lang;
+      utterance.onerror = function (e) {
+        // Blocked (no touch since the page loaded) or no voice: the beep still tells.
+        if (e.error !== "canceled" && e.error !== "interrupted") beep();
+      };
+      window.speechSynthesis.speak(utterance);
+    });
+    return true;
+  }
   function alarm() { tone(440, 0, 0.3); tone(330, 0.35, 0.3); tone(440, 0.7, 0.3); tone(330, 1.05, 0.3); }
 
   function two(n) { return (n < 10 ? "0" : "") + n; }
-  function clock(d) { return two(d.getHours()) + ":" + two(d.getMinutes()); }
+  // Clock times in the pizzeria's time zone when the page names it, else the device's own.
+  var zoneClock = null;
+  try {
+    if (body.dataset.timeZone) {
+      zoneClock = new Intl.DateTimeFormat("en-GB", { timeZone: body.dataset.timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    }
+  } catch (e) { zoneClock = null; }
+  function clock(d) { return zoneClock ? zoneClock.format(d) : two(d.getHours()) + ":" + two(d.getMinutes()); }
   function mmss(s) {
     s = Math.max(0, Math.floor(s));
     var h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60, r = s % 60;
@@ -169,14 +235,19 @@
             if (holdUntil > Date.now()) { etag = null; again = true; return; }
             replace(html);
             connected(true);
-            var now = collect(), arrived = false;
-            Object.keys(now).forEach(function (k) { if (!known[k]) arrived = true; });
-            if (arrived) {
-              live.querySelectorAll(sound === "ready" ? "[data-ready]" : "[data-id]").forEach(function (el) {
-                var k = el.dataset.ready || el.dataset.id;
-                if (!known[k]) el.classList.add("fresh");
-              });
-              if (sound === "ready") chime(); else if (sound === "new") beep();
+            var now = collect(), arrived = [];
+            live.querySelectorAll(sound === "ready" ? "[data-ready]" : "[data-id]").forEach(function (el) {
+              var k = el.dataset.ready || el.dataset.id;
+              if (!known[k]) { el.classList.add("fresh"); arrived.push(el); }
+            });
+            if (arrived.length) {
+              if (sound === "ready") chimes(arrived.length);
+              else if (sound === "new") {
+                var spoken = live.dataset.announce === "speech" && announce(arrived
+                  .map(function (el) { return el.dataset.announce; })
+                  .filter(Boolean));
+                if (!spoken || !speechWanted()) beep();
+              }
             }
             var alerts = collectAlerts(), alerted = false;
             Object.keys(alerts).forEach(function (k) { if (!knownAlerts[k]) alerted = true; });
@@ -220,7 +291,7 @@
       var timer = card.querySelector("[data-timer]");
       // A product due with its order's slowest one: its clock has not started yet.
       var waiting = elapsed < 0;
-      if (timer) timer.textContent = waiting ? "in " + mmss(-elapsed) : mmss(elapsed);
+      if (timer) timer.textContent = waiting ? say("starts_in", { t: mmss(-elapsed) }) : mmss(elapsed);
       card.classList.toggle("waiting", waiting);
       card.classList.toggle("on-time", !waiting && elapsed < target * 0.75);
       card.classList.toggle("near", elapsed >= target * 0.75 && elapsed <= target);
@@ -234,7 +305,7 @@
       var left = (parseInt(undo.dataset.undoUntil, 10) - now) / 1000;
       undo.hidden = left <= 0;
       var label = undo.querySelector("[data-undo-left]");
-      if (label) label.textContent = left > 0 ? "(" + Math.ceil(left) + " s)" : "";
+      if (label) label.textContent = left > 0 ? say("seconds_left", { n: Math.ceil(left) }) : "";
     }
     if (moreBelow) {
       var below = 0;
@@ -242,7 +313,7 @@
         if (card.getBoundingClientRect().top > window.innerHeight - 40) below += 1;
       });
       moreBelow.hidden = below === 0;
-      moreBelow.textContent = "↓ " + below + " more below";
+      moreBelow.textContent = say("more_below", { n: below });
     }
     document.querySelectorAll("[data-clock]").forEach(function (el) { el.textContent = clock(new Date()); });
   }
@@ -275,17 +346,17 @@
     post(form.getAttribute("action")).then(function (res) {
       if (!res) return;
       if (res.status === 200) {
-        toast(res.body.message || "Done");
+        toast(res.body.message || say("done"));
       } else {
         if (card) card.classList.remove("done");
         if (isUndo) form.hidden = false;
-        toast((res.body && res.body.message) || "That did not work");
+        toast((res.body && res.body.message) || say("failed"));
       }
       refresh();
     }).catch(function () {
       if (card) card.classList.remove("done");
       if (isUndo) form.hidden = false;
-      toast("Not connected: that was not sent. Try again.");
+      toast(say("not_sent"));
     });
   });
 
@@ -341,14 +412,14 @@
         method: "POST", credentials: "same-origin",
         headers: { "Accept": "application/json", "X-CSRF-Token": csrf }
       }).then(function (r) { return r.json(); }).then(function (j) {
-        if (j.status === "approved") { status.textContent = "Approved! Opening…"; location.href = j.location; return; }
-        if (j.status === "denied") { status.textContent = "Denied. A new code comes in a moment."; setTimeout(function () { location.reload(); }, 5000); return; }
+        if (j.status === "approved") { status.textContent = say("approved_opening"); location.href = j.location; return; }
+        if (j.status === "denied") { status.textContent = say("denied_new_code"); setTimeout(function () { location.reload(); }, 5000); return; }
         if (j.status === "expired") { location.reload(); return; }
         if (j.interval) interval = j.interval * 1000;
-        status.textContent = j.status === "unreachable" ? "Cannot reach the device service; still trying…" : "Waiting for approval…";
+        status.textContent = say(j.status === "unreachable" ? "devices_unreachable" : "waiting_approval");
         setTimeout(poll, interval);
       }).catch(function () {
-        status.textContent = "Not connected; still trying…";
+        status.textContent = say("not_connected_trying");
         setTimeout(poll, interval);
       });
     };

@@ -23,6 +23,7 @@ pub struct LiveSession {
     pub login: String,
     pub display_name: String,
     pub expires_at: DateTime<Utc>,
+    pub language: Option<String>,
 }
 
 pub struct NewSession<'a> {
@@ -67,7 +68,7 @@ pub async fn touch_live_session(
          where s.token_hash = $1 and u.id = s.user_id and u.active \
            and s.revoked_at is null and s.expires_at > now() \
            and s.last_seen_at > now() - make_interval(secs => $2) \
-         returning s.id, s.user_id, u.login, u.display_name, s.expires_at",
+         returning s.id, s.user_id, u.login, u.display_name, s.expires_at, u.language",
     )
     .bind(token_hash)
     .bind(idle.as_secs_f64())

@@ -77,6 +77,21 @@ pub async fn find_user(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserR
         .await
 }
 
+/// Sets (or with `None` clears) the language the user chose for the screens.
+#[tracing::instrument(skip(conn))]
+pub async fn set_language(
+    conn: &mut PgConnection,
+    id: Uuid,
+    language: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update users set language = $2 where id = $1")
+        .bind(id)
+        .bind(language)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// (id, active) of each of `ids` that exists.
 #[tracing::instrument(skip(conn, ids))]
 pub async fn users_active(

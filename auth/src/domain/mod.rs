@@ -25,6 +25,22 @@ impl ValidationError {
     }
 }
 
+/// A language the screens speak (`en`, `ru`), as a user chooses it for themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Language(&'static str);
+
+impl Language {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        access::language_code(raw)
+            .map(Language)
+            .ok_or_else(|| ValidationError::new("language", access::LANGUAGE_RULE))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
 /// What a user signs in with: 1 to 64 characters of a-z, 0-9, `.`, `_`, `-` and `@`, compared
 /// in lower case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +196,14 @@ mod tests {
             format!("{:?}", Password::parse("secret-secret").expect("valid")),
             "Password(..)"
         );
+    }
+
+    #[test]
+    fn a_language_is_one_the_screens_speak() {
+        assert_eq!(Language::parse("RU").map(Language::as_str), Ok("ru"));
+        let err = Language::parse("klingon").unwrap_err();
+        assert_eq!(err.field, "language");
+        assert!(err.rule.contains("en, ru"));
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::delete().to(sessions::revoke_one),
             )
             .route("/me", web::get().to(sessions::me))
+            .route("/me/language", web::put().to(sessions::set_my_language))
             .route("/users", web::post().to(users::create))
             .route("/users/{user_id}", web::get().to(users::get))
             .route(

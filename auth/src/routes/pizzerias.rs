@@ -146,6 +146,8 @@ mod tests {
             kind,
             station: (kind == DeviceKind::KitchenStation).then(|| "oven".to_owned()),
             name: "Oven tablet".into(),
+            language: None,
+            board_mode: None,
         }))
     }
 
@@ -180,6 +182,7 @@ mod tests {
                 permissions: Role::Cashier.permissions().to_vec(),
             }],
             expires_at: chrono::Utc::now(),
+            language: None,
         }));
         assert!(may_list_staff(&staff, here, None).is_ok());
         assert!(may_list_staff(&staff, there, Some(Role::KitchenStaff)).is_err());

@@ -12,6 +12,7 @@ use crate::{
     accounts::{self, Accounts, RevokeReason},
     config::NetworkSettings,
     db::{sessions, users},
+    domain::Language,
 };
 
 use super::{ApiError, Caller, origin, uuid_param};
@@ -42,6 +43,34 @@ pub async fn login(
 /// `GET /api/v1/me`: who the token belongs to and what they may do where.
 pub async fn me(caller: Caller) -> HttpResponse {
     HttpResponse::Ok().json(SessionInfo::from(caller.principal.as_ref()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageBody {
+    /// `null` (or left out): the browser's language again.
+    language: Option<String>,
+}
+
+/// `PUT /api/v1/me/language`: the language the caller's screens speak, on every computer they
+/// sign in at. Answers like `GET /api/v1/me`, with the new language. No event: only the web
+/// reads it, and the web drops its own cached answer for the user when it makes the change.
+pub async fn set_my_language(
+    caller: Caller,
+    pool: web::Data<PgPool>,
+    Json(body): Json<LanguageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let language = body
+        .language
+        .as_deref()
+        .map(Language::parse)
+        .transpose()?
+        .map(Language::as_str);
+    let mut conn = pool.acquire().await.context("no database connection")?;
+    users::set_language(&mut conn, caller.id(), language).await?;
+    let mut info = SessionInfo::from(caller.principal.as_ref());
+    info.language = language.map(str::to_owned);
+    Ok(HttpResponse::Ok().json(info))
 }
 
 #[derive(Serialize)]

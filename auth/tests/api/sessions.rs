@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -255,4 +256,53 @@ async fn pruning_deletes_only_sessions_long_ended() {
         .await
         .expect("prune");
     assert_eq!(again, 0);
+}
+
+#[tokio::test]
+async fn a_user_chooses_the_language_of_their_screens() {
+    let app = spawn_app().await;
+    let (_, token) = app.staff_session("vera", "shift_manager").await;
+    assert!(
+        app.introspect(&token).await["session"]
+            .get("language")
+            .is_none()
+    );
+
+    let response = app
+        .put_with(&token, "/api/v1/me/language", &json!({ "language": "RU" }))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["language"], "ru");
+    // Stored with the user: a new session on another computer has it too.
+    let other = app.login_ok("vera", PASSWORD).await;
+    assert_eq!(app.introspect(&other).await["session"]["language"], "ru");
+    assert_eq!(
+        json_body(app.get_with(&token, "/api/v1/me").await).await["language"],
+        "ru"
+    );
+
+    let response = app
+        .put_with(&token, "/api/v1/me/language", &json!({ "language": "tlh" }))
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "language");
+    assert_eq!(app.introspect(&token).await["session"]["language"], "ru");
+
+    let response = app
+        .put_with(&token, "/api/v1/me/language", &json!({ "language": null }))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        app.introspect(&token).await["session"]
+            .get("language")
+            .is_none()
+    );
+    let response = app
+        .put_with(
+            "kst_nobody",
+            "/api/v1/me/language",
+            &json!({ "language": "en" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }

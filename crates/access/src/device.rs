@@ -75,6 +75,10 @@ pub struct DevicePrincipal {
     /// The station code of a [`DeviceKind::KitchenStation`] tablet; `None` for other kinds.
     pub station: Option<String>,
     pub name: String,
+    /// The language its screen speaks (a code of [`crate::LANGUAGES`]); `None`: the browser's.
+    pub language: Option<String>,
+    /// How a TV board shows customers (`name`, `number`, `icon`); `None` for other kinds.
+    pub board_mode: Option<String>,
 }
 
 impl DevicePrincipal {
@@ -138,6 +142,10 @@ pub struct DeviceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub station: Option<String>,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board_mode: Option<String>,
 }
 
 impl From<&DevicePrincipal> for DeviceInfo {
@@ -148,6 +156,8 @@ impl From<&DevicePrincipal> for DeviceInfo {
             kind: d.kind.as_str().to_owned(),
             station: d.station.clone(),
             name: d.name.clone(),
+            language: d.language.clone(),
+            board_mode: d.board_mode.clone(),
         }
     }
 }
@@ -162,6 +172,8 @@ impl DeviceInfo {
             pizzeria_id: self.pizzeria_id,
             station: self.station,
             name: self.name,
+            language: self.language,
+            board_mode: self.board_mode,
         })
     }
 }
@@ -315,6 +327,8 @@ mod tests {
             kind: "hologram".into(),
             station: None,
             name: "H".into(),
+            language: Some("ru".into()),
+            board_mode: None,
         };
         assert!(info.clone().into_principal().is_none());
         let tablet = DeviceInfo {

@@ -268,6 +268,7 @@ mod tests {
             chain_admin: false,
             grants: vec![],
             expires_at: chrono::Utc::now(),
+            language: None,
         }));
         let err = staff
             .require(Uuid::new_v4(), Permission::OrdersManage)
@@ -286,6 +287,8 @@ mod tests {
                 kind,
                 station: station.map(str::to_owned),
                 name: "Tablet".into(),
+                language: None,
+                board_mode: None,
             }))
         };
         let oven = device(DeviceKind::KitchenStation, Some("oven"));

@@ -41,6 +41,34 @@ pub use token::{
     DEVICE_TOKEN_PREFIX, STAFF_TOKEN_PREFIX, is_device_token, is_staff_token, random_url_safe,
     token_digest,
 };
+/// The languages the screens speak, as stored for a user (auth) and a device (devices): ISO 639-1
+/// codes. The web has the catalogue of each; auth and devices refuse any other code.
+pub const LANGUAGES: &[&str] = &["en", "ru"];
+
+/// What a stored language must be, for the error that names the field.
+pub const LANGUAGE_RULE: &str = "must be one of: en, ru";
+
+/// The stored form of a language code (`"RU"`, `" ru "` → `"ru"`); `None` for a language the
+/// screens do not speak.
+pub fn language_code(raw: &str) -> Option<&'static str> {
+    let code = raw.trim().to_ascii_lowercase();
+    LANGUAGES.iter().copied().find(|l| *l == code)
+}
+
 pub use verifier::{
     AccessError, AccessSettings, INTROSPECTION_KEY_HEADER, StaffVerifier, has_service_key,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_codes_are_read_leniently_and_only_known_ones_pass() {
+        assert_eq!(language_code(" RU "), Some("ru"));
+        assert_eq!(language_code("en"), Some("en"));
+        assert_eq!(language_code("de"), None);
+        assert_eq!(language_code(""), None);
+        assert!(LANGUAGES.iter().all(|l| LANGUAGE_RULE.contains(l)));
+    }
+}

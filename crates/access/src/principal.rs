@@ -19,6 +19,9 @@ pub struct StaffPrincipal {
     /// When the session ends if it is not used again (the idle timeout), or at the latest (the
     /// absolute timeout). A cached answer never outlives it.
     pub expires_at: DateTime<Utc>,
+    /// The language the person chose for the screens (a code of [`crate::LANGUAGES`]); `None`:
+    /// their browser's.
+    pub language: Option<String>,
 }
 
 /// One role in one pizzeria and the permissions it carries.
@@ -107,6 +110,8 @@ pub struct SessionInfo {
     pub chain_admin: bool,
     pub grants: Vec<GrantInfo>,
     pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +144,7 @@ impl From<SessionInfo> for StaffPrincipal {
                 })
                 .collect(),
             expires_at: s.expires_at,
+            language: s.language,
         }
     }
 }
@@ -165,6 +171,7 @@ impl From<&StaffPrincipal> for SessionInfo {
                 })
                 .collect(),
             expires_at: p.expires_at,
+            language: p.language.clone(),
         }
     }
 }
@@ -183,6 +190,7 @@ mod tests {
             chain_admin,
             grants,
             expires_at: Utc::now(),
+            language: None,
         }
     }
 

@@ -24,13 +24,14 @@ pub struct AuthorizationRow {
     pub kind: Option<String>,
     pub name: Option<String>,
     pub station: Option<String>,
+    pub language: Option<String>,
     /// `now()` as the database sees it, so expiry and polling use one clock.
     pub now: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, user_code, client_id, scope, status, requested_at, expires_at, \
     interval_seconds, last_polled_at, ip, user_agent, decided_at, decided_by, decided_by_name, \
-    pizzeria_id, kind, name, station, now() as now";
+    pizzeria_id, kind, name, station, language, now() as now";
 
 pub struct NewAuthorization<'a> {
     pub id: Uuid,
@@ -135,13 +136,15 @@ pub struct Approval<'a> {
     pub kind: &'a str,
     pub name: &'a str,
     pub station: Option<&'a str>,
+    pub language: Option<&'a str>,
 }
 
 #[tracing::instrument(skip(conn, approval), fields(id = %approval.id))]
 pub async fn approve(conn: &mut PgConnection, approval: &Approval<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "update device_authorizations set status = 'approved', decided_at = now(), \
-           decided_by = $2, decided_by_name = $3, pizzeria_id = $4, kind = $5, name = $6, station = $7 \
+           decided_by = $2, decided_by_name = $3, pizzeria_id = $4, kind = $5, name = $6, station = $7, \
+           language = $8 \
          where id = $1",
     )
     .bind(approval.id)
@@ -151,6 +154,7 @@ pub async fn approve(conn: &mut PgConnection, approval: &Approval<'_>) -> Result
     .bind(approval.kind)
     .bind(approval.name)
     .bind(approval.station)
+    .bind(approval.language)
     .execute(conn)
     .await?;
     Ok(())

@@ -28,11 +28,16 @@ pub struct DeviceRow {
     pub revoked_by: Option<Uuid>,
     /// When the token ends unless used before; each use moves it on.
     pub token_expires_at: Option<DateTime<Utc>>,
+    /// The language of its screen; `None`: the browser's.
+    pub language: Option<String>,
+    /// How a TV board shows customers (`name`, `number`, `icon`); kept for every kind, used by
+    /// boards only.
+    pub board_mode: String,
 }
 
 const COLUMNS: &str = "id, id as device_id, pizzeria_id, kind, name, station, approved_by, approved_by_name, \
     requested_at, approved_at, created_at, last_seen_at, last_ip, last_user_agent, revoked_at, \
-    revoked_by, token_expires_at";
+    revoked_by, token_expires_at, language, board_mode";
 
 pub struct NewDevice<'a> {
     pub id: Uuid,
@@ -40,6 +45,7 @@ pub struct NewDevice<'a> {
     pub kind: &'a str,
     pub name: &'a str,
     pub station: Option<&'a str>,
+    pub language: Option<&'a str>,
     pub token_hash: &'a [u8],
     pub authorization_id: Uuid,
     pub approved_by: Uuid,
@@ -61,9 +67,9 @@ pub async fn insert_device(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into devices (id, pizzeria_id, kind, name, station, token_hash, authorization_id, \
            approved_by, approved_by_name, requested_at, approved_at, last_seen_at, last_ip, \
-           last_user_agent, event_sequence, token_expires_at) \
+           last_user_agent, event_sequence, token_expires_at, language) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), $12, $13, 1, \
-                 now() + make_interval(secs => $14)) \
+                 now() + make_interval(secs => $14), $15) \
          returning {COLUMNS}"
     )))
     .bind(device.id)
@@ -80,6 +86,7 @@ pub async fn insert_device(
     .bind(device.ip)
     .bind(device.user_agent)
     .bind(device.token_lifetime_secs)
+    .bind(device.language)
     .fetch_one(conn)
     .await
 }
@@ -114,21 +121,33 @@ pub async fn lock_device(
     .await
 }
 
-/// Sets name and station; returns the row and the sequence for its event.
-#[tracing::instrument(skip(conn, name))]
-pub async fn rename_device(
+/// What a manager can change about a device.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DeviceSetup<'a> {
+    pub name: &'a str,
+    pub station: Option<&'a str>,
+    pub language: Option<&'a str>,
+    pub board_mode: &'a str,
+}
+
+/// Sets name, station, language and board mode; returns the row and the sequence for its
+/// event.
+#[tracing::instrument(skip(conn, setup))]
+pub async fn update_device(
     conn: &mut PgConnection,
     device_id: Uuid,
-    name: &str,
-    station: Option<&str>,
+    setup: &DeviceSetup<'_>,
 ) -> Result<(DeviceRow, i64), sqlx::Error> {
     let (sequence,): (i64,) = sqlx::query_as(
-        "update devices set name = $2, station = $3, event_sequence = event_sequence + 1 \
+        "update devices set name = $2, station = $3, language = $4, board_mode = $5, \
+           event_sequence = event_sequence + 1 \
          where id = $1 returning event_sequence",
     )
     .bind(device_id)
-    .bind(name)
-    .bind(station)
+    .bind(setup.name)
+    .bind(setup.station)
+    .bind(setup.language)
+    .bind(setup.board_mode)
     .fetch_one(&mut *conn)
     .await?;
     let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -165,6 +184,8 @@ pub struct LiveDevice {
     pub kind: String,
     pub station: Option<String>,
     pub name: String,
+    pub language: Option<String>,
+    pub board_mode: String,
 }
 
 /// Finds the unrevoked, unexpired device of a token, records where it was seen and gives its
@@ -183,7 +204,7 @@ pub async fn touch_live_device(
            token_expires_at = now() + make_interval(secs => $4) \
          where token_hash = $1 and revoked_at is null \
            and (token_expires_at is null or token_expires_at > now()) \
-         returning id, pizzeria_id, kind, station, name",
+         returning id, pizzeria_id, kind, station, name, language, board_mode",
     )
     .bind(token_hash)
     .bind(ip)

@@ -19,6 +19,52 @@ impl ValidationError {
     }
 }
 
+/// A language the device's screen speaks (`en`, `ru`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Language(&'static str);
+
+impl Language {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        access::language_code(raw)
+            .map(Language)
+            .ok_or_else(|| ValidationError::new("language", access::LANGUAGE_RULE))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+/// How a TV board shows the customers whose orders are preparing or ready: their name, the
+/// order number only, or a picture with the number (the privacy modes of Dodo's board).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardMode {
+    Name,
+    Number,
+    Icon,
+}
+
+impl BoardMode {
+    pub const RULE: &'static str = "must be one of: name, number, icon";
+
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim() {
+            "name" => Ok(BoardMode::Name),
+            "number" => Ok(BoardMode::Number),
+            "icon" => Ok(BoardMode::Icon),
+            _ => Err(ValidationError::new("board_mode", Self::RULE)),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoardMode::Name => "name",
+            BoardMode::Number => "number",
+            BoardMode::Icon => "icon",
+        }
+    }
+}
+
 /// The letters of a user code: no vowels (no words), no look-alikes (RFC 8628 §6.1).
 pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 pub const USER_CODE_LENGTH: usize = 8;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     config::{ApprovalSettings, NetworkSettings},
     db::{authorizations::AuthorizationRow, throttle},
-    domain::{Binding, DeviceName, UserCode},
+    domain::{Binding, DeviceName, Language, UserCode},
     pairing::{self, AuthorizationView, Choice, DecisionError},
 };
 
@@ -35,6 +35,9 @@ pub struct ApproveBody {
     name: String,
     #[serde(default, deserialize_with = "service_kit::http::non_null")]
     station: Option<String>,
+    /// The language of the device's screen; left out: the browser's.
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
+    language: Option<String>,
 }
 
 /// 403 unless the caller may approve devices in some pizzeria: before approval a request
@@ -176,6 +179,7 @@ pub async fn approve(
         pizzeria_id: body.pizzeria_id,
         binding: Binding::parse(&body.kind, body.station.as_deref())?,
         name: DeviceName::parse(&body.name)?,
+        language: body.language.as_deref().map(Language::parse).transpose()?,
     };
     spend_entry(&pool, &settings, &staff, &client(&req, &network)).await?;
     let mut tx = pool.begin().await.context("cannot start the approval")?;

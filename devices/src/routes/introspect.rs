@@ -51,9 +51,13 @@ pub async fn introspect(
             device: device.map(|d| DeviceInfo {
                 device_id: d.id,
                 pizzeria_id: d.pizzeria_id,
-                kind: d.kind,
                 station: d.station,
+                // Only a TV board has a way of showing customers.
+                board_mode: (d.kind == access::DeviceKind::OrderBoard.as_str())
+                    .then_some(d.board_mode),
+                kind: d.kind,
                 name: d.name,
+                language: d.language,
             }),
         }))
 }

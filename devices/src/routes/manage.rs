@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     db::devices::{self, DeviceRow},
-    domain::{DeviceName, StationCode},
+    domain::{BoardMode, DeviceName, Language, StationCode},
     pairing::{self, DeviceChange, Pairing},
 };
 
@@ -92,9 +92,14 @@ pub struct ChangeBody {
     name: Option<String>,
     #[serde(default, deserialize_with = "service_kit::http::non_null")]
     station: Option<String>,
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
+    language: Option<String>,
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
+    board_mode: Option<String>,
 }
 
-/// `PATCH /api/v1/pizzerias/{pizzeria_id}/devices/{device_id}`: a new name and/or station.
+/// `PATCH /api/v1/pizzerias/{pizzeria_id}/devices/{device_id}`: a new name, station,
+/// language and/or (for a TV board) board mode.
 pub async fn change(
     req: HttpRequest,
     staff: Staff,
@@ -102,8 +107,15 @@ pub async fn change(
     pairing: web::Data<Pairing>,
     body: Deferred<Json<ChangeBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let pizzeria_id = managed_pizzeria(&req, &staff)?;
+    // Rights before the body: whoever may see the pizzeria's devices (`devices.approve` or
+    // `devices.manage`) may go on to have it read. How a screen looks (language, board mode)
+    // may be set by whoever may let the device in (a shift manager, as at approval);
+    // renaming and moving need `devices.manage`.
+    let pizzeria_id = guarded_pizzeria(&req, &staff)?;
     let Json(body) = body.get()?;
+    if body.name.is_some() || body.station.is_some() {
+        managed_pizzeria(&req, &staff)?;
+    }
     let device_id = uuid_param(&req, "device_id")?;
     let change = DeviceChange {
         name: body.name.as_deref().map(DeviceName::parse).transpose()?,
@@ -111,6 +123,12 @@ pub async fn change(
             .station
             .as_deref()
             .map(StationCode::parse)
+            .transpose()?,
+        language: body.language.as_deref().map(Language::parse).transpose()?,
+        board_mode: body
+            .board_mode
+            .as_deref()
+            .map(BoardMode::parse)
             .transpose()?,
     };
     let mut tx = pool.begin().await.context("cannot start the change")?;

@@ -131,3 +131,92 @@ async fn a_board_and_a_renamed_tablet() {
     let list = json_body(app.list_devices(&app.office_token).await).await;
     assert_eq!(list["devices"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_screen_speaks_the_language_its_approver_chose_and_a_board_keeps_its_privacy_mode() {
+    let app = spawn_app().await;
+    let mut choice = app.tablet("dough");
+    choice["language"] = json!("ru");
+    let tablet = app.pair(choice).await;
+    let tablet_token = tablet["access_token"].as_str().unwrap();
+    let answer = app.introspect(tablet_token).await;
+    assert_eq!(answer["device"]["language"], json!("ru"));
+    // A tablet has no board mode.
+    assert!(answer["device"].get("board_mode").is_none());
+
+    let board = app.pair(app.board()).await;
+    let board_id = board["device_id"].as_str().unwrap();
+    let board_token = board["access_token"].as_str().unwrap();
+    let answer = app.introspect(board_token).await;
+    assert!(answer["device"].get("language").is_none());
+    assert_eq!(answer["device"]["board_mode"], json!("name"));
+
+    // The shift manager, who may approve devices, sets how the board looks; no rename right
+    // is needed for that.
+    let response = app
+        .change_device(
+            &app.manager_token,
+            board_id,
+            &json!({ "board_mode": "icon", "language": "ru" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let changed = json_body(response).await;
+    assert_eq!(changed["board_mode"], json!("icon"));
+    assert_eq!(changed["language"], json!("ru"));
+    let answer = app.introspect(board_token).await;
+    assert_eq!(answer["device"]["board_mode"], json!("icon"));
+    assert_eq!(answer["device"]["language"], json!("ru"));
+    // Announced like every change, so cached answers elsewhere are dropped.
+    let renamed = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|(key, envelope)| {
+            key == "devices.device.renamed" && envelope["subject"] == json!(board_id)
+        })
+        .count();
+    assert_eq!(renamed, 1);
+
+    let response = app
+        .change_device(&app.manager_token, board_id, &json!({ "name": "TV 2" }))
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = app
+        .change_device(
+            &app.manager_token,
+            board_id,
+            &json!({ "board_mode": "photo" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "board_mode");
+    let response = app
+        .change_device(&app.manager_token, board_id, &json!({ "language": "xx" }))
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "language");
+    let tablet_id = tablet["device_id"].as_str().unwrap();
+    let response = app
+        .change_device(
+            &app.manager_token,
+            tablet_id,
+            &json!({ "board_mode": "number" }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "board_mode");
+
+    let codes = app.request_code().await;
+    let mut choice = app.board();
+    choice["language"] = json!("fr");
+    let response = app
+        .approve(
+            &app.manager_token,
+            codes["user_code"].as_str().unwrap(),
+            choice,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "language");
+}

@@ -234,6 +234,7 @@ pub struct QueueRow {
     pub order_id: Uuid,
     pub number: i32,
     pub name: String,
+    pub category: String,
     pub size: Option<String>,
     pub modifiers: Vec<String>,
     pub allergens: Vec<String>,
@@ -269,7 +270,7 @@ pub async fn station_queue(
     station: &str,
 ) -> anyhow::Result<Vec<QueueRow>> {
     sqlx::query_as(
-        "select p.id as product_id, p.order_id, o.number, p.name, p.size, p.modifiers,
+        "select p.id as product_id, p.order_id, o.number, p.name, p.category, p.size, p.modifiers,
                 p.allergens, p.entered_at,
                 greatest(p.entered_at, coalesce(p.clock_from, p.entered_at)) as clock_from,
                 coalesce(p.route_targets[p.stage + 1], 0) as target_seconds,

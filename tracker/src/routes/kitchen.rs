@@ -27,6 +27,8 @@ struct QueueEntry {
     order_id: Uuid,
     order_number: i32,
     product_name: String,
+    /// `pizza`, `side`...: what a tablet announces ("New pizza: ...").
+    category: String,
     size: Option<String>,
     /// Free text for the cook.
     modifiers: Vec<String>,
@@ -172,6 +174,7 @@ pub async fn station_queue(
             order_id: r.order_id,
             order_number: r.number,
             product_name: r.name,
+            category: r.category,
             size: r.size,
             modifiers: r.modifiers,
             allergens: r.allergens,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     errors::{PageError, html},
-    screens,
+    i18n::{self, Lang, Text, fill},
     session::{Csrf, Form, StaffViewer},
     upstream::{Body, Service, UpstreamError},
 };
@@ -35,6 +35,13 @@ pub struct Station {
 pub struct Pizzeria {
     pub name: String,
     pub stations: Vec<Station>,
+    /// Its IANA time zone, for the times shown.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
 }
 
 /// The tracker's view of a pizzeria: its name, stations and routes.
@@ -77,6 +84,10 @@ struct DeviceRow {
     /// `None` when the devices service could not ask auth.
     #[serde(default)]
     approver_active: Option<bool>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    board_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,18 +106,47 @@ struct DeviceLine {
     approver_gone: bool,
     last_seen: String,
     revoked: bool,
+    /// The screen's language code; empty: the browser's.
+    language: String,
+    language_name: &'static str,
+    /// A TV board's way of showing customers; `None` for other kinds.
+    board_mode: Option<String>,
+    labels: DeviceLabels,
+}
+
+/// What the device's own controls are called, for screen readers, and the revoke question.
+struct DeviceLabels {
+    name: String,
+    station: String,
+    language: String,
+    board_mode: String,
+    confirm_revoke: String,
+}
+
+impl DeviceLabels {
+    fn of(t: &Text, device: &str) -> Self {
+        let with = |template: &str| fill(template, &[("name", &device)]);
+        DeviceLabels {
+            name: with(t.name_of),
+            station: with(t.station_of),
+            language: with(t.language_of),
+            board_mode: with(t.board_mode_of),
+            confirm_revoke: with(t.confirm_revoke),
+        }
+    }
 }
 
 struct RequestView {
     user_code: String,
     pending: bool,
-    status: String,
+    status: &'static str,
+    /// "14:05 (code valid until 14:15)".
     requested: String,
-    expires: String,
     ip: String,
     user_agent: String,
-    approver_ip: String,
     same_network: bool,
+    not_your_network: String,
+    in_front_of_me: String,
 }
 
 struct ManagedPizzeria {
@@ -126,6 +166,7 @@ struct Draft {
     kind: String,
     station: String,
     name: String,
+    language: String,
 }
 
 impl Draft {
@@ -137,6 +178,7 @@ impl Draft {
 #[derive(Template)]
 #[template(path = "activate.html")]
 struct ActivatePage {
+    t: &'static Text,
     nav: Nav,
     code: String,
     problem: Option<&'static str>,
@@ -145,6 +187,8 @@ struct ActivatePage {
     approvable: Vec<(Uuid, String)>,
     stations: Vec<Station>,
     kinds: Vec<(&'static str, &'static str)>,
+    /// (value, label) of a TV board's ways of showing customers.
+    board_modes: Vec<(&'static str, &'static str)>,
     managed: Vec<ManagedPizzeria>,
     /// Some listed pizzeria's devices can be revoked here but not renamed or moved.
     some_unmanaged: bool,
@@ -152,12 +196,25 @@ struct ActivatePage {
 }
 
 pub fn kind_label(kind: &str) -> &'static str {
+    let t = i18n::text();
     match DeviceKind::parse(kind) {
-        Some(DeviceKind::KitchenStation) => "Station tablet",
-        Some(DeviceKind::OrderBoard) => "TV order board",
-        Some(DeviceKind::MotivationBoard) => "Motivation board",
-        Some(DeviceKind::ShiftManagerScreen) => "Shift manager screen",
-        None => "Unknown device",
+        Some(DeviceKind::KitchenStation) => t.kind_station,
+        Some(DeviceKind::OrderBoard) => t.kind_board,
+        Some(DeviceKind::MotivationBoard) => t.kind_motivation,
+        Some(DeviceKind::ShiftManagerScreen) => t.kind_manager_screen,
+        None => t.kind_unknown,
+    }
+}
+
+/// A pairing request's status in words.
+fn request_status(status: &str) -> &'static str {
+    let t = i18n::text();
+    match status {
+        "pending" => t.auth_pending,
+        "approved" => t.auth_approved,
+        "denied" => t.auth_denied,
+        "redeemed" => t.auth_redeemed,
+        _ => t.auth_expired,
     }
 }
 
@@ -209,36 +266,39 @@ impl Problem {
     }
 
     fn message(self) -> &'static str {
+        let t = i18n::text();
         match self {
-            Problem::UnknownCode => {
-                "No device is waiting with this code. Check the letters on the device's screen; a code lives 10 minutes."
-            }
-            Problem::MalformedCode => "A code is 8 letters, such as BCDF-GHJK.",
-            Problem::AlreadyDecided => "This device request was already decided.",
-            Problem::TooManyCodes => "Too many codes entered. Wait a minute, then try again.",
-            Problem::StationRequired => "Choose the station this tablet works at.",
-            Problem::NameRequired => "Give the device a name of 1 to 60 characters.",
-            Problem::NotConfirmed => {
-                "Tick “This device is in front of me” first. Approve only a device you can see."
-            }
-            Problem::FormRefused => "The device service refused this choice. Check the form.",
-            Problem::ChangeRefused => {
-                "Not changed: the device was revoked, or the choice does not fit it."
-            }
+            Problem::UnknownCode => t.p_unknown_code,
+            Problem::MalformedCode => t.p_malformed_code,
+            Problem::AlreadyDecided => t.p_already_decided,
+            Problem::TooManyCodes => t.p_too_many_codes,
+            Problem::StationRequired => t.p_station_required,
+            Problem::NameRequired => t.p_name_required,
+            Problem::NotConfirmed => t.p_not_confirmed,
+            Problem::FormRefused => t.p_form_refused,
+            Problem::ChangeRefused => t.p_change_refused,
         }
     }
 }
 
 /// What a finished action says, by code for the same reason as [`Problem`].
 fn notice(code: &str) -> Option<&'static str> {
+    let t = i18n::text();
     Some(match code {
-        "approved" => "Approved. The device opens its screen by itself within a few seconds.",
-        "denied" => "Denied. The device shows a new code.",
-        "renamed" => "Renamed.",
-        "moved" => "Moved.",
-        "revoked" => "Revoked. The device is back at its login code within a second.",
+        "approved" => t.n_approved,
+        "denied" => t.n_denied,
+        "renamed" => t.n_renamed,
+        "moved" => t.n_moved,
+        "revoked" => t.n_revoked,
+        "screen_saved" => t.n_screen_saved,
         _ => return None,
     })
+}
+
+/// The name of a stored language code, in itself; the browser's when there is none.
+fn language_name(code: Option<&str>) -> &'static str {
+    code.and_then(Lang::parse)
+        .map_or(i18n::text().language_browser, Lang::autonym)
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,16 +372,32 @@ async fn render(
     if listed_ids.is_empty() {
         return Err(PageError::Forbidden("devices".into()));
     }
-    let mut names: Vec<(Uuid, String, Vec<Station>)> = Vec::new();
+    let t = i18n::text();
+    let mut names: Vec<(Uuid, String, Vec<Station>, chrono_tz::Tz)> = Vec::new();
     for id in &listed_ids {
         let view = pizzeria(state, *id, &viewer.token).await?;
-        names.push((*id, view.name, view.stations));
+        let tz = i18n::time_zone(&view.time_zone);
+        let stations = view
+            .stations
+            .into_iter()
+            .map(|s| Station {
+                name: i18n::known_station(&s.code).map_or(s.name, str::to_owned),
+                code: s.code,
+            })
+            .collect();
+        names.push((*id, view.name, stations, tz));
     }
     let name_of = |id: Uuid| {
         names
             .iter()
-            .find(|(known, _, _)| *known == id)
-            .map_or_else(|| id.to_string(), |(_, n, _)| n.clone())
+            .find(|(known, _, _, _)| *known == id)
+            .map_or_else(|| id.to_string(), |(_, n, _, _)| n.clone())
+    };
+    let tz_of = |id: Option<Uuid>| {
+        names
+            .iter()
+            .find(|(known, _, _, _)| Some(*known) == id)
+            .map_or(chrono_tz::Tz::UTC, |(_, _, _, tz)| *tz)
     };
     // The station list of the pizzeria the form is for (the draft's, else the first).
     let form_pizzeria = view
@@ -331,8 +407,8 @@ async fn render(
         .or(approvable_ids.first().copied());
     let stations = names
         .iter()
-        .find(|(known, _, _)| Some(*known) == form_pizzeria)
-        .map(|(_, _, s)| s.clone())
+        .find(|(known, _, _, _)| Some(*known) == form_pizzeria)
+        .map(|(_, _, s, _)| s.clone())
         .unwrap_or_default();
 
     let code = view.code;
@@ -352,14 +428,26 @@ async fn render(
             .await;
         match answer {
             Ok(a) => {
+                // A request belongs to no pizzeria yet: its times are those of the pizzeria
+                // the form is for.
+                let tz = tz_of(form_pizzeria);
                 request = Some(RequestView {
                     pending: a.status == "pending",
-                    status: a.status,
-                    requested: screens::clock(a.requested_at),
-                    expires: screens::clock(a.expires_at),
+                    status: request_status(&a.status),
+                    requested: fill(
+                        t.code_valid_until,
+                        &[
+                            ("requested", &i18n::clock(a.requested_at, tz)),
+                            ("expires", &i18n::clock(a.expires_at, tz)),
+                        ],
+                    ),
+                    not_your_network: fill(
+                        t.not_your_network,
+                        &[("ip", &a.ip), ("approver_ip", &a.approver_ip)],
+                    ),
+                    in_front_of_me: fill(t.in_front_of_me, &[("code", &a.user_code)]),
                     ip: a.ip,
                     user_agent: a.user_agent.unwrap_or_default(),
-                    approver_ip: a.approver_ip,
                     same_network: a.same_network,
                     user_code: a.user_code,
                 });
@@ -383,9 +471,10 @@ async fn render(
             .await?;
         let stations = names
             .iter()
-            .find(|(known, _, _)| known == id)
-            .map(|(_, _, s)| s.clone())
+            .find(|(known, _, _, _)| known == id)
+            .map(|(_, _, s, _)| s.clone())
             .unwrap_or_default();
+        let tz = tz_of(Some(*id));
         managed.push(ManagedPizzeria {
             id: *id,
             name: name_of(*id),
@@ -397,10 +486,16 @@ async fn render(
                 .map(|d| DeviceLine {
                     id: d.device_id,
                     kind: kind_label(&d.kind),
+                    labels: DeviceLabels::of(t, &d.name),
+                    language_name: language_name(d.language.as_deref()),
+                    language: d.language.unwrap_or_default(),
+                    board_mode: d
+                        .board_mode
+                        .filter(|_| d.kind == DeviceKind::OrderBoard.as_str()),
                     station_title: d
                         .station
                         .as_deref()
-                        .map(screens::station_title)
+                        .map(i18n::station_title)
                         .unwrap_or_default(),
                     station: d.station,
                     name: d.name,
@@ -408,8 +503,8 @@ async fn render(
                     approver_gone: d.approver_active == Some(false),
                     last_seen: d
                         .last_seen_at
-                        .map(screens::clock)
-                        .unwrap_or_else(|| "never".into()),
+                        .map(|at| i18n::clock(at, tz))
+                        .unwrap_or_else(|| t.never.into()),
                     revoked: d.revoked_at.is_some(),
                 })
                 .collect(),
@@ -422,6 +517,12 @@ async fn render(
         .copied()
         .unwrap_or_default();
     Ok(ActivatePage {
+        t,
+        board_modes: vec![
+            ("name", t.mode_name),
+            ("number", t.mode_number),
+            ("icon", t.mode_icon),
+        ],
         nav: Nav::new(viewer, home, csrf, "devices"),
         code,
         problem: problem.map(Problem::message),
@@ -453,6 +554,9 @@ pub struct ApproveForm {
     kind: String,
     station: Option<String>,
     name: String,
+    /// The screen's language; empty: the browser's.
+    #[serde(default)]
+    language: String,
     /// The "this device is in front of me" box; browsers send it only when ticked.
     present: Option<String>,
 }
@@ -521,6 +625,9 @@ pub async fn approve(
             if let Some(station) = station {
                 body["station"] = json!(station);
             }
+            if let Some(language) = Lang::parse(&form.language) {
+                body["language"] = json!(language.code());
+            }
             let answer: Result<serde_json::Value, _> = state
                 .upstream
                 .call_with(
@@ -557,6 +664,7 @@ pub async fn approve(
             kind: form.kind.clone(),
             station: station.unwrap_or_default().to_owned(),
             name: form.name.clone(),
+            language: form.language.clone(),
         },
     };
     let page = render(&req, &viewer, &state, &csrf, view).await?;
@@ -620,12 +728,13 @@ async fn change_device(
 ) -> Result<HttpResponse, PageError> {
     let pizzeria_id = pizzeria_param(req)?;
     let device_id = uuid_param(req, "device_id")?;
-    // Revoking is for whoever may approve devices too: a lost tablet goes at once.
-    let revoking_as_approver = method == Method::DELETE
+    // Revoking is for whoever may approve devices too: a lost tablet goes at once. So is how a
+    // screen looks (its language, a board's privacy mode), as it was chosen at approval.
+    let as_approver = (method == Method::DELETE || done == "screen_saved")
         && viewer
             .principal
             .can(pizzeria_id, Permission::DevicesApprove);
-    if !revoking_as_approver {
+    if !as_approver {
         require(viewer, pizzeria_id, Permission::DevicesManage)?;
     }
     let path = format!("/api/v1/pizzerias/{pizzeria_id}/devices/{device_id}");
@@ -669,6 +778,38 @@ pub async fn move_station(
 ) -> Result<HttpResponse, PageError> {
     let body = json!({ "station": form.station });
     change_device(&req, &viewer, &state, Method::PATCH, Some(body), "moved").await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScreenForm {
+    language: String,
+    board_mode: Option<String>,
+}
+
+/// `POST /p/{p}/devices/{id}/screen`: the language a device's screen speaks and, for a TV
+/// board, how it shows customers.
+pub async fn screen(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    Form(form): Form<ScreenForm>,
+) -> Result<HttpResponse, PageError> {
+    let mut body = json!({});
+    if let Some(language) = Lang::parse(&form.language) {
+        body["language"] = json!(language.code());
+    }
+    if let Some(mode) = form.board_mode.as_deref().filter(|m| !m.is_empty()) {
+        body["board_mode"] = json!(mode);
+    }
+    change_device(
+        &req,
+        &viewer,
+        &state,
+        Method::PATCH,
+        Some(body),
+        "screen_saved",
+    )
+    .await
 }
 
 /// `POST /p/{p}/devices/{id}/revoke`

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     config::Settings,
     errors::{LiveError, PageError, html},
+    i18n::{self, Text},
     session::{Csrf, DeviceViewer},
     upstream::Service,
 };
@@ -39,6 +40,77 @@ struct Board {
 pub struct Ticket {
     number: i32,
     name: Option<String>,
+    /// The picture beside the number in [`BoardMode::Icon`].
+    icon: Option<Icon>,
+    /// In the Ready column (the page script chimes for each new one).
+    ready: bool,
+}
+
+/// How the board shows customers, as the manager chose it for this board (Dodo's board has
+/// the same three): their name (unless their order asked for its number only), the number
+/// only, or a picture with the number, which a customer finds faster than a number alone and
+/// which tells nobody else who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardMode {
+    Name,
+    Number,
+    Icon,
+}
+
+impl BoardMode {
+    /// The device's mode; a board without one (or one this build does not know) shows names,
+    /// as boards always did.
+    fn of(viewer: &DeviceViewer) -> Self {
+        match viewer.device.board_mode.as_deref() {
+            Some("number") => BoardMode::Number,
+            Some("icon") => BoardMode::Icon,
+            _ => BoardMode::Name,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BoardMode::Name => "name",
+            BoardMode::Number => "number",
+            BoardMode::Icon => "icon",
+        }
+    }
+}
+
+/// The shapes of [`BoardMode::Icon`], drawn as SVG paths on a 24×24 grid: simple enough to
+/// tell apart across a dining room and to name ("the blue star"), and drawn by the page
+/// itself, so a TV without an emoji font shows them too.
+const SHAPES: [&str; 10] = [
+    "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z",
+    "M4 4h16v16H4z",
+    "M12 3l9 17H3z",
+    "M12 2l10 10-10 10L2 12z",
+    "M12 2l2.9 6.3 6.9.8-5.1 4.7 1.4 6.8L12 17.3l-6.1 3.3 1.4-6.8-5.1-4.7 6.9-.8z",
+    "M12 21s-8-5.2-8-11a4.5 4.5 0 0 1 8-2.8A4.5 4.5 0 0 1 20 10c0 5.8-8 11-8 11z",
+    "M7 3h10l5 9-5 9H7l-5-9z",
+    "M9 3h6v6h6v6h-6v6H9v-6H3V9h6z",
+    "M15 3a9 9 0 1 0 6 15A7 7 0 0 1 15 3z",
+    "M12 2s7 8 7 13a7 7 0 0 1-14 0c0-5 7-13 7-13z",
+];
+
+/// The colours the shapes come in (a CSS class each, `app.css`).
+const COLOURS: [&str; 2] = ["icon-blue", "icon-orange"];
+
+/// An order's picture: a shape and a colour fixed by its number, so it is the same in
+/// Preparing and in Ready, on every board and after every reload; neighbouring numbers have
+/// different shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Icon {
+    pub path: &'static str,
+    pub colour: &'static str,
+}
+
+fn icon(number: i32) -> Icon {
+    let n = number.unsigned_abs() as usize;
+    Icon {
+        path: SHAPES[n % SHAPES.len()],
+        colour: COLOURS[n / SHAPES.len() % COLOURS.len()],
+    }
 }
 
 /// How tightly a column packs its tickets, so up to `board_max_orders` fit without scrolling.
@@ -53,6 +125,7 @@ fn density(count: usize) -> &'static str {
 #[derive(Template)]
 #[template(path = "board_columns.html")]
 struct BoardColumns {
+    t: &'static Text,
     preparing: Vec<Ticket>,
     ready: Vec<Ticket>,
 }
@@ -70,6 +143,9 @@ impl BoardColumns {
 #[derive(Template)]
 #[template(path = "board.html")]
 struct BoardPage {
+    t: &'static Text,
+    /// `name`, `number` or `icon`.
+    mode: &'static str,
     csrf: String,
     /// `board_columns.html`, rendered (and escaped) by askama.
     columns: String,
@@ -83,22 +159,31 @@ fn board_device(viewer: &DeviceViewer) -> Result<Uuid, PageError> {
     }
 }
 
-fn ticket(e: Entry) -> Ticket {
+fn ticket(e: Entry, mode: BoardMode, ready: bool) -> Ticket {
     Ticket {
         number: e.number,
-        name: e.name.filter(|n| !n.trim().is_empty()),
+        name: e
+            .name
+            .filter(|n| mode == BoardMode::Name && !n.trim().is_empty()),
+        icon: (mode == BoardMode::Icon).then(|| icon(e.number)),
+        ready,
     }
 }
 
 /// The ready orders packed less than `linger` ago, newest first (one without `packed_at`
 /// stays, last: it cannot say how long it has been ready).
-fn still_ready(ready: Vec<Entry>, now: DateTime<Utc>, linger: chrono::Duration) -> Vec<Ticket> {
+fn still_ready(
+    ready: Vec<Entry>,
+    now: DateTime<Utc>,
+    linger: chrono::Duration,
+    mode: BoardMode,
+) -> Vec<Ticket> {
     let mut ready: Vec<Entry> = ready
         .into_iter()
         .filter(|e| e.packed_at.is_none_or(|at| now - at < linger))
         .collect();
     ready.sort_by_key(|e| std::cmp::Reverse(e.packed_at));
-    ready.into_iter().map(ticket).collect()
+    ready.into_iter().map(|e| ticket(e, mode, true)).collect()
 }
 
 async fn columns(
@@ -117,14 +202,15 @@ async fn columns(
         .await
         .map_err(PageError::for_device)?;
     let linger = chrono::Duration::seconds(settings.screens.board_ready_seconds);
-    let ready = still_ready(board.ready, Utc::now(), linger);
+    let mode = BoardMode::of(viewer);
+    let ready = still_ready(board.ready, Utc::now(), linger, mode);
     let max = settings.screens.board_max_orders;
     let ready: Vec<Ticket> = ready.into_iter().take(max).collect();
     let preparing = board
         .preparing
         .into_iter()
         .take(max - ready.len())
-        .map(ticket)
+        .map(|e| ticket(e, mode, false))
         .collect();
     Ok((preparing, ready))
 }
@@ -138,10 +224,17 @@ pub async fn board_page(
 ) -> Result<HttpResponse, PageError> {
     let pizzeria_id = board_device(&viewer)?;
     let (preparing, ready) = columns(&state, &settings, &viewer, pizzeria_id).await?;
-    let columns = BoardColumns { preparing, ready }
-        .render()
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
+    let t = i18n::text();
+    let columns = BoardColumns {
+        t,
+        preparing,
+        ready,
+    }
+    .render()
+    .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
     let page = BoardPage {
+        t,
+        mode: BoardMode::of(&viewer).as_str(),
         csrf: csrf.token.clone(),
         columns,
         poll_seconds: settings.screens.poll_seconds,
@@ -158,9 +251,13 @@ pub async fn board_live(
 ) -> Result<HttpResponse, LiveError> {
     let pizzeria_id = board_device(&viewer)?;
     let (preparing, ready) = columns(&state, &settings, &viewer, pizzeria_id).await?;
-    let body = BoardColumns { preparing, ready }
-        .render()
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
+    let body = BoardColumns {
+        t: i18n::text(),
+        preparing,
+        ready,
+    }
+    .render()
+    .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the board: {e}")))?;
     Ok(live_fragment(&req, body))
 }
 
@@ -180,6 +277,7 @@ mod tests {
             vec![entry(1, Some(700)), entry(2, Some(599)), entry(3, None)],
             now,
             chrono::Duration::seconds(600),
+            BoardMode::Name,
         );
         let numbers: Vec<i32> = ready.iter().map(|t| t.number).collect();
         assert_eq!(numbers, [2, 3]);
@@ -197,8 +295,28 @@ mod tests {
             vec![entry(1, 30), entry(2, 10), entry(3, 20)],
             now,
             chrono::Duration::seconds(600),
+            BoardMode::Name,
         );
         let numbers: Vec<i32> = ready.iter().map(|t| t.number).collect();
         assert_eq!(numbers, [2, 3, 1]);
+    }
+
+    #[test]
+    fn each_mode_shows_what_it_promises() {
+        let entry = || Entry {
+            number: 4204,
+            name: Some("Anna".into()),
+            packed_at: None,
+        };
+        let named = ticket(entry(), BoardMode::Name, true);
+        assert_eq!(named.name.as_deref(), Some("Anna"));
+        assert!(named.icon.is_none());
+        let number = ticket(entry(), BoardMode::Number, true);
+        assert!(number.name.is_none() && number.icon.is_none());
+        let pictured = ticket(entry(), BoardMode::Icon, false);
+        assert!(pictured.name.is_none());
+        assert_eq!(pictured.icon, Some(icon(4204)));
+        // Neighbouring numbers never share a picture.
+        assert!((1..200).all(|n| icon(n) != icon(n + 1)));
     }
 }

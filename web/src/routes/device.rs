@@ -73,6 +73,7 @@ struct DeviceAuthorization {
 #[derive(Template)]
 #[template(path = "device.html")]
 struct DevicePage {
+    t: &'static crate::i18n::Text,
     csrf: String,
     user_code: String,
     verification_uri: String,
@@ -141,6 +142,7 @@ pub async fn device_page(
     };
     let origin = origin_of(&req, &settings);
     let page = DevicePage {
+        t: crate::i18n::text(),
         csrf: csrf.token.clone(),
         qr_svg: qr::svg(&at_origin(&pairing.verification_uri_complete, &origin))?,
         user_code: pairing.user_code.clone(),

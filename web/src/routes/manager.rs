@@ -16,6 +16,7 @@ use crate::{
     charts::{HourChart, StationChart, StationFigures},
     config::Settings,
     errors::{LiveError, PageError, html},
+    i18n::{self, Text, fill},
     screens,
     session::{Csrf, Form, StaffViewer},
     upstream::{Body, Service, UpstreamError},
@@ -149,6 +150,7 @@ pub struct OrderLine {
 #[derive(Template)]
 #[template(path = "orders_table.html")]
 struct OrdersTable {
+    t: &'static Text,
     pizzeria_id: Uuid,
     lines: Vec<OrderLine>,
 }
@@ -156,6 +158,7 @@ struct OrdersTable {
 #[derive(Template)]
 #[template(path = "orders.html")]
 struct OrdersPage {
+    t: &'static Text,
     nav: Nav,
     pizzeria_id: Uuid,
     status: String,
@@ -183,10 +186,7 @@ impl OrdersQuery {
 
 fn known_status(status: Option<&str>) -> Option<&'static str> {
     let s = status?;
-    screens::STATUS_FILTERS
-        .iter()
-        .find(|(value, _)| !value.is_empty() && *value == s)
-        .map(|(value, _)| *value)
+    screens::STATUSES.iter().copied().find(|value| *value == s)
 }
 
 async fn order_lines(
@@ -196,17 +196,18 @@ async fn order_lines(
     status: Option<&str>,
     search: Option<&str>,
 ) -> Result<Vec<OrderLine>, PageError> {
-    let orders = todays_orders(state, pizzeria_id, &viewer.token, status, search)
-        .await?
-        .orders;
+    let list = todays_orders(state, pizzeria_id, &viewer.token, status, search).await?;
+    let tz = i18n::time_zone(&list.time_zone);
+    let t = i18n::text();
     let now = Utc::now();
-    Ok(orders
+    Ok(list
+        .orders
         .into_iter()
         .map(|o| OrderLine {
             id: o.id,
             number: o.number,
             customer: if o.show_number_only {
-                "(number only)".into()
+                t.number_only.into()
             } else {
                 o.customer_name.clone()
             },
@@ -217,8 +218,8 @@ async fn order_lines(
                 .map(|i| format!("{}× {}", i.quantity, i.name))
                 .collect::<Vec<_>>()
                 .join(", "),
-            accepted: screens::clock(o.accepted_at),
-            age: format!("{} min", o.age_seconds(now) / 60),
+            accepted: i18n::clock(o.accepted_at, tz),
+            age: fill(t.minutes, &[("n", &(o.age_seconds(now) / 60))]),
             late: o.is_late(now),
             status: o.status,
         })
@@ -239,10 +240,11 @@ pub async fn orders_page(
     let status = known_status(query.status.as_deref());
     let search = query.search();
     let page = OrdersPage {
+        t: i18n::text(),
         nav: Nav::new(&viewer, pizzeria_id, &csrf, "orders"),
         pizzeria_id,
         status: status.unwrap_or_default().to_owned(),
-        filters: screens::STATUS_FILTERS.to_vec(),
+        filters: screens::status_filters(),
         lines: order_lines(&state, &viewer, pizzeria_id, status, search.as_deref()).await?,
         poll_seconds: settings.screens.poll_seconds,
         live_url: format!(
@@ -276,9 +278,13 @@ pub async fn orders_live(
         query.search().as_deref(),
     )
     .await?;
-    let body = OrdersTable { pizzeria_id, lines }
-        .render()
-        .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the orders: {e}")))?;
+    let body = OrdersTable {
+        t: i18n::text(),
+        pizzeria_id,
+        lines,
+    }
+    .render()
+    .map_err(|e| PageError::Internal(anyhow::anyhow!("cannot render the orders: {e}")))?;
     Ok(live_fragment(&req, body))
 }
 
@@ -342,6 +348,7 @@ struct TimelineLine {
 #[derive(Template)]
 #[template(path = "order.html")]
 struct OrderPage {
+    t: &'static Text,
     nav: Nav,
     pizzeria_id: Uuid,
     order_id: Uuid,
@@ -369,23 +376,40 @@ struct OrderPage {
 
 /// The till cancelled after the kitchen handed the order over: the manager may owe a refund.
 struct LateCancel {
-    at: String,
-    by: String,
+    /// "Cancelled by the till after hand-over, at 14:05 by Till 2 (cashier)".
+    text: String,
     reason: Option<String>,
 }
 
 impl LateCancel {
-    fn of(o: &Order) -> Option<Self> {
+    fn of(o: &Order, tz: chrono_tz::Tz) -> Option<Self> {
         let at = o.cancel_after_hand_over_at?;
         let source = o.cancel_after_hand_over_source.clone().unwrap_or_default();
+        let by = match &o.cancel_after_hand_over_actor {
+            Some(actor) if *actor != source => format!("{actor} ({source})"),
+            _ => source,
+        };
         Some(LateCancel {
-            at: screens::clock(at),
-            by: match &o.cancel_after_hand_over_actor {
-                Some(actor) if *actor != source => format!("{actor} ({source})"),
-                _ => source,
-            },
+            text: fill(
+                i18n::text().late_cancel,
+                &[("at", &i18n::clock(at, tz)), ("by", &by)],
+            ),
             reason: o.cancel_after_hand_over_reason.clone(),
         })
+    }
+}
+
+impl OrderPage {
+    fn title(&self) -> String {
+        fill(self.t.order_number, &[("n", &self.number)])
+    }
+
+    fn confirm_cancel(&self) -> String {
+        fill(self.t.confirm_cancel, &[("n", &self.number)])
+    }
+
+    fn say_with(&self, template: &str, name: &str) -> String {
+        fill(template, &[("name", &name)])
     }
 }
 
@@ -414,6 +438,13 @@ pub async fn order_page(
             &viewer.token,
         )
         .await?;
+    // The pizzeria's time zone, for the clock times below.
+    let tz = i18n::time_zone(
+        &super::activate::pizzeria(&state, pizzeria_id, &viewer.token)
+            .await?
+            .time_zone,
+    );
+    let t = i18n::text();
     let now = Utc::now();
     let o = &detail.order;
     let name_of = |id: Option<Uuid>| {
@@ -424,25 +455,31 @@ pub async fn order_page(
     let open_or_packed = matches!(o.status.as_str(), "accepted" | "in_work" | "packed");
     let can_manage = viewer.principal.can(pizzeria_id, Permission::OrdersManage);
     let page = OrderPage {
+        t,
         nav: Nav::new(&viewer, pizzeria_id, &csrf, "orders"),
         pizzeria_id,
         order_id,
         number: o.number,
         customer: if o.show_number_only {
-            format!("{} (shown by number only)", o.customer_name)
+            fill(t.shown_by_number, &[("name", &o.customer_name)])
         } else {
             o.customer_name.clone()
         },
         status_label: screens::status_label(&o.status),
         status: o.status.clone(),
-        source: o.source.clone(),
-        accepted: screens::clock(o.accepted_at),
-        due: screens::clock(o.due_at),
+        source: match o.source.as_str() {
+            "restaurant" => t.source_restaurant.to_owned(),
+            "delivery" => t.source_delivery.to_owned(),
+            "pickup" => t.source_pickup.to_owned(),
+            other => other.to_owned(),
+        },
+        accepted: i18n::clock(o.accepted_at, tz),
+        due: i18n::clock(o.due_at, tz),
         age: screens::duration(o.age_seconds(now)),
         target: screens::duration(o.target_seconds),
         late: o.is_late(now),
         cancel_reason: o.cancel_reason.clone(),
-        late_cancel: LateCancel::of(o),
+        late_cancel: LateCancel::of(o, tz),
         can_manage,
         can_cancel: can_manage && open_or_packed,
         can_hand_over: can_manage && o.status == "packed",
@@ -459,16 +496,18 @@ pub async fn order_page(
                 route: p
                     .route
                     .iter()
-                    .map(|s| screens::station_title(&s.station))
+                    .map(|s| i18n::station_title(&s.station))
                     .collect::<Vec<_>>()
                     .join(" → "),
                 place: match (&p.station, p.done_at) {
-                    (Some(station), _) => format!("at {}", screens::station_title(station)),
-                    (None, Some(_)) if o.status == "cancelled" => "stopped".into(),
-                    (None, Some(_)) => "done".into(),
+                    (Some(station), _) => {
+                        fill(t.at_station, &[("station", &i18n::station_title(station))])
+                    }
+                    (None, Some(_)) if o.status == "cancelled" => t.stopped.into(),
+                    (None, Some(_)) => t.done.into(),
                     (None, None) => "—".into(),
                 } + &if p.pass > 1 {
-                    format!(" (pass {})", p.pass)
+                    fill(t.pass_n, &[("n", &p.pass)])
                 } else {
                     String::new()
                 },
@@ -479,42 +518,54 @@ pub async fn order_page(
             .timeline
             .iter()
             .map(|t| TimelineLine {
-                at: t
-                    .at
-                    .with_timezone(&chrono::Local)
-                    .format("%H:%M:%S")
-                    .to_string(),
+                at: i18n::clock_seconds(t.at, tz),
                 label: screens::timeline_label(&t.kind),
                 station: t
                     .station
                     .as_deref()
-                    .map(screens::station_title)
+                    .map(i18n::station_title)
                     .unwrap_or_default(),
                 product: name_of(t.product_id),
                 actor: t.actor.clone().unwrap_or_default(),
                 note: timeline_note(t),
             })
             .collect(),
-        notice: query.done.clone(),
+        notice: query
+            .done
+            .as_deref()
+            .and_then(done_notice)
+            .map(str::to_owned),
         problem: query.problem.clone(),
     };
     Ok(with_csrf(html(&page)?, &csrf))
+}
+
+/// What a finished action says, by its code in the query (words never travel there, so a
+/// link cannot put its own text on the page).
+fn done_notice(code: &str) -> Option<&'static str> {
+    let t = i18n::text();
+    Some(match code {
+        "cancelled" => t.notice_cancelled,
+        "handed_over" => t.notice_handed_over,
+        "rushed" => t.notice_rushed,
+        "remade" => t.notice_remade,
+        _ => return None,
+    })
 }
 
 /// The detail worth a glance: a stage's time against its target, a reason.
 fn timeline_note(t: &TimelineEntry) -> String {
     let d = &t.detail;
     if let (Some(ms), Some(target)) = (d["duration_ms"].as_i64(), d["target_seconds"].as_i64()) {
+        let text = i18n::text();
         let flag = if ms / 1000 > target {
-            " — over target"
+            text.over_target_flag
         } else {
             ""
         };
-        return format!(
-            "{} of {}{flag}",
-            screens::duration(ms / 1000),
-            screens::duration(target)
-        );
+        let took = screens::duration(ms / 1000);
+        let target = screens::duration(target);
+        return fill(text.note_of, &[("took", &took), ("target", &target)]) + flag;
     }
     d["reason"].as_str().map(str::to_owned).unwrap_or_default()
 }
@@ -554,9 +605,10 @@ async fn order_action(
         Ok(_) => ("done", done.to_owned()),
         Err(UpstreamError::Refused {
             status, message, ..
-        }) if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY => {
-            ("problem", format!("Not done: {message}."))
-        }
+        }) if status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY => (
+            "problem",
+            fill(i18n::text().not_done, &[("message", &message)]),
+        ),
         Err(e) => return Err(e.into()),
     };
     Ok(see_other(&format!(
@@ -578,7 +630,7 @@ pub async fn cancel(
         &state,
         "/cancel".into(),
         form.reason.as_deref(),
-        "Cancelled. Its cards are gone from the stations.",
+        "cancelled",
     )
     .await
 }
@@ -596,7 +648,7 @@ pub async fn hand_over(
         &state,
         "/hand-over".into(),
         None,
-        "Handed over.",
+        "handed_over",
     )
     .await
 }
@@ -608,15 +660,7 @@ pub async fn rush(
     state: web::Data<AppState>,
     Form(_): Form<ReasonForm>,
 ) -> Result<HttpResponse, PageError> {
-    order_action(
-        &req,
-        &viewer,
-        &state,
-        "/rush".into(),
-        None,
-        "Rushed: its products are at the top of every station.",
-    )
-    .await
+    order_action(&req, &viewer, &state, "/rush".into(), None, "rushed").await
 }
 
 /// `POST /p/{p}/orders/{id}/products/{pid}/remake`
@@ -633,7 +677,7 @@ pub async fn remake(
         &state,
         format!("/products/{product_id}/remake"),
         form.reason.as_deref(),
-        "Remake requested: the product is back at its first station.",
+        "remade",
     )
     .await
 }
@@ -668,6 +712,7 @@ struct StationLine {
 #[derive(Template)]
 #[template(path = "performance.html")]
 struct PerformancePage {
+    t: &'static Text,
     nav: Nav,
     date: String,
     time_zone: String,
@@ -708,7 +753,7 @@ pub async fn performance_page(
     let titles: Vec<String> = report
         .stations
         .iter()
-        .map(|s| screens::station_title(&s.station))
+        .map(|s| i18n::station_title(&s.station))
         .collect();
     let figures: Vec<StationFigures<'_>> = report
         .stations
@@ -722,6 +767,7 @@ pub async fn performance_page(
         })
         .collect();
     let page = PerformancePage {
+        t: i18n::text(),
         nav: Nav::new(&viewer, pizzeria_id, &csrf, "performance"),
         date: report.date.clone(),
         time_zone: list.time_zone.clone(),
@@ -738,7 +784,7 @@ pub async fn performance_page(
             .stations
             .iter()
             .map(|s| StationLine {
-                title: screens::station_title(&s.station),
+                title: i18n::station_title(&s.station),
                 taps: s.taps,
                 average: screens::duration(s.average_seconds.round() as i64),
                 p90: screens::duration(s.p90_seconds.round() as i64),
@@ -766,11 +812,13 @@ mod tests {
             over_target: 1,
         };
         let page = PerformancePage {
+            t: i18n::Lang::En.text(),
             nav: Nav {
                 pizzeria_id: Uuid::nil(),
                 who: "Olga".into(),
                 csrf: "csrf".into(),
                 section: "performance",
+                languages: vec![("en", "English")],
             },
             date: "2026-11-30".into(),
             time_zone: "Europe/Moscow".into(),
@@ -798,11 +846,13 @@ mod tests {
     fn order_page(order: &serde_json::Value) -> String {
         let o: Order = serde_json::from_value(order.clone()).unwrap();
         OrderPage {
+            t: i18n::Lang::En.text(),
             nav: Nav {
                 pizzeria_id: Uuid::nil(),
                 who: "Olga".into(),
                 csrf: "csrf".into(),
                 section: "orders",
+                languages: vec![("en", "English")],
             },
             pizzeria_id: Uuid::nil(),
             order_id: o.id,
@@ -811,13 +861,13 @@ mod tests {
             status: o.status.clone(),
             status_label: screens::status_label(&o.status),
             source: o.source.clone(),
-            accepted: screens::clock(o.accepted_at),
-            due: screens::clock(o.due_at),
+            accepted: String::new(),
+            due: String::new(),
             age: String::new(),
             target: String::new(),
             late: false,
             cancel_reason: o.cancel_reason.clone(),
-            late_cancel: LateCancel::of(&o),
+            late_cancel: LateCancel::of(&o, i18n::time_zone("Europe/Moscow")),
             can_manage: true,
             can_cancel: false,
             can_hand_over: false,
@@ -848,8 +898,8 @@ mod tests {
         order["cancel_after_hand_over_reason"] = "waited too long".into();
         let page = order_page(&order);
         assert!(page.contains("id=\"late-cancel\""), "{page}");
-        assert!(page.contains("Cancelled by the till after hand-over"));
-        assert!(page.contains(&screens::clock("2026-11-30T10:08:30Z".parse().unwrap())));
+        // In the pizzeria's time zone: 10:08 UTC is 13:08 in Moscow.
+        assert!(page.contains("Cancelled by the till after hand-over, at 13:08 by"));
         assert!(
             page.contains("Till &#60;2&#62; (cashier)"),
             "escaped: {page}"

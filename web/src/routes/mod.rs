@@ -3,6 +3,7 @@
 //! | path | who | what |
 //! |---|---|---|
 //! | `/login`, `/logout`, `/` | anyone, staff | sign in and out; the start page |
+//! | `/language` | staff | the language of their screens (kept by auth) |
 //! | `/device`, `/device/poll` | a device | the login code (RFC 8628) until a manager approves it |
 //! | `/activate`, `/p/{p}/devices/...` | staff | approve or deny a code; rename, move, revoke devices |
 //! | `/station...` | station tablet | the cards, tap, undo, check in |
@@ -59,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(staff::login))
         .route("/logout", web::post().to(staff::logout))
         .route("/open", web::get().to(staff::open))
+        .route("/language", web::post().to(staff::set_language))
         .route("/device", web::get().to(device::device_page))
         .route("/device/poll", web::post().to(device::poll))
         .route("/activate", web::get().to(activate::activate_page))
@@ -71,6 +73,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/p/{pizzeria_id}/devices/{device_id}/move",
             web::post().to(activate::move_station),
+        )
+        .route(
+            "/p/{pizzeria_id}/devices/{device_id}/screen",
+            web::post().to(activate::screen),
         )
         .route(
             "/p/{pizzeria_id}/devices/{device_id}/revoke",

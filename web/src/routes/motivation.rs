@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     errors::{PageError, html},
+    i18n::{self, Text},
     screens,
     session::{Csrf, DeviceViewer, StaffViewer},
     upstream::Service,
@@ -115,11 +116,37 @@ async fn today(
 #[derive(Template)]
 #[template(path = "motivation.html")]
 struct MotivationPage {
+    t: &'static Text,
     nav: Option<Nav>,
     csrf: String,
     lines: Vec<ActorLine>,
     anonymous: i64,
     total: i64,
+}
+
+impl MotivationPage {
+    fn stages_word(&self, n: &i64) -> &'static str {
+        i18n::current().plural(*n, &self.t.stages)
+    }
+
+    /// "12 stages done, 3 without a name: ...".
+    fn summary(&self) -> String {
+        let done = i18n::fill(
+            self.t.stages_done,
+            &[
+                ("n", &self.total),
+                ("stages", &self.stages_word(&self.total)),
+            ],
+        );
+        if self.anonymous > 0 {
+            format!(
+                "{done}, {}",
+                i18n::fill(self.t.without_name, &[("n", &self.anonymous)])
+            )
+        } else {
+            done
+        }
+    }
 }
 
 async fn render(
@@ -133,6 +160,7 @@ async fn render(
     let total = days.iter().map(|d| d.stages).sum();
     let (lines, anonymous) = leaderboard(days, &people);
     let page = MotivationPage {
+        t: i18n::text(),
         nav,
         csrf: csrf.token.clone(),
         lines,

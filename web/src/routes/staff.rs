@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     errors::{PageError, html},
+    i18n::{self, Lang, Text},
     session::{
         self, ACTOR_COOKIE, Csrf, DEVICE_COOKIE, Form, STAFF_COOKIE, StaffViewer, clear_cookie,
     },
@@ -26,6 +27,8 @@ pub struct Nav {
     pub csrf: String,
     /// `orders`, `performance`, `motivation` or `devices`: the highlighted tab.
     pub section: &'static str,
+    /// (code, name in itself) of every language, for the switch.
+    pub languages: Vec<(&'static str, &'static str)>,
 }
 
 impl Nav {
@@ -40,6 +43,7 @@ impl Nav {
             who: viewer.principal.display_name.clone(),
             csrf: csrf.token.clone(),
             section,
+            languages: Lang::ALL.iter().map(|l| (l.code(), l.autonym())).collect(),
         }
     }
 }
@@ -68,6 +72,7 @@ pub fn screen_of(kind: DeviceKind) -> &'static str {
 #[derive(Template)]
 #[template(path = "start.html")]
 struct StartPage {
+    t: &'static Text,
     who: String,
     csrf: String,
     /// The pizzerias whose order pages this person may open.
@@ -75,6 +80,16 @@ struct StartPage {
     /// Works somewhere, but nothing on this website is for them (kitchen staff, cashiers).
     kitchen_only: bool,
     chain_admin: bool,
+}
+
+impl StartPage {
+    fn hello(&self) -> String {
+        i18n::fill(self.t.hello, &[("name", &self.who)])
+    }
+
+    fn pizzeria_label(&self, id: &Uuid) -> String {
+        i18n::fill(self.t.pizzeria_n, &[("id", id)])
+    }
 }
 
 /// `GET /`: a paired device goes to its screen; staff to their pizzeria; anyone else signs in.
@@ -103,6 +118,7 @@ pub async fn start(req: HttpRequest, csrf: Csrf) -> Result<HttpResponse, PageErr
         return Ok(see_other(&format!("/p/{only}/orders")));
     }
     let page = StartPage {
+        t: i18n::text(),
         who: viewer.principal.display_name.clone(),
         csrf: csrf.token.clone(),
         kitchen_only: pizzerias.is_empty() && !everywhere.is_empty(),
@@ -132,6 +148,7 @@ pub async fn open(query: web::Query<OpenQuery>) -> Result<HttpResponse, PageErro
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
+    t: &'static Text,
     csrf: String,
     next: String,
     login: String,
@@ -149,6 +166,7 @@ pub async fn login_page(
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, PageError> {
     let page = LoginPage {
+        t: i18n::text(),
         csrf: csrf.token.clone(),
         next: safe_next(query.next.as_deref()),
         login: String::new(),
@@ -204,14 +222,15 @@ pub async fn login(
             return Ok(response);
         }
         Err(UpstreamError::Refused { status, .. }) if status == StatusCode::TOO_MANY_REQUESTS => {
-            "Too many wrong attempts. Wait a minute, then try again."
+            i18n::text().login_throttled
         }
         Err(UpstreamError::Refused { status, .. }) if status.is_client_error() => {
-            "Wrong login or password."
+            i18n::text().login_wrong
         }
         Err(other) => return Err(other.into()),
     };
     let page = LoginPage {
+        t: i18n::text(),
         csrf: csrf.token.clone(),
         next: safe_next(form.next.as_deref()),
         login: form.login,
@@ -255,6 +274,44 @@ pub async fn logout(
         }
     }
     Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LanguageForm {
+    language: String,
+}
+
+/// `POST /language`: the signed-in person's language, kept by auth for every computer they
+/// use. Back to the page they were on (its `Referer`, if it is ours).
+pub async fn set_language(
+    req: HttpRequest,
+    viewer: StaffViewer,
+    state: web::Data<AppState>,
+    verifier: web::Data<access::StaffVerifier>,
+    Form(form): Form<LanguageForm>,
+) -> Result<HttpResponse, PageError> {
+    let language =
+        Lang::parse(&form.language).ok_or_else(|| PageError::NotFound("language".into()))?;
+    let _: serde_json::Value = state
+        .upstream
+        .call(
+            Service::Auth,
+            Method::PUT,
+            "/api/v1/me/language",
+            Some(&viewer.token),
+            Body::Json(&json!({ "language": language.code() })),
+        )
+        .await?;
+    // This instance's cached answer for the person still has the old language; other web
+    // instances see the new one when their cached answer ends (`cache_ttl_ms`).
+    verifier.invalidate_user(viewer.principal.user_id);
+    let back = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u[url::Position::BeforePath..].to_owned());
+    Ok(see_other(&safe_next(back.as_deref())))
 }
 
 /// 403 page unless the viewer may do `permission` in `pizzeria_id`.

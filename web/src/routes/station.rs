@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     config::Settings,
     errors::{LiveError, PageError, html},
+    i18n::{self, Text, fill},
     screens,
     session::{self, ACTOR_COOKIE, Csrf, DeviceViewer, Form, clear_cookie},
     upstream::{Body, Service, UpstreamError},
@@ -38,6 +39,9 @@ struct QueueEntry {
     product_id: Uuid,
     order_number: i32,
     product_name: String,
+    /// `pizza`, `side`...: what the tablet announces.
+    #[serde(default)]
+    category: String,
     size: Option<String>,
     modifiers: Vec<String>,
     #[serde(default)]
@@ -116,6 +120,10 @@ pub struct Card {
     clock_ms: i64,
     target_seconds: i64,
     target: String,
+    /// "target 1:30 · tap when done".
+    target_line: String,
+    /// What the tablet says when the card arrives: "New pizza: Pepperoni 30 cm".
+    announcement: String,
     remake: bool,
     urgent: bool,
     remake_reason: Option<String>,
@@ -153,6 +161,9 @@ pub struct Station {
     /// (tap id, label) of what recall can bring back, newest first.
     recallable: Vec<(i64, String)>,
     alerts: Vec<Alert>,
+    /// "showing the first 500, 20 more not shown", when some are.
+    showing_first: String,
+    more_not_shown: String,
 }
 
 impl Station {
@@ -165,6 +176,7 @@ impl Station {
 #[derive(Template)]
 #[template(path = "station_cards.html")]
 struct StationCards {
+    t: &'static Text,
     csrf: String,
     live: Station,
 }
@@ -172,6 +184,7 @@ struct StationCards {
 #[derive(Template)]
 #[template(path = "station.html")]
 struct StationPage {
+    t: &'static Text,
     csrf: String,
     station: String,
     station_title: String,
@@ -180,6 +193,8 @@ struct StationPage {
     live: Station,
     poll_seconds: u64,
     problem: Option<String>,
+    /// The pizzeria's IANA time zone, for the clock; empty: the tablet's own.
+    time_zone: String,
 }
 
 /// "Pepperoni 30 cm · #4204": how the tablet names a product it tapped or undid.
@@ -201,7 +216,13 @@ fn undo_offer(
         .find(|t| Some(t.tap_id) == last_tap && t.undo_until > now)?;
     Some(UndoOffer {
         tap_id: tap.tap_id,
-        label: product_label(&tap.product_name, tap.size.as_deref(), tap.order_number),
+        label: fill(
+            i18n::text().undo_label,
+            &[(
+                "label",
+                &product_label(&tap.product_name, tap.size.as_deref(), tap.order_number),
+            )],
+        ),
         until_ms: tap.undo_until.timestamp_millis(),
     })
 }
@@ -212,7 +233,7 @@ fn alerts(list: Vec<AlertEntry>, now: DateTime<Utc>, show_for: chrono::Duration)
         .filter(|a| now - a.at < show_for)
         .map(|a| Alert {
             title: match a.kind.as_str() {
-                "cancelled" => format!("CANCELLED #{}", a.order_number),
+                "cancelled" => fill(i18n::text().cancelled_alert, &[("n", &a.order_number)]),
                 other => format!("{} #{}", other.to_uppercase(), a.order_number),
             },
             reason: a.reason,
@@ -221,9 +242,29 @@ fn alerts(list: Vec<AlertEntry>, now: DateTime<Utc>, show_for: chrono::Duration)
         .collect()
 }
 
+/// What a tablet says of a new product, in its own language: "New pizza: Pepperoni 30 cm".
+fn announcement(t: &Text, category: &str, name: &str, size: Option<&str>) -> String {
+    let what = match category {
+        "pizza" => t.js.new_pizza,
+        "side" => t.js.new_side,
+        "drink" => t.js.new_drink,
+        "sauce" => t.js.new_sauce,
+        "dessert" => t.js.new_dessert,
+        _ => t.js.new_product,
+    };
+    match size.filter(|s| !s.is_empty()) {
+        Some(size) => format!("{what}: {name} {size}"),
+        None => format!("{what}: {name}"),
+    }
+}
+
 fn card(p: QueueEntry) -> Card {
+    let t = i18n::text();
     let (allergens, other_allergens) = screens::allergens(&p.allergens);
+    let target = screens::duration(p.target_seconds);
     Card {
+        target_line: fill(t.target_tap, &[("target", &target)]),
+        announcement: announcement(t, &p.category, &p.product_name, p.size.as_deref()),
         product_id: p.product_id,
         number: p.order_number,
         name: p.product_name,
@@ -237,14 +278,14 @@ fn card(p: QueueEntry) -> Card {
             .max(p.entered_at)
             .timestamp_millis(),
         target_seconds: p.target_seconds,
-        target: screens::duration(p.target_seconds),
+        target,
         remake: p.pass > 1,
         urgent: p.urgent,
         remake_reason: p.remake_reason,
         order_ready: p
             .order_ready
             .filter(|r| r.of > 1)
-            .map(|r| format!("{} of {} ready", r.ready, r.of)),
+            .map(|r| fill(t.of_ready, &[("ready", &r.ready), ("of", &r.of)])),
     }
 }
 
@@ -266,8 +307,14 @@ async fn station_view(
         .map_err(PageError::for_device)?;
     let now = Utc::now();
     let last_tap = session::cookie(req, LAST_TAP_COOKIE).and_then(|v| v.parse().ok());
+    let t = i18n::text();
+    let total = queue.total.max(queue.products.len() as i64);
+    let shown = queue.products.len() as i64;
+    let hidden = (total - shown).max(0);
     Ok(Station {
-        total: queue.total.max(queue.products.len() as i64),
+        showing_first: fill(t.showing_first, &[("shown", &shown), ("hidden", &hidden)]),
+        more_not_shown: fill(t.more_not_shown, &[("n", &hidden)]),
+        total,
         all_day: queue
             .all_day
             .iter()
@@ -283,7 +330,10 @@ async fn station_view(
             .iter()
             .map(|t| {
                 let label = product_label(&t.product_name, t.size.as_deref(), t.order_number);
-                (t.tap_id, label)
+                (
+                    t.tap_id,
+                    fill(i18n::text().bring_back, &[("label", &label)]),
+                )
             })
             .collect(),
         alerts: alerts(
@@ -319,9 +369,17 @@ pub async fn station_page(
     query: web::Query<StationQuery>,
 ) -> Result<HttpResponse, PageError> {
     let station = station_of(&viewer)?;
+    // The clock shows the pizzeria's time; without an answer, the tablet's own clock (which
+    // stands in the pizzeria) is the next best, and no reason to withhold the cards.
+    let time_zone = super::activate::pizzeria(&state, viewer.device.pizzeria_id, &viewer.token)
+        .await
+        .map(|p| p.time_zone)
+        .unwrap_or_default();
     let page = StationPage {
+        t: i18n::text(),
+        time_zone,
         csrf: csrf.token.clone(),
-        station_title: screens::station_title(&station),
+        station_title: i18n::station_title(&station),
         live: station_view(&req, &state, &settings, &viewer, &station).await?,
         station,
         device_name: viewer.device.name.clone(),
@@ -343,6 +401,7 @@ pub async fn station_live(
 ) -> Result<HttpResponse, LiveError> {
     let station = station_of(&viewer)?;
     let cards = StationCards {
+        t: i18n::text(),
         csrf: csrf.token.clone(),
         live: station_view(&req, &state, &settings, &viewer, &station).await?,
     };
@@ -357,20 +416,15 @@ pub struct Empty {}
 
 /// A refusal the kitchen can act on (409: moved on, nothing to undo, window passed).
 fn kitchen_problem(e: &UpstreamError) -> Option<String> {
+    let t = i18n::text();
     let message = match e.code()? {
-        "product_moved_on" | "not_at_station" => {
-            "This product is no longer at this station. The screen has been refreshed."
-        }
-        "undo_window_passed" => "Too late to undo that tap.",
+        "product_moved_on" | "not_at_station" => t.moved_on,
+        "undo_window_passed" => t.undo_too_late,
         // A tap id this station does not know (an old cookie, another station's tap).
-        "not_found" if e.status() == Some(StatusCode::NOT_FOUND) => {
-            "That is no longer here. The screen has been refreshed."
-        }
-        "order_cancelled" => "This order was cancelled.",
-        "order_handed_over" => "This order was already handed over.",
-        _ if e.status() == Some(StatusCode::CONFLICT) => {
-            "That did not work; the screen has been refreshed."
-        }
+        "not_found" if e.status() == Some(StatusCode::NOT_FOUND) => t.no_longer_here,
+        "order_cancelled" => t.order_was_cancelled,
+        "order_handed_over" => t.order_was_handed_over,
+        _ if e.status() == Some(StatusCode::CONFLICT) => t.action_failed,
         _ => return None,
     };
     Some(message.to_owned())
@@ -402,13 +456,17 @@ fn confirmation(action: Action, answer: &ActionAnswer) -> String {
         answer.size.as_deref(),
         answer.order_number,
     );
+    let t = i18n::text();
     match action {
         Action::Tap => match &answer.next_station {
-            Some(next) => format!("Done: {label} → {}", screens::station_title(next)),
-            None => format!("Done: {label} is finished"),
+            Some(next) => fill(
+                t.done_to,
+                &[("label", &label), ("station", &i18n::station_title(next))],
+            ),
+            None => fill(t.done_finished, &[("label", &label)]),
         },
-        Action::Undo => format!("Undone: {label} is back"),
-        Action::Recall => format!("Recalled: {label} is back"),
+        Action::Undo => fill(t.undone, &[("label", &label)]),
+        Action::Recall => fill(t.recalled, &[("label", &label)]),
     }
 }
 
@@ -573,11 +631,22 @@ async fn kitchen_staff(
 #[derive(Template)]
 #[template(path = "checkin.html")]
 struct CheckinPage {
+    t: &'static Text,
     csrf: String,
     station_title: String,
     staff: Vec<(Uuid, String)>,
     current: Option<String>,
     problem: Option<&'static str>,
+}
+
+impl CheckinPage {
+    fn heading(&self) -> String {
+        fill(self.t.who_is_working, &[("station", &self.station_title)])
+    }
+
+    fn check_out(&self, name: &str) -> String {
+        fill(self.t.check_out, &[("name", &name)])
+    }
 }
 
 /// `GET /station/checkin`: pick your name.
@@ -591,12 +660,12 @@ pub async fn checkin_page(
     let staff = kitchen_staff(&state, &viewer)
         .await
         .map_err(PageError::for_device)?;
-    let problem = staff.is_empty().then_some(
-        "Nobody has the kitchen staff role in this pizzeria yet. Taps still count, with the tablet's name; ask the shift manager to add the team.",
-    );
+    let t = i18n::text();
+    let problem = staff.is_empty().then_some(t.no_kitchen_staff);
     let page = CheckinPage {
+        t,
         csrf: csrf.token.clone(),
-        station_title: screens::station_title(&station),
+        station_title: i18n::station_title(&station),
         staff: staff.into_iter().map(|s| (s.id, s.display_name)).collect(),
         current: actor(&req).map(|(_, name)| name),
         problem,

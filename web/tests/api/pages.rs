@@ -234,3 +234,32 @@ async fn the_favicon_is_served() {
     assert_eq!(response.headers()["content-type"], "image/svg+xml");
     assert!(response.text().await.expect("body").starts_with("<svg"));
 }
+
+#[tokio::test]
+async fn a_browser_asking_for_russian_gets_pages_and_error_pages_in_russian() {
+    let app = spawn_web(|_| {}).await;
+    let page = |path: &'static str, language: &'static str| {
+        let request = app
+            .client
+            .get(app.url(path))
+            .header("accept-language", language);
+        async move {
+            let response = request.send().await.expect("answer");
+            (response.status(), response.text().await.expect("body"))
+        }
+    };
+    let (_, body) = page("/login", "ru-RU,ru;q=0.9,en;q=0.5").await;
+    assert!(body.contains("<html lang=\"ru\">"), "{body}");
+    assert!(body.contains("<title>Вход · Кухня</title>"), "{body}");
+    assert!(body.contains("Кухня: вход"));
+    // The page script's strings come along, in the same language.
+    assert!(body.contains("Нет связи: ничего не отправлено"), "{body}");
+
+    let (status, body) = page("/no/such/page", "ru").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("<h1>Не найдено</h1>"), "{body}");
+
+    // A language we do not speak: English.
+    let (_, body) = page("/login", "de-DE").await;
+    assert!(body.contains("<html lang=\"en\">") && body.contains("Kitchen: sign in"));
+}
