@@ -11,6 +11,7 @@ mod board_and_reports;
 mod bus_intake;
 mod helpers;
 mod intake;
+mod offline;
 mod orders;
 mod pizzerias;
 mod queue;
