@@ -108,8 +108,25 @@ pub struct OrderPlaced {
     /// 7 days after `placed_at`, and not before it (5 minutes of grace); one already due when
     /// it arrives is fired at once. Optional: absent means "now". Added in 2026-11 (a
     /// compatible change: older consumers ignore it, older producers leave it out).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[schemars(with = "DateTime<Utc>")]
     pub promised_at: Option<DateTime<Utc>>,
+}
+
+/// An optional field that is there must hold a value: `null` is refused rather than read as
+/// "left out", so a producer's bug does not silently turn a pre-order into an order for now.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("must not be null (leave the field out instead)"))
 }
 
 impl Event for OrderPlaced {
