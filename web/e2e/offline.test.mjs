@@ -4,14 +4,14 @@
 // (issue 12 item 7) and handing over at the counter. Run by run.sh.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { WEB, PIZZAMAKER, placeOrder, tracker, orderDetail, card, shot, pairDevice, setup, teardown } from "./lib.mjs";
+import { WEB, P, PIZZAMAKER, placeOrder, tracker, orderDetail, card, shot, pairDevice, setup, teardown } from "./lib.mjs";
 
 const MANAGER = { login: "e2e.offline", password: "offline-password-1", name: "Oksana Petrova" };
 
-let dough, packing;
+let dough, packing, manager;
 
 before(async () => {
-  await setup({ numberBase: 3000, manager: MANAGER });
+  ({ manager } = await setup({ numberBase: 3000, manager: MANAGER }));
 });
 
 after(teardown);
@@ -127,4 +127,25 @@ test("the dough tablet offers no hand-over, and the tracker refuses one from it"
   assert.equal(refused.status(), 403);
   assert.equal((await orderDetail(order.id)).order.status, "packed");
   assert.equal((await tracker("POST", `/orders/${order.id}/hand-over`, {})).status, 200);
+});
+
+test("a pre-order is scheduled for the manager, on no station, until it fires at its prep time", async () => {
+  // Promised a few seconds after the pizza's route takes, so it fires a few seconds from now.
+  const routes = (await tracker("GET", "")).body.routes;
+  const prep = routes.pizza.stages.reduce((sum, s) => sum + s.target_seconds, 0);
+  const promised = new Date(Date.now() + (prep + 4) * 1000).toISOString();
+  const order = await placeOrder("Galina", [{ name: "Calzone", category: "pizza", size: "30 cm" }], { promised_at: promised });
+  const held = await orderDetail(order.id);
+  assert.ok(held.order.fires_at, "held until it fires");
+  assert.equal(held.products[0].station, null);
+  await manager.goto(`${WEB}/p/${P}/orders`);
+  const row = manager.locator("table.orders tr", { has: manager.locator("td.num", { hasText: String(order.number) }) });
+  assert.match(await row.innerText(), /Scheduled · fires \d\d:\d\d/);
+  await dough.reload();
+  assert.equal(await card(dough, order.number).count(), 0, "no station sees it yet");
+  // The tracker fires it; the tablet is told and shows the card.
+  await card(dough, order.number).waitFor({ timeout: 20000 });
+  const fired = await orderDetail(order.id);
+  assert.equal(fired.order.fires_at, null);
+  assert.ok(fired.timeline.some((t) => t.kind === "OrderFired"));
 });

@@ -59,6 +59,9 @@ pub struct Order {
     pub cancel_after_hand_over_reason: Option<String>,
     #[serde(default)]
     pub cancel_after_hand_over_actor: Option<String>,
+    /// While a pre-order is held: when it goes to the stations.
+    #[serde(default)]
+    pub fires_at: Option<DateTime<Utc>>,
 }
 
 impl Order {
@@ -144,6 +147,8 @@ pub struct OrderLine {
     accepted: String,
     age: String,
     late: bool,
+    /// A held pre-order: when it fires ("18:40").
+    fires: Option<String>,
 }
 
 #[derive(Template)]
@@ -220,6 +225,7 @@ async fn order_lines(
             accepted: screens::clock(o.accepted_at),
             age: format!("{} min", o.age_seconds(now) / 60),
             late: o.is_late(now),
+            fires: o.fires_at.map(screens::clock),
             status: o.status,
         })
         .collect())
@@ -355,6 +361,8 @@ struct OrderPage {
     age: String,
     target: String,
     late: bool,
+    /// A held pre-order: when it fires.
+    fires: Option<String>,
     cancel_reason: Option<String>,
     late_cancel: Option<LateCancel>,
     can_manage: bool,
@@ -441,6 +449,7 @@ pub async fn order_page(
         age: screens::duration(o.age_seconds(now)),
         target: screens::duration(o.target_seconds),
         late: o.is_late(now),
+        fires: o.fires_at.map(screens::clock),
         cancel_reason: o.cancel_reason.clone(),
         late_cancel: LateCancel::of(o),
         can_manage,
