@@ -13,7 +13,7 @@ use crate::{
     domain::{Actor, OrderStatus, Reason},
 };
 
-use super::{Kitchen, KitchenError, change::OrderChange};
+use super::{Kitchen, KitchenError, change::OrderChange, conflict};
 
 async fn lock_order_of(
     conn: &mut PgConnection,
@@ -81,6 +81,13 @@ pub async fn remake(
         .filter(|p| p.order_id == order.id)
         .ok_or(KitchenError::NotFound("product"))?;
     let transition = order.status()?.after_rework()?;
+    // A held pre-order has not reached the kitchen: there is nothing to make again yet.
+    if order.fires_at.is_some() {
+        return Err(conflict(
+            "order_scheduled",
+            "the order is a pre-order that has not been fired to the kitchen yet",
+        ));
+    }
     let first_station = product
         .route_stations
         .first()

@@ -62,6 +62,9 @@ async fn a_pre_order_is_held_off_the_stations_and_fires_at_its_prep_time() {
     let response = app.tap("dough", pizza, None).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(error_code(response).await, "not_at_station");
+    let response = app.remake(order, pizza).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "order_scheduled");
 
     testkit::eventually("the pre-order to fire", Duration::from_secs(30), || async {
         app.queue_ids("dough").await.contains(&pizza).then_some(())
