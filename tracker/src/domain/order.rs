@@ -132,12 +132,15 @@ fn promised_at(
     placed_at: DateTime<Utc>,
     promised: Option<DateTime<Utc>>,
 ) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    // Checked: a date at the edge of the calendar must be refused, not overflow.
+    let earliest = placed_at.checked_sub_signed(PROMISE_GRACE);
+    let latest = placed_at.checked_add_signed(PROMISE_HORIZON);
     match promised {
-        Some(at) if at < placed_at - PROMISE_GRACE => Err(ValidationError::new(
+        Some(at) if earliest.is_none_or(|earliest| at < earliest) => Err(ValidationError::new(
             "promised_at",
             "must not be before placed_at (5 minutes of grace)",
         )),
-        Some(at) if at > placed_at + PROMISE_HORIZON => Err(ValidationError::new(
+        Some(at) if latest.is_none_or(|latest| at > latest) => Err(ValidationError::new(
             "promised_at",
             "must be at most 7 days after placed_at",
         )),
@@ -240,7 +243,11 @@ mod tests {
                     assert_eq!(e.field, "promised_at");
                 }
             }
-        }
+        } // At the edge of the calendar: refused, not an overflow.
+        order.placed_at = DateTime::<Utc>::MAX_UTC;
+        order.promised_at = Some(DateTime::<Utc>::MAX_UTC);
+        let refused = NewOrder::try_from(order).map(drop).unwrap_err();
+        assert_eq!(refused.field, "promised_at");
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub async fn accept_order(
     // time; one whose time has come already starts now, as any order.
     let fires_at = order
         .promised_at
-        .map(|promised| promised - chrono::Duration::seconds(slowest))
+        .and_then(|promised| promised.checked_sub_signed(chrono::Duration::seconds(slowest)))
         .filter(|fires_at| *fires_at > change.now);
     if !orders::insert_order(&mut *conn, order, change.now, target_seconds).await? {
         // A concurrent duplicate won the race between our check and our insert.
