@@ -474,6 +474,15 @@ impl TestApp {
         .await;
     }
 
+    /// How many events of type `kind` the order has in the outbox.
+    pub async fn events_of(&self, order_id: Uuid, kind: &str) -> usize {
+        self.outbox_of(order_id)
+            .await
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .count()
+    }
+
     /// The outbox rows of an order as (event type, sequence), in the order they were staged.
     /// Waits until the intake consumer has taken at least `events` bus events (its inbox).
     pub async fn wait_for_inbox(&self, events: i64) {

@@ -19,11 +19,7 @@ async fn queued_tap(app: &TestApp, token: &str, station: &str, product: Uuid, id
 }
 
 async fn completions(app: &TestApp, order: Uuid) -> usize {
-    app.outbox_of(order)
-        .await
-        .iter()
-        .filter(|(kind, _)| kind == "ProductStageCompleted")
-        .count()
+    app.events_of(order, "ProductStageCompleted").await
 }
 
 #[tokio::test]

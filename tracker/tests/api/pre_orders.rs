@@ -27,11 +27,7 @@ async fn pre_order(app: &TestApp, seconds_after_prep: i64) -> Value {
 }
 
 async fn fired_events(app: &TestApp, order: Uuid) -> usize {
-    app.outbox_of(order)
-        .await
-        .iter()
-        .filter(|(kind, _)| kind == "OrderFired")
-        .count()
+    app.events_of(order, "OrderFired").await
 }
 
 async fn on_board(app: &TestApp, order: Uuid) -> bool {
