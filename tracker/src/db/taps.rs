@@ -48,7 +48,13 @@ pub struct NewTap<'a> {
 }
 
 #[tracing::instrument(skip(conn, tap), fields(product_id = %tap.product_id))]
-pub async fn insert_tap(conn: &mut PgConnection, tap: &NewTap<'_>) -> anyhow::Result<TapRow> {
+/// Records the tap; `None` when its `client_tap_id` is already another tap's (one sent at the
+/// same moment for another product: the check under the order's lock cannot see a tap of
+/// another order that has not committed yet).
+pub async fn insert_tap(
+    conn: &mut PgConnection,
+    tap: &NewTap<'_>,
+) -> anyhow::Result<Option<TapRow>> {
     let duration_ms = (tap.completed_at - tap.started_at)
         .num_milliseconds()
         .max(0);
@@ -57,6 +63,7 @@ pub async fn insert_tap(conn: &mut PgConnection, tap: &NewTap<'_>) -> anyhow::Re
              completed_at, duration_ms, target_seconds, actor, actor_user_id, principal,
              client_tap_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         on conflict (pizzeria_id, client_tap_id) where client_tap_id is not null do nothing
          returning {TAP_COLUMNS}"
     )))
     .bind(tap.product_id)
@@ -73,7 +80,7 @@ pub async fn insert_tap(conn: &mut PgConnection, tap: &NewTap<'_>) -> anyhow::Re
     .bind(tap.actor.and_then(Actor::user_id))
     .bind(tap.actor.and_then(Actor::principal))
     .bind(tap.client_tap_id)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await
     .context("cannot record the tap")
 }

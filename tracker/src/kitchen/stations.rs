@@ -38,6 +38,14 @@ pub struct TapRecord {
     pub order_number: i32,
 }
 
+fn client_id_taken() -> KitchenError {
+    ValidationError::new(
+        "client_tap_id",
+        "was already used for a tap of another product or station; make a new one",
+    )
+    .into()
+}
+
 impl TapRecord {
     /// The answer to a repeat: the tap made the first time, and where it sent the product.
     fn repeat(tap: TapRow, product: ProductRow, order: &OrderRow, status: OrderStatus) -> Self {
@@ -148,11 +156,7 @@ pub async fn tap(
         && let Some(tap) = taps::find_by_client_id(&mut *conn, pizzeria_id, client_tap_id).await?
     {
         if tap.product_id != product.id || tap.station != station.as_str() {
-            return Err(ValidationError::new(
-                "client_tap_id",
-                "was already used for a tap of another product or station; make a new one",
-            )
-            .into());
+            return Err(client_id_taken());
         }
         return Ok(TapRecord::repeat(tap, product, &order, status));
     }
@@ -197,7 +201,8 @@ pub async fn tap(
                     client_tap_id,
                 },
             )
-            .await?;
+            .await?
+            .ok_or_else(client_id_taken)?;
             let next_station = next.and_then(|n| product.route_stations.get(n)).cloned();
             let next_stage = i32::try_from(stage + 1).unwrap_or(i32::MAX);
             products::move_product(

@@ -58,6 +58,18 @@ async fn a_tap_with_the_tablets_id_is_applied_once_however_often_it_is_sent() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_field(response).await, "client_tap_id");
 
+    // Spent on two products of two orders at the same moment: one tap, one 422, never a 500.
+    let one = product_ids(&app.place_order(&[("Pepperoni", "pizza", 1)]).await)[0];
+    let two = product_ids(&app.place_order(&[("Pepperoni", "pizza", 1)]).await)[0];
+    let shared = json!({ "client_tap_id": Uuid::new_v4() });
+    let (a, b) = tokio::join!(
+        app.tap_as(&dough.token, "dough", one, Some(&shared)),
+        app.tap_as(&dough.token, "dough", two, Some(&shared)),
+    );
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNPROCESSABLE_ENTITY]);
+
     // Undo by the tap's id works for a tap that came from the queue; a late repeat of the
     // queued send afterwards answers with the original (now undone) tap and taps nothing.
     let tap_id = first["tap_id"].as_i64().unwrap();
