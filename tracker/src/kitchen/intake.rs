@@ -201,7 +201,7 @@ pub async fn cancel_from_source(
         actor: actor.map(str::to_owned),
     };
     let entry = NewEntry {
-        actor,
+        actor: cancel.actor,
         ..NewEntry::default()
     };
     change.emit(&mut *conn, &event, entry).await?;

@@ -825,6 +825,7 @@ mod tests {
             age: String::new(),
             target: String::new(),
             late: false,
+            fires: o.fires_at.map(screens::clock),
             cancel_reason: o.cancel_reason.clone(),
             late_cancel: LateCancel::of(&o),
             can_manage: true,
