@@ -23,6 +23,7 @@ const COLA: Uuid = Uuid::from_u128(0x10ad_ce00_0000_4000_8000_0001_0000_0003);
 pub fn order_placed(pizzeria_id: Uuid, number: u32, placed_at: DateTime<Utc>) -> OrderPlaced {
     let pizzas = if number.is_multiple_of(3) { 2 } else { 1 };
     OrderPlaced {
+        promised_at: None,
         order_id: Uuid::now_v7(),
         pizzeria_id,
         number,

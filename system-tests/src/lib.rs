@@ -58,7 +58,7 @@ pub struct AccessPeers {
     pub device_access: DeviceAccessSettings,
     client: reqwest::Client,
     _databases: [TestDatabase; 2],
-    shutdowns: [Shutdown; 2],
+    shutdowns: [Shutdown; 3],
 }
 
 impl Drop for AccessPeers {
@@ -126,6 +126,17 @@ impl AccessPeers {
             cache_capacity: 1_000,
             trusted_proxies: Default::default(),
         };
+        // Devices needs auth to start, and auth needs devices to check device tokens (a station
+        // tablet reads its pizzeria's kitchen staff): a second auth instance on the same
+        // database, which knows devices, serves the service under test, as a second instance
+        // would in production.
+        let mut auth_settings = auth_settings;
+        auth_settings.device_access = device_access.clone();
+        let (auth_url, second_auth_shutdown) = run!(auth, auth_settings);
+        let access = AccessSettings {
+            auth_url: auth_url.clone(),
+            ..access
+        };
 
         let mut peers = AccessPeers {
             auth_url,
@@ -135,7 +146,7 @@ impl AccessPeers {
             device_access,
             client: reqwest::Client::new(),
             _databases: [auth_db, devices_db],
-            shutdowns: [auth_shutdown, devices_shutdown],
+            shutdowns: [auth_shutdown, devices_shutdown, second_auth_shutdown],
         };
         peers.admin_token = peers.login(ADMIN_LOGIN, ADMIN_PASSWORD).await;
         peers

@@ -52,6 +52,7 @@ impl Application {
             staff: StaffVerifier::new(&settings.access).context("the staff verifier")?,
             devices: DeviceVerifier::new(&settings.device_access).context("the device verifier")?,
             sources: settings.source_keys()?,
+            kitchen_staff: crate::routes::KitchenStaff::new(&settings.access)?,
         };
         if access.sources.is_empty() {
             tracing::warn!("no order source has a key: orders come over the bus only");
@@ -154,6 +155,7 @@ struct Access {
     staff: StaffVerifier,
     devices: DeviceVerifier,
     sources: SourceKeys,
+    kitchen_staff: crate::routes::KitchenStaff,
 }
 
 fn run_server(
@@ -168,6 +170,7 @@ fn run_server(
     let staff = web::Data::new(access.staff);
     let devices = web::Data::new(access.devices);
     let sources = web::Data::new(access.sources);
+    let kitchen_staff = web::Data::new(access.kitchen_staff);
     let readiness = web::Data::new(readiness);
     let server = HttpServer::new(move || {
         App::new()
@@ -177,6 +180,7 @@ fn run_server(
             .app_data(staff.clone())
             .app_data(devices.clone())
             .app_data(sources.clone())
+            .app_data(kitchen_staff.clone())
             .app_data(readiness.clone())
             .configure(ops_routes)
             .configure(routes::configure)

@@ -198,6 +198,7 @@
       var index = cardsBefore.indexOf(document.activeElement);
       var recallOpen = !!live.querySelector("#recall[open]");
       live.innerHTML = html;
+      markQueued();
       var recall = live.querySelector("#recall");
       if (recall && recallOpen) recall.open = true;
       if (key) {
@@ -322,29 +323,150 @@
   window.addEventListener("scroll", function () { tick(); }, { passive: true });
 
   // ---------------------------------------------------------- tap and undo ---
-  function post(action) {
+  // Answers `{status, body}`; rejects when nothing came back (no link). A body that is not
+  // JSON (an error page) reads as `{}`.
+  function post(action, clientTapId) {
+    var form = "csrf=" + encodeURIComponent(csrf);
+    if (clientTapId) form += "&client_tap_id=" + encodeURIComponent(clientTapId);
     return fetch(action, {
       method: "POST", credentials: "same-origin",
       headers: { "Accept": "application/json", "X-CSRF-Token": csrf, "Content-Type": "application/x-www-form-urlencoded" },
-      body: "csrf=" + encodeURIComponent(csrf)
+      body: form
     }).then(function (r) {
       if (r.status === 401 || r.redirected) { location.href = "/device"; return null; }
-      return r.json().then(function (j) { return { status: r.status, body: j }; });
+      return r.text().then(function (text) {
+        var json = {};
+        try { json = JSON.parse(text) || {}; } catch (e) { json = {}; }
+        return { status: r.status, body: json };
+      });
     });
+  }
+
+  // ---------------------------------------------------- taps while offline ---
+  // A tap made while the link is down is not lost: it waits on the tablet (localStorage, so a
+  // reload keeps it) with an id made here, and is sent when the link returns. The tracker
+  // applies each id once, so a send whose answer was lost can simply be sent again. A tap
+  // that became impossible meanwhile (the order was cancelled, someone else made it) is listed
+  // for the cook by product and order, until they acknowledge it.
+  var tapState = document.getElementById("offline-state");
+  var problemBox = document.getElementById("tap-problems");
+  var QUEUE_KEY = "kitchen.taps." + (live && live.dataset.station || "");
+  var PROBLEM_KEY = "kitchen.tapProblems." + (live && live.dataset.station || "");
+  function load(key) {
+    try { return JSON.parse(localStorage.getItem(key) || "[]") || []; } catch (e) { return []; }
+  }
+  function save(key, list) {
+    try { localStorage.setItem(key, JSON.stringify(list)); } catch (e) { /* kept in memory */ }
+  }
+  var tapQueue = load(QUEUE_KEY), tapProblems = load(PROBLEM_KEY), flushing = false;
+  function newId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    // randomUUID needs a secure context; a tablet on the kitchen's LAN over http has none.
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+  function text(el, name, n) {
+    return (el.dataset[name] || "").replace("{n}", n);
+  }
+  function showTapState() {
+    if (!tapState) return;
+    var n = tapQueue.length;
+    tapState.hidden = n === 0;
+    if (!n) return;
+    var offline = navigator.onLine === false || (stale && !stale.hidden);
+    var which = (offline ? "offline" : "sending") + (n === 1 ? "One" : "Many");
+    tapState.textContent = text(tapState, which, n);
+  }
+  function markQueued() {
+    tapQueue.forEach(function (t) {
+      var el = document.querySelector(".card[data-id=\"" + t.product + "\"]");
+      if (el) el.classList.add("done", "queued");
+    });
+  }
+  function showProblems() {
+    if (!problemBox) return;
+    var list = problemBox.querySelector("ul");
+    list.textContent = "";
+    tapProblems.forEach(function (p) {
+      var li = document.createElement("li");
+      var b = document.createElement("b");
+      b.textContent = text(problemBox, "notDone", 0) + " " + p.label;
+      li.appendChild(b);
+      li.appendChild(document.createTextNode(" " + p.message));
+      list.appendChild(li);
+    });
+    problemBox.hidden = tapProblems.length === 0;
+  }
+  function problem(entry, message) {
+    tapProblems.push({ label: entry.label, message: message || text(problemBox, "refused", 0) });
+    save(PROBLEM_KEY, tapProblems);
+    showProblems();
+    alarm();
+  }
+  function enqueue(entry) {
+    if (!tapQueue.some(function (t) { return t.id === entry.id; })) tapQueue.push(entry);
+    save(QUEUE_KEY, tapQueue);
+    markQueued();
+    showTapState();
+  }
+  function dequeue(entry) {
+    tapQueue = tapQueue.filter(function (t) { return t.id !== entry.id; });
+    save(QUEUE_KEY, tapQueue);
+    showTapState();
+  }
+  // The web or the tracker is down or busy: worth sending again. Anything else is an answer.
+  function retryable(status) { return status === 502 || status === 503 || status === 504 || status === 429; }
+  function flush() {
+    if (flushing || !tapQueue.length || navigator.onLine === false) return;
+    flushing = true;
+    showTapState();
+    var entry = tapQueue[0];
+    post(entry.action, entry.id).then(function (res) {
+      flushing = false;
+      if (!res) return;
+      if (retryable(res.status)) { showTapState(); return; }
+      dequeue(entry);
+      if (res.status === 200) toast(res.body.message || "Done");
+      else problem(entry, res.body.message);
+      if (tapQueue.length) flush(); else refresh();
+    }, function () {
+      flushing = false;
+      showTapState();
+    });
+  }
+  if (tapState) {
+    window.addEventListener("online", function () { showTapState(); flush(); });
+    window.addEventListener("offline", showTapState);
+    setInterval(function () { showTapState(); flush(); }, 2000);
+    var problemsOk = document.getElementById("tap-problems-ok");
+    if (problemsOk) problemsOk.addEventListener("click", function () {
+      tapProblems = []; save(PROBLEM_KEY, tapProblems); showProblems();
+    });
+    markQueued(); showTapState(); showProblems(); flush();
   }
 
   document.addEventListener("submit", function (e) {
     var form = e.target;
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { e.preventDefault(); return; }
     var isTap = form.classList.contains("card-form"), isUndo = form.id === "undo";
-    var isRecall = form.classList.contains("recall-form");
+    var isRecall = form.classList.contains("recall-form") || form.classList.contains("handover-form");
     if (!isTap && !isUndo && !isRecall) return;
     e.preventDefault();
     var card = isTap ? form.querySelector(".card") : null;
+    if (card && card.classList.contains("queued")) return;
     if (card) { card.classList.add("done"); hold(); }
     if (isUndo) form.hidden = true;
-    post(form.getAttribute("action")).then(function (res) {
+    var entry = card && tapState ? {
+      id: newId(), action: form.getAttribute("action"), product: card.dataset.id, label: card.dataset.label
+    } : null;
+    // Behind taps already waiting, or with no link at all: wait in line.
+    if (entry && (tapQueue.length || navigator.onLine === false)) { enqueue(entry); flush(); return; }
+    post(form.getAttribute("action"), entry && entry.id).then(function (res) {
       if (!res) return;
+      if (entry && retryable(res.status)) { enqueue(entry); return; }
       if (res.status === 200) {
         toast(res.body.message || say("done"));
       } else {
@@ -354,6 +476,9 @@
       }
       refresh();
     }).catch(function () {
+      // The answer never came: the tap may or may not have reached the tracker. Its id makes
+      // sending it again safe.
+      if (entry) { enqueue(entry); return; }
       if (card) card.classList.remove("done");
       if (isUndo) form.hidden = false;
       toast(say("not_sent"));

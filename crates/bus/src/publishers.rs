@@ -111,6 +111,7 @@ const EVENT_KEYS: &[(&str, &str)] = &[
         contracts::PizzeriaChanged::TYPE,
         contracts::PizzeriaChanged::KEY,
     ),
+    (contracts::OrderFired::TYPE, contracts::OrderFired::KEY),
     (contracts::UserCreated::TYPE, contracts::UserCreated::KEY),
     (
         contracts::UserRolesChanged::TYPE,

@@ -103,6 +103,30 @@ pub struct OrderPlaced {
     pub source: OrderSource,
     pub placed_at: DateTime<Utc>,
     pub items: Vec<OrderItem>,
+    /// A pre-order: when the customer is promised the order. The kitchen holds it and fires it
+    /// to its first stations at this time minus the slowest product's route target. At most
+    /// 7 days after `placed_at`, and not before it (5 minutes of grace); one already due when
+    /// it arrives is fired at once. Optional: absent means "now". Added in 2026-11 (a
+    /// compatible change: older consumers ignore it, older producers leave it out).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[schemars(with = "DateTime<Utc>")]
+    pub promised_at: Option<DateTime<Utc>>,
+}
+
+/// An optional field that is there must hold a value: `null` is refused rather than read as
+/// "left out", so a producer's bug does not silently turn a pre-order into an order for now.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("must not be null (leave the field out instead)"))
 }
 
 impl Event for OrderPlaced {
@@ -320,6 +344,27 @@ pub struct OrderCancelledAfterHandOver {
 impl Event for OrderCancelledAfterHandOver {
     const TYPE: &'static str = "OrderCancelledAfterHandOver";
     const KEY: &'static str = "order.cancelled_after_hand_over";
+    fn subject(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+/// A pre-order's hold ended: its products went to their first stations at `fired_at`, so the
+/// kitchen starts on it in time for `promised_at`. Only orders placed with a `promised_at` far
+/// enough ahead are held; the others start at once and never see this event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderFired {
+    pub order_id: Uuid,
+    pub pizzeria_id: Uuid,
+    pub fired_at: DateTime<Utc>,
+    pub promised_at: DateTime<Utc>,
+    /// The stations the products went to.
+    pub stations: Vec<String>,
+}
+
+impl Event for OrderFired {
+    const TYPE: &'static str = "OrderFired";
+    const KEY: &'static str = "order.fired";
     fn subject(&self) -> Uuid {
         self.order_id
     }

@@ -23,6 +23,7 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (OrderRunningLate::TYPE, of::<OrderRunningLate>()),
         (PizzeriaRegistered::TYPE, of::<PizzeriaRegistered>()),
         (PizzeriaChanged::TYPE, of::<PizzeriaChanged>()),
+        (OrderFired::TYPE, of::<OrderFired>()),
         (UserCreated::TYPE, of::<UserCreated>()),
         (UserRolesChanged::TYPE, of::<UserRolesChanged>()),
         (UserDeactivated::TYPE, of::<UserDeactivated>()),

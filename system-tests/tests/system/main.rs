@@ -51,6 +51,9 @@ struct Kitchen {
     tablets: HashMap<String, String>,
     /// The shift manager's session token.
     manager: String,
+    /// Kitchen staff by the name the scenarios tap as: a tablet may only name someone on the
+    /// pizzeria's kitchen staff list, by user id.
+    cooks: HashMap<&'static str, Uuid>,
     _peers: AccessPeers,
     shutdowns: Vec<Shutdown>,
 }
@@ -113,6 +116,11 @@ impl Kitchen {
             tablets.insert(station.to_owned(), tablet.token);
         }
         let manager = peers.staff(Role::ShiftManager, pizzeria_id).await.token;
+        let mut cooks = HashMap::new();
+        for name in ["Pavel", "Olga"] {
+            let cook = peers.staff(Role::KitchenStaff, pizzeria_id).await;
+            cooks.insert(name, cook.user_id);
+        }
         Kitchen {
             tracker_url,
             pizzeria_id,
@@ -122,6 +130,7 @@ impl Kitchen {
             client,
             tablets,
             manager,
+            cooks,
             _peers: peers,
             shutdowns,
         }
@@ -145,6 +154,7 @@ impl Kitchen {
             allergens: vec![],
         };
         OrderPlaced {
+            promised_at: None,
             order_id: Uuid::now_v7(),
             pizzeria_id: self.pizzeria_id,
             number,
@@ -204,7 +214,7 @@ impl Kitchen {
                     .client
                     .post(self.url(&format!("/stations/{station}/products/{product}/tap")))
                     .bearer_auth(&self.tablets[&station])
-                    .json(&json!({ "actor": actor }))
+                    .json(&json!({ "actor_id": self.cooks[actor] }))
                     .send()
                     .await
                     .unwrap();
@@ -219,7 +229,8 @@ impl Kitchen {
             .client
             .post(self.url(&format!("/orders/{order_id}/hand-over")))
             .bearer_auth(&self.manager)
-            .json(&json!({ "actor": "Shift manager" }))
+            // The manager is recorded as themselves.
+            .json(&json!({}))
             .send()
             .await
             .unwrap();

@@ -13,7 +13,7 @@ const ORDER_COLUMNS: &str = "id, pizzeria_id, number, customer_name, show_number
     placed_at, accepted_at, status, target_seconds, due_at, late, version, items, packed_at,
     handed_over_at, cancelled_at, cancel_reason, cancel_after_hand_over_at,
     cancel_after_hand_over_recorded_at, cancel_after_hand_over_source,
-    cancel_after_hand_over_reason, cancel_after_hand_over_actor";
+    cancel_after_hand_over_reason, cancel_after_hand_over_actor, promised_at, fires_at";
 
 /// Serialised as it is for the manager: every column is meant for them.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -46,6 +46,10 @@ pub struct OrderRow {
     pub cancel_after_hand_over_source: Option<String>,
     pub cancel_after_hand_over_reason: Option<String>,
     pub cancel_after_hand_over_actor: Option<String>,
+    /// A pre-order's promised time.
+    pub promised_at: Option<DateTime<Utc>>,
+    /// While a pre-order is held (scheduled): when it fires to its first stations.
+    pub fires_at: Option<DateTime<Utc>>,
 }
 
 impl OrderRow {
@@ -89,6 +93,79 @@ pub async fn insert_order(
     .context("cannot store the order")?
     .rows_affected();
     Ok(inserted == 1)
+}
+
+/// Up to `limit` orders matching `due` (a condition on `$1`, the time now), by `by`, locked:
+/// the sweeper's work. Orders another instance holds are skipped, so several trackers sweep at
+/// once without doing anything twice. `due` and `by` are constants of this module.
+async fn lock_for_sweep(
+    conn: &mut PgConnection,
+    due: &'static str,
+    by: &'static str,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OrderRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORDER_COLUMNS} from orders where {due} order by {by} limit $2
+         for update skip locked"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Records a pre-order's promise, and while it is held when it fires: its due time (for the
+/// late flag) counts from then.
+#[tracing::instrument(skip(conn))]
+pub async fn record_promise(
+    conn: &mut PgConnection,
+    id: Uuid,
+    promised_at: DateTime<Utc>,
+    fires_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "update orders set promised_at = $2, fires_at = $3,
+             due_at = coalesce($3, accepted_at) + target_seconds * interval '1 second'
+         where id = $1",
+    )
+    .bind(id)
+    .bind(promised_at)
+    .bind(fires_at)
+    .execute(conn)
+    .await
+    .context("cannot record the promised time")?;
+    Ok(())
+}
+
+/// Held orders whose time has come, locked; those another instance holds are skipped, so two
+/// trackers fire each order once between them.
+#[tracing::instrument(skip(conn))]
+pub async fn lock_orders_to_fire(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<OrderRow>> {
+    lock_for_sweep(
+        conn,
+        "fires_at is not null and fires_at <= $1",
+        "fires_at",
+        now,
+        limit,
+    )
+    .await
+    .context("cannot find the pre-orders to fire")
+}
+
+/// The order is no longer held.
+#[tracing::instrument(skip(conn))]
+pub async fn mark_fired(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("update orders set fires_at = null where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .context("cannot mark the order fired")?;
+    Ok(())
 }
 
 #[tracing::instrument(skip(db))]
@@ -219,18 +296,10 @@ pub async fn lock_overdue_orders(
     now: DateTime<Utc>,
     limit: i64,
 ) -> anyhow::Result<Vec<OrderRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {ORDER_COLUMNS} from orders
-         where not late and status in ('accepted', 'in_work') and due_at < $1
-         order by due_at
-         limit $2
-         for update skip locked"
-    )))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-    .context("cannot find overdue orders")
+    let due = "not late and status in ('accepted', 'in_work') and due_at < $1";
+    lock_for_sweep(conn, due, "due_at", now, limit)
+        .await
+        .context("cannot find overdue orders")
 }
 
 #[tracing::instrument(skip(conn))]
@@ -322,11 +391,36 @@ pub async fn board_orders(
     sqlx::query_as(
         "select id, number, customer_name, show_number_only, status, late, packed_at from orders
          where pizzeria_id = $1 and status in ('accepted', 'in_work', 'packed')
-           and accepted_at > now() - interval '1 day'
+           and accepted_at > now() - interval '1 day' and fires_at is null
          order by accepted_at, id",
     )
     .bind(pizzeria_id)
     .fetch_all(db)
     .await
     .context("cannot read the board")
+}
+
+/// The pizzeria's packed orders with a product whose route ends at `station`: what its tablet
+/// may hand over, oldest first, in the board's shape.
+#[tracing::instrument(skip(db))]
+pub async fn ready_at(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    station: &str,
+) -> anyhow::Result<Vec<BoardRow>> {
+    sqlx::query_as(
+        "select o.id, o.number, o.customer_name, o.show_number_only, o.status, o.late,
+                o.packed_at
+         from orders o
+         where o.pizzeria_id = $1 and o.status = 'packed'
+           and exists (select 1 from products p where p.order_id = o.id
+                       and p.route_stations[array_length(p.route_stations, 1)] = $2)
+         order by o.packed_at, o.number
+         limit 50",
+    )
+    .bind(pizzeria_id)
+    .bind(station)
+    .fetch_all(db)
+    .await
+    .context("cannot read the orders ready at the station")
 }

@@ -303,3 +303,25 @@ pub async fn bump_board_version(
     .await
     .context("cannot bump the board version")
 }
+
+/// Whether some route of the pizzeria ends at `code`: a station where orders are finished
+/// (packing), whose tablet stands at the counter.
+#[tracing::instrument(skip(db))]
+pub async fn is_final_station(
+    db: impl PgExecutor<'_>,
+    pizzeria_id: Uuid,
+    code: &str,
+) -> anyhow::Result<bool> {
+    sqlx::query_scalar(
+        "select exists (select 1 from routes r
+                        where r.pizzeria_id = $1 and r.station_code = $2
+                          and r.position = (select max(x.position) from routes x
+                                            where x.pizzeria_id = r.pizzeria_id
+                                              and x.category = r.category))",
+    )
+    .bind(pizzeria_id)
+    .bind(code)
+    .fetch_one(db)
+    .await
+    .context("cannot read whether the station finishes orders")
+}

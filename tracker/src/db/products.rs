@@ -67,6 +67,8 @@ pub struct NewProducts<'a> {
     pub entered_at: DateTime<Utc>,
     /// When the clock at the first station starts, if later than `entered_at`.
     pub clock_from: Option<DateTime<Utc>>,
+    /// A held pre-order: the products wait at no station until it fires.
+    pub held: bool,
 }
 
 /// Creates one product per unit of the item and returns their ids in unit order.
@@ -82,7 +84,8 @@ pub async fn insert_products(
         "insert into products (id, order_id, pizzeria_id, item_index, unit_index, name, category,
              size, modifiers, route_stations, route_targets, stage, station, entered_at,
              allergens, clock_from)
-         select u.id, $2, $3, $4, u.unit - 1, $5, $6, $7, $8, $9, $10, 0, $9[1], $11, $12, $13
+         select u.id, $2, $3, $4, u.unit - 1, $5, $6, $7, $8, $9, $10, 0,
+                case when $14 then null else $9[1] end, $11, $12, $13
          from unnest($1::uuid[]) with ordinality as u (id, unit)",
     )
     .bind(&ids)
@@ -98,6 +101,7 @@ pub async fn insert_products(
     .bind(new.entered_at)
     .bind(&item.allergens)
     .bind(new.clock_from)
+    .bind(new.held)
     .execute(conn)
     .await
     .context("cannot store the order's products")?;
@@ -324,6 +328,30 @@ pub async fn all_day_counts(
     .fetch_all(db)
     .await
     .context("cannot count the station's products")
+}
+
+/// A fired pre-order's products go to their first stations, arriving `at`; a clock that was
+/// to start later than arrival keeps its delay. Returns the stations, sorted.
+#[tracing::instrument(skip(conn))]
+pub async fn fire_products(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let mut stations: Vec<String> = sqlx::query_scalar(
+        "update products set station = route_stations[1], entered_at = $2,
+             clock_from = $2 + (clock_from - entered_at)
+         where order_id = $1 and station is null and stage = 0 and done_at is null
+         returning station",
+    )
+    .bind(order_id)
+    .bind(at)
+    .fetch_all(conn)
+    .await
+    .context("cannot put the pre-order's products on their stations")?;
+    stations.sort();
+    stations.dedup();
+    Ok(stations)
 }
 
 /// The stations where the order's products wait.

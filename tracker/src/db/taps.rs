@@ -5,8 +5,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::Actor;
+
 const TAP_COLUMNS: &str = "id, product_id, order_id, pizzeria_id, station, stage, pass,
-    started_at, completed_at, duration_ms, target_seconds, actor, undone_at";
+    started_at, completed_at, duration_ms, target_seconds, actor, actor_user_id, principal,
+    undone_at, client_tap_id";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TapRow {
@@ -22,7 +25,11 @@ pub struct TapRow {
     pub duration_ms: i64,
     pub target_seconds: i32,
     pub actor: Option<String>,
+    pub actor_user_id: Option<Uuid>,
+    pub principal: Option<String>,
     pub undone_at: Option<DateTime<Utc>>,
+    /// The id the tablet gave the tap, for one it may send again (queued while offline).
+    pub client_tap_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,18 +43,27 @@ pub struct NewTap<'a> {
     pub started_at: DateTime<Utc>,
     pub completed_at: DateTime<Utc>,
     pub target_seconds: i32,
-    pub actor: Option<&'a str>,
+    pub actor: Option<&'a Actor>,
+    pub client_tap_id: Option<Uuid>,
 }
 
 #[tracing::instrument(skip(conn, tap), fields(product_id = %tap.product_id))]
-pub async fn insert_tap(conn: &mut PgConnection, tap: &NewTap<'_>) -> anyhow::Result<TapRow> {
+/// Records the tap; `None` when its `client_tap_id` is already another tap's (one sent at the
+/// same moment for another product: the check under the order's lock cannot see a tap of
+/// another order that has not committed yet).
+pub async fn insert_tap(
+    conn: &mut PgConnection,
+    tap: &NewTap<'_>,
+) -> anyhow::Result<Option<TapRow>> {
     let duration_ms = (tap.completed_at - tap.started_at)
         .num_milliseconds()
         .max(0);
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into taps (product_id, order_id, pizzeria_id, station, stage, pass, started_at,
-             completed_at, duration_ms, target_seconds, actor)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             completed_at, duration_ms, target_seconds, actor, actor_user_id, principal,
+             client_tap_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         on conflict (pizzeria_id, client_tap_id) where client_tap_id is not null do nothing
          returning {TAP_COLUMNS}"
     )))
     .bind(tap.product_id)
@@ -60,10 +76,30 @@ pub async fn insert_tap(conn: &mut PgConnection, tap: &NewTap<'_>) -> anyhow::Re
     .bind(tap.completed_at)
     .bind(duration_ms)
     .bind(tap.target_seconds)
-    .bind(tap.actor)
-    .fetch_one(conn)
+    .bind(tap.actor.map(Actor::as_str))
+    .bind(tap.actor.and_then(Actor::user_id))
+    .bind(tap.actor.and_then(Actor::principal))
+    .bind(tap.client_tap_id)
+    .fetch_optional(conn)
     .await
     .context("cannot record the tap")
+}
+
+/// The tap the tablet sent with `client_tap_id`, whatever became of it since.
+#[tracing::instrument(skip(conn))]
+pub async fn find_by_client_id(
+    conn: &mut PgConnection,
+    pizzeria_id: Uuid,
+    client_tap_id: Uuid,
+) -> anyhow::Result<Option<TapRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {TAP_COLUMNS} from taps where pizzeria_id = $1 and client_tap_id = $2"
+    )))
+    .bind(pizzeria_id)
+    .bind(client_tap_id)
+    .fetch_optional(conn)
+    .await
+    .context("cannot read the tap by the tablet's id")
 }
 
 /// The tap that completed `stage` of the product's pass `pass`, unless it was undone.

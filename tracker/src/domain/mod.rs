@@ -7,7 +7,8 @@ mod route;
 mod status;
 
 pub use names::{
-    Actor, CustomerName, PizzeriaName, ProductName, Quantity, Reason, StationCode, StationName,
+    Actor, CustomerName, PizzeriaName, Principal, ProductName, Quantity, Reason, StationCode,
+    StationName,
 };
 pub use order::{NewItem, NewOrder};
 pub use route::{Category, Route, Stage, default_routes, default_stations};

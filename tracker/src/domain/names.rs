@@ -1,5 +1,7 @@
 //! Small parsed values. Each has a private field, so holding one means it passed its rule.
 
+use uuid::Uuid;
+
 use super::ValidationError;
 
 /// Trims `raw` and checks its length in characters (not bytes: names are often Cyrillic).
@@ -82,12 +84,69 @@ text_newtype!(
     "reason",
     500
 );
-text_newtype!(
-    /// Whoever tapped, cancelled or handed over: an employee id or name, or a source system.
-    Actor,
-    "actor",
-    128
-);
+/// Whoever tapped, cancelled or handed over: the name the screens show (a staff member, a
+/// tablet, or an order source), and, when a person or device was signed in, who exactly: the
+/// staff member behind it and the principal whose token made the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    name: String,
+    user_id: Option<Uuid>,
+    principal: Option<Principal>,
+}
+
+/// The authenticated caller behind an action, as stored beside the name: `user:<id>` or
+/// `device:<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    User(Uuid),
+    Device(Uuid),
+}
+
+impl Principal {
+    pub fn as_text(&self) -> String {
+        match self {
+            Principal::User(id) => format!("user:{id}"),
+            Principal::Device(id) => format!("device:{id}"),
+        }
+    }
+}
+
+impl Actor {
+    /// A name alone: what an order source says did it.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        Ok(Actor {
+            name: bounded_text(raw, "actor", 128)?,
+            user_id: None,
+            principal: None,
+        })
+    }
+
+    /// A signed-in caller: `name` is what the screens show, `user_id` the staff member who did
+    /// it (the signed-in user, or the person checked in at a tablet; none for a tablet alone).
+    pub fn signed_in(
+        name: &str,
+        user_id: Option<Uuid>,
+        principal: Principal,
+    ) -> Result<Self, ValidationError> {
+        Ok(Actor {
+            user_id,
+            principal: Some(principal),
+            ..Actor::parse(name)?
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.user_id
+    }
+
+    pub fn principal(&self) -> Option<String> {
+        self.principal.as_ref().map(Principal::as_text)
+    }
+}
 
 /// How many units of one item: 1 to 50. Each unit becomes a product of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

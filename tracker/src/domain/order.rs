@@ -12,6 +12,10 @@ const MAX_MODIFIERS: usize = 20;
 /// More than the EU's fourteen, for codes a source adds beyond them.
 const MAX_ALLERGENS: usize = 20;
 const MAX_NUMBER: u32 = 999_999;
+/// A promised time may lie this little before the order was placed (clocks differ).
+const PROMISE_GRACE: chrono::Duration = chrono::Duration::minutes(5);
+/// A pre-order is for this week, not for next year: further ahead is a typo.
+const PROMISE_HORIZON: chrono::Duration = chrono::Duration::days(7);
 
 #[derive(Debug, Clone)]
 pub struct NewItem {
@@ -117,6 +121,31 @@ pub struct NewOrder {
     pub source: OrderSource,
     pub placed_at: DateTime<Utc>,
     pub items: Vec<NewItem>,
+    /// A pre-order's promised time (see [`promised_at`]).
+    pub promised_at: Option<DateTime<Utc>>,
+}
+
+/// The promised time of a pre-order, checked against when the order was placed rather than
+/// against the clock: an order the bus delivers late (after an outage) must still be accepted
+/// and simply fire at once, and replaying an event must give the same answer.
+fn promised_at(
+    placed_at: DateTime<Utc>,
+    promised: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, ValidationError> {
+    // Checked: a date at the edge of the calendar must be refused, not overflow.
+    let earliest = placed_at.checked_sub_signed(PROMISE_GRACE);
+    let latest = placed_at.checked_add_signed(PROMISE_HORIZON);
+    match promised {
+        Some(at) if earliest.is_none_or(|earliest| at < earliest) => Err(ValidationError::new(
+            "promised_at",
+            "must not be before placed_at (5 minutes of grace)",
+        )),
+        Some(at) if latest.is_none_or(|latest| at > latest) => Err(ValidationError::new(
+            "promised_at",
+            "must be at most 7 days after placed_at",
+        )),
+        promised => Ok(promised),
+    }
 }
 
 impl NewOrder {
@@ -154,6 +183,7 @@ impl TryFrom<OrderPlaced> for NewOrder {
             source: placed.source,
             placed_at: placed.placed_at,
             items,
+            promised_at: promised_at(placed.placed_at, placed.promised_at)?,
         };
         if order.product_count() > MAX_PRODUCTS {
             return Err(ValidationError::new(
@@ -171,6 +201,7 @@ mod tests {
 
     fn placed() -> OrderPlaced {
         OrderPlaced {
+            promised_at: None,
             order_id: Uuid::now_v7(),
             pizzeria_id: Uuid::now_v7(),
             number: 17,
@@ -188,6 +219,35 @@ mod tests {
                 allergens: vec!["nuts".into(), "nuts".into(), " milk".into()],
             }],
         }
+    }
+
+    #[test]
+    fn a_promised_time_is_at_most_a_week_ahead_and_not_in_the_past() {
+        let mut order = placed();
+        let at = order.placed_at;
+        for (promised, ok) in [
+            (at + chrono::Duration::hours(3), true),
+            (at - chrono::Duration::minutes(4), true),
+            (at + chrono::Duration::days(7), true),
+            (at - chrono::Duration::minutes(6), false),
+            (at + chrono::Duration::days(8), false),
+        ] {
+            order.promised_at = Some(promised);
+            match NewOrder::try_from(order.clone()) {
+                Ok(accepted) => {
+                    assert!(ok, "{promised} was accepted");
+                    assert_eq!(accepted.promised_at, Some(promised));
+                }
+                Err(e) => {
+                    assert!(!ok, "{promised} was refused: {e}");
+                    assert_eq!(e.field, "promised_at");
+                }
+            }
+        } // At the edge of the calendar: refused, not an overflow.
+        order.placed_at = DateTime::<Utc>::MAX_UTC;
+        order.promised_at = Some(DateTime::<Utc>::MAX_UTC);
+        let refused = NewOrder::try_from(order).map(drop).unwrap_err();
+        assert_eq!(refused.field, "promised_at");
     }
 
     #[test]

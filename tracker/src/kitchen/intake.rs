@@ -60,9 +60,18 @@ pub async fn accept_order(
         .unwrap_or(0);
 
     let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, 0);
+    // A pre-order is held until its slowest product must start to be ready at the promised
+    // time; one whose time has come already starts now, as any order.
+    let fires_at = order
+        .promised_at
+        .and_then(|promised| promised.checked_sub_signed(chrono::Duration::seconds(slowest)))
+        .filter(|fires_at| *fires_at > change.now);
     if !orders::insert_order(&mut *conn, order, change.now, target_seconds).await? {
         // A concurrent duplicate won the race between our check and our insert.
         return Ok(false);
+    }
+    if let Some(promised_at) = order.promised_at {
+        orders::record_promise(&mut *conn, order.id, promised_at, fires_at).await?;
     }
     let mut tracked = Vec::new();
     for (i, item, stations, targets) in &planned {
@@ -78,9 +87,10 @@ pub async fn accept_order(
             clock_from: Some(slowest - route_total(targets))
                 .filter(|wait| *wait > 0)
                 .map(|wait| change.now + chrono::Duration::seconds(wait)),
+            held: fires_at.is_some(),
         };
         let ids = products::insert_products(&mut *conn, &new).await?;
-        if let Some(first) = stations.first() {
+        if let Some(first) = stations.first().filter(|_| fires_at.is_none()) {
             change.touch_station(first);
         }
         tracked.extend(ids.into_iter().map(|id| TrackedProduct {
@@ -191,7 +201,7 @@ pub async fn cancel_from_source(
         actor: actor.map(str::to_owned),
     };
     let entry = NewEntry {
-        actor,
+        actor: cancel.actor,
         ..NewEntry::default()
     };
     change.emit(&mut *conn, &event, entry).await?;
@@ -230,13 +240,12 @@ async fn cancel_locked_order(
     }
     change.touch_board();
     orders::record_cancel_reason(&mut *conn, order.id, reason).await?;
-    let actor = actor.map(Actor::as_str);
     let event = OrderCancelled {
         order_id: order.id,
         pizzeria_id: order.pizzeria_id,
         cancelled_at: change.now,
         reason: reason.map(str::to_owned),
-        actor: actor.map(str::to_owned),
+        actor: actor.map(|a| a.as_str().to_owned()),
     };
     change
         .emit(

@@ -1,9 +1,11 @@
-//! The late-order sweeper: flags orders that ran past their target time, once each.
+//! The sweeper: fires held pre-orders whose time has come, and flags orders that ran past their
+//! target time, once each. Its state is the orders table itself (`fires_at`, `late`), so a
+//! restart loses nothing, and `for update skip locked` lets several instances sweep at once.
 
 use std::time::Duration;
 
 use anyhow::Context;
-use contracts::OrderRunningLate;
+use contracts::{OrderFired, OrderRunningLate};
 use service_kit::shutdown::Shutdown;
 use sqlx::PgPool;
 
@@ -50,6 +52,53 @@ pub async fn flag_late_orders(
     Ok(overdue.len())
 }
 
+/// Fires up to `batch` held pre-orders whose `fires_at` has come, in one transaction: their
+/// products go to their first stations and `OrderFired` is staged with the change. Returns how
+/// many it fired.
+#[tracing::instrument(skip(pool, kitchen))]
+pub async fn fire_pre_orders(
+    pool: &PgPool,
+    kitchen: &Kitchen,
+    batch: i64,
+) -> anyhow::Result<usize> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("cannot start firing pre-orders")?;
+    let now = chrono::Utc::now();
+    let due = orders::lock_orders_to_fire(&mut tx, now, batch).await?;
+    let mut bumps = Bumps::default();
+    for order in &due {
+        let status = order.status()?;
+        let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
+        orders::mark_fired(&mut tx, order.id).await?;
+        // A cancelled pre-order is only released from its hold: nothing goes to a station.
+        if status.ensure_open().is_err() {
+            change.finish_into(&mut tx, status, &mut bumps).await?;
+            continue;
+        }
+        let stations = crate::db::products::fire_products(&mut tx, order.id, change.now).await?;
+        let event = OrderFired {
+            order_id: order.id,
+            pizzeria_id: order.pizzeria_id,
+            fired_at: change.now,
+            promised_at: order.promised_at.unwrap_or(change.now),
+            stations: stations.clone(),
+        };
+        change.emit(&mut tx, &event, NewEntry::default()).await?;
+        change.touch_board();
+        for station in &stations {
+            change.touch_station(station);
+        }
+        change.finish_into(&mut tx, status, &mut bumps).await?;
+    }
+    bumps.apply(&mut tx, kitchen).await?;
+    tx.commit()
+        .await
+        .context("cannot commit the fired pre-orders")?;
+    Ok(due.len())
+}
+
 /// Runs the sweep every `interval` until shutdown.
 pub struct LateSweeper {
     pub pool: PgPool,
@@ -67,6 +116,11 @@ impl LateSweeper {
             tokio::select! {
                 _ = self.shutdown.wait() => break,
                 _ = ticker.tick() => {}
+            }
+            match fire_pre_orders(&self.pool, &self.kitchen, self.batch).await {
+                Ok(0) => {}
+                Ok(fired) => tracing::info!(fired, "fired pre-orders"),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "firing pre-orders failed"),
             }
             match flag_late_orders(&self.pool, &self.kitchen, self.batch).await {
                 Ok(0) => {}

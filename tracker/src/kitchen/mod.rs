@@ -24,10 +24,10 @@ use crate::{
 pub use intake::{
     SourceCancel, SourceCancelOutcome, accept_order, cancel_from_source, cancel_order,
 };
-pub use late::{LateSweeper, flag_late_orders};
+pub use late::{LateSweeper, fire_pre_orders, flag_late_orders};
 pub use orders::{hand_over, remake, rush};
 pub use pizzerias::{PizzeriaConfig, RouteConfig, StationConfig, configure_pizzeria, set_route};
-pub use stations::{RECALL_WINDOW, TapRecord, Undone, recall, tap, undo};
+pub use stations::{RECALL_WINDOW, TapRecord, TapRequest, Undone, recall, tap, undo};
 
 /// The service name on everything the tracker publishes.
 pub const SERVICE: &str = "tracker";

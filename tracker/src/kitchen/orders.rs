@@ -13,7 +13,7 @@ use crate::{
     domain::{Actor, OrderStatus, Reason},
 };
 
-use super::{Kitchen, KitchenError, change::OrderChange};
+use super::{Kitchen, KitchenError, change::OrderChange, conflict};
 
 async fn lock_order_of(
     conn: &mut PgConnection,
@@ -41,12 +41,11 @@ pub async fn hand_over(
         return Ok(transition.to);
     }
     let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
-    let actor = actor.map(Actor::as_str);
     let event = OrderHandedOver {
         order_id: order.id,
         pizzeria_id,
         at: change.now,
-        actor: actor.map(str::to_owned),
+        actor: actor.map(|a| a.as_str().to_owned()),
     };
     let entry = NewEntry {
         actor,
@@ -54,6 +53,12 @@ pub async fn hand_over(
     };
     change.emit(&mut *conn, &event, entry).await?;
     change.touch_board();
+    // The finishing stations' tablets list the order as ready to hand over until now.
+    for product in products::products_of_order(&mut *conn, order.id).await? {
+        if let Some(last) = product.route_stations.last() {
+            change.touch_station(last);
+        }
+    }
     change.finish(conn, transition.to).await?;
     Ok(transition.to)
 }
@@ -76,6 +81,13 @@ pub async fn remake(
         .filter(|p| p.order_id == order.id)
         .ok_or(KitchenError::NotFound("product"))?;
     let transition = order.status()?.after_rework()?;
+    // A held pre-order has not reached the kitchen: there is nothing to make again yet.
+    if order.fires_at.is_some() {
+        return Err(conflict(
+            "order_scheduled",
+            "the order is a pre-order that has not been fired to the kitchen yet",
+        ));
+    }
     let first_station = product
         .route_stations
         .first()
@@ -88,7 +100,6 @@ pub async fn remake(
         change.touch_station(current);
     }
     change.touch_station(&first_station);
-    let actor = actor.map(Actor::as_str);
     let event = ProductRemakeRequested {
         order_id: order.id,
         pizzeria_id,
@@ -96,7 +107,7 @@ pub async fn remake(
         first_station: first_station.clone(),
         requested_at: change.now,
         reason: reason_text.map(str::to_owned),
-        actor: actor.map(str::to_owned),
+        actor: actor.map(|a| a.as_str().to_owned()),
     };
     let entry = NewEntry {
         station: Some(&first_station),
@@ -142,12 +153,11 @@ pub async fn rush(
     for station in &stations {
         change.touch_station(station);
     }
-    let actor = actor.map(Actor::as_str);
     let entry = NewEntry {
         actor,
         ..NewEntry::default()
     };
-    let detail = serde_json::json!({ "order_id": order.id, "actor": actor });
+    let detail = serde_json::json!({ "order_id": order.id, "actor": actor.map(Actor::as_str) });
     timeline::record(conn, order.id, change.now, "OrderRushed", &entry, &detail).await?;
     change.finish(conn, status).await?;
     Ok(status)

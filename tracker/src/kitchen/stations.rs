@@ -16,7 +16,8 @@ use crate::{
         timeline::NewEntry,
     },
     domain::{
-        Actor, OrderStatus, StationCode, TapOutcome, Transition, UndoCheck, check_undo, decide_tap,
+        Actor, OrderStatus, StationCode, TapOutcome, Transition, UndoCheck, ValidationError,
+        check_undo, decide_tap,
     },
 };
 
@@ -35,6 +36,33 @@ pub struct TapRecord {
     pub product_name: String,
     pub size: Option<String>,
     pub order_number: i32,
+}
+
+fn client_id_taken() -> KitchenError {
+    ValidationError::new(
+        "client_tap_id",
+        "was already used for a tap of another product or station; make a new one",
+    )
+    .into()
+}
+
+impl TapRecord {
+    /// The answer to a repeat: the tap made the first time, and where it sent the product.
+    fn repeat(tap: TapRow, product: ProductRow, order: &OrderRow, status: OrderStatus) -> Self {
+        let next_station = usize::try_from(tap.stage + 1)
+            .ok()
+            .and_then(|n| product.route_stations.get(n))
+            .cloned();
+        TapRecord {
+            tap,
+            next_station,
+            order_status: status,
+            repeated: true,
+            product_name: product.name,
+            size: product.size,
+            order_number: order.number,
+        }
+    }
 }
 
 /// Checks the station exists, then locks the product's order. The product is read again under
@@ -89,46 +117,74 @@ async fn emit_transition(
     Ok(())
 }
 
+/// A tap as the tablet sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct TapRequest<'a> {
+    pub pizzeria_id: Uuid,
+    pub station: &'a StationCode,
+    pub product_id: Uuid,
+    pub actor: Option<&'a Actor>,
+    /// The id the tablet made for this tap, when it may send it more than once (a tap queued
+    /// while offline): a tap with a known id is answered as the first time and changes nothing.
+    pub client_tap_id: Option<Uuid>,
+}
+
 /// Completes the product's stage at `station` and sends it on. A repeated tap returns the tap
 /// recorded the first time and changes nothing, so a double tap never skips a stage.
-#[tracing::instrument(skip(conn, kitchen, actor))]
+///
+/// A tap with a client id is applied at most once: a repeat of that id answers with the
+/// original tap, even if the order has been cancelled or the tap undone since. A tap with a
+/// client id that finds the stage already done by *another* tap did not happen, and says so
+/// (409 `already_done`): a tablet that queued it offline must tell the cook, not pretend.
+#[tracing::instrument(skip(conn, kitchen, request), fields(product_id = %request.product_id))]
 pub async fn tap(
     conn: &mut PgConnection,
     kitchen: &Kitchen,
-    pizzeria_id: Uuid,
-    station: &StationCode,
-    product_id: Uuid,
-    actor: Option<&Actor>,
+    request: TapRequest<'_>,
 ) -> Result<TapRecord, KitchenError> {
+    let TapRequest {
+        pizzeria_id,
+        station,
+        product_id,
+        actor,
+        client_tap_id,
+    } = request;
     let (order, product) = lock_product(&mut *conn, pizzeria_id, station, product_id).await?;
     let status = order.status()?;
+    // Under the order's lock, so of two sends of one tap the second sees the first's row.
+    if let Some(client_tap_id) = client_tap_id
+        && let Some(tap) = taps::find_by_client_id(&mut *conn, pizzeria_id, client_tap_id).await?
+    {
+        if tap.product_id != product.id || tap.station != station.as_str() {
+            return Err(client_id_taken());
+        }
+        return Ok(TapRecord::repeat(tap, product, &order, status));
+    }
     status.ensure_open()?;
     let not_at_station = || conflict("not_at_station", "the product is not at this station");
+    // A held pre-order's products are at no station yet.
+    if order.fires_at.is_some() {
+        return Err(not_at_station());
+    }
     match decide_tap(
         &product.route_stations,
         product.stage_index(),
         station.as_str(),
     ) {
         TapOutcome::NotAtStation => Err(not_at_station()),
+        TapOutcome::AlreadyDone { .. } if client_tap_id.is_some() => Err(conflict(
+            "already_done",
+            "another tap already completed this product's stage at this station",
+        )),
         TapOutcome::AlreadyDone { stage } => {
             let stage = i32::try_from(stage).unwrap_or(i32::MAX);
             let tap = taps::live_tap(&mut *conn, product.id, product.pass, stage)
                 .await?
                 .ok_or_else(not_at_station)?;
-            let next_station = product.route_stations.get(stage as usize + 1).cloned();
-            Ok(TapRecord {
-                tap,
-                next_station,
-                order_status: status,
-                repeated: true,
-                product_name: product.name,
-                size: product.size,
-                order_number: order.number,
-            })
+            Ok(TapRecord::repeat(tap, product, &order, status))
         }
         TapOutcome::Complete { stage, next } => {
             let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
-            let actor = actor.map(Actor::as_str);
             let tap = taps::insert_tap(
                 &mut *conn,
                 &NewTap {
@@ -142,9 +198,11 @@ pub async fn tap(
                     completed_at: change.now,
                     target_seconds: product.target_of(stage),
                     actor,
+                    client_tap_id,
                 },
             )
-            .await?;
+            .await?
+            .ok_or_else(client_id_taken)?;
             let next_station = next.and_then(|n| product.route_stations.get(n)).cloned();
             let next_stage = i32::try_from(stage + 1).unwrap_or(i32::MAX);
             products::move_product(
@@ -184,7 +242,7 @@ pub async fn tap(
                 completed_at: tap.completed_at,
                 duration_ms: u64::try_from(tap.duration_ms).unwrap_or(0),
                 target_seconds: u32::try_from(tap.target_seconds).unwrap_or(0),
-                actor: actor.map(str::to_owned),
+                actor: actor.map(|a| a.as_str().to_owned()),
                 next_station: next_station.clone(),
             };
             let entry = NewEntry {
@@ -326,14 +384,13 @@ async fn take_back(
     if let Some(current) = &product.station {
         change.touch_station(current);
     }
-    let actor = actor.map(Actor::as_str);
     let event = ProductStageUndone {
         order_id: order.id,
         pizzeria_id,
         product_id: product.id,
         station: tap.station.clone(),
         undone_at: change.now,
-        actor: actor.map(str::to_owned),
+        actor: actor.map(|a| a.as_str().to_owned()),
     };
     let entry = NewEntry {
         station: Some(&tap.station),

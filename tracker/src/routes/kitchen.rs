@@ -11,15 +11,28 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
-    db::{alerts, pizzerias, products, taps},
+    db::{alerts, orders, pizzerias, products, taps},
     kitchen::{self, Kitchen, KitchenError},
     versions::VersionKey,
 };
 
 use super::{
-    ActorBody, ApiError, OptionalJson, StationScope, actor_of, current_version, if_none_match,
-    not_modified, uuid_param, weak_etag,
+    ApiError, OptionalJson, StationScope, current_version, if_none_match, not_modified, uuid_param,
+    weak_etag,
+    who::{ActorBody, KitchenStaff, Named, acting},
 };
+
+/// The body of a tap: who did it, and the tablet's own id for a tap it may send again.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapBody {
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
+    actor: Option<String>,
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
+    actor_id: Option<Uuid>,
+    #[serde(default, deserialize_with = "service_kit::http::non_null")]
+    client_tap_id: Option<Uuid>,
+}
 
 #[derive(Debug, Serialize)]
 struct QueueEntry {
@@ -81,6 +94,15 @@ struct StationAlert {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     at: DateTime<Utc>,
+}
+
+/// A packed order a finishing station's tablet may hand over.
+#[derive(Debug, Serialize)]
+struct ReadyOrder {
+    order_id: Uuid,
+    order_number: i32,
+    customer_name: String,
+    packed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,6 +187,16 @@ pub async fn station_queue(
             count: r.count,
         })
         .collect::<Vec<_>>();
+    let ready = orders::ready_at(&**pool, pizzeria_id, station)
+        .await?
+        .into_iter()
+        .map(|o| ReadyOrder {
+            order_id: o.id,
+            order_number: o.number,
+            customer_name: o.customer_name,
+            packed_at: o.packed_at,
+        })
+        .collect::<Vec<_>>();
     let total = rows.first().map_or(0, |r| r.total);
     let entries: Vec<QueueEntry> = rows
         .into_iter()
@@ -205,33 +237,40 @@ pub async fn station_queue(
             "undoable": undoable,
             "recallable": recallable,
             "alerts": alerts,
+            "ready": ready,
         })))
 }
 
-/// `POST .../stations/{station}/products/{product_id}/tap` with optional `{"actor"}`; without
-/// one, the tap is the caller's (the tablet's name or the staff member's).
+/// `POST .../stations/{station}/products/{product_id}/tap` with optional `{"actor" or
+/// "actor_id", "client_tap_id"}`. Without an actor the tap is the caller's (the tablet's or the
+/// staff member's); a tablet may name a kitchen staff member checked in at it
+/// (`who::acting`). A `client_tap_id` makes the tap safe to send again.
 pub async fn tap(
     caller: Caller,
     req: HttpRequest,
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
-    body: Deferred<OptionalJson<ActorBody>>,
+    directory: web::Data<KitchenStaff>,
+    body: Deferred<OptionalJson<TapBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
     let OptionalJson(body) = body.get()?;
     let product_id = uuid_param(&req, "product_id")?;
-    let actor = actor_of(&caller, body.actor.as_deref())?;
+    let named = Named {
+        actor: body.actor.as_deref(),
+        actor_id: body.actor_id,
+    };
+    let actor = acting(&caller, &req, scope.pizzeria_id, &directory, named).await?;
     let mut tx = pool.begin().await.context("cannot start the tap")?;
-    let record = kitchen::tap(
-        &mut tx,
-        &kitchen,
-        scope.pizzeria_id,
-        &scope.station,
+    let request = kitchen::TapRequest {
+        pizzeria_id: scope.pizzeria_id,
+        station: &scope.station,
         product_id,
-        Some(&actor),
-    )
-    .await?;
+        actor: Some(&actor),
+        client_tap_id: body.client_tap_id,
+    };
+    let record = kitchen::tap(&mut tx, &kitchen, request).await?;
     tx.commit().await.context("cannot commit the tap")?;
     let tap = &record.tap;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -249,6 +288,10 @@ pub async fn tap(
         "duration_ms": tap.duration_ms,
         "target_seconds": tap.target_seconds,
         "actor": tap.actor,
+        "actor_user_id": tap.actor_user_id,
+        "principal": tap.principal,
+        "client_tap_id": tap.client_tap_id,
+        "undone": tap.undone_at.is_some(),
         "next_station": record.next_station,
         "order_status": record.order_status.as_str(),
         "repeated": record.repeated,
@@ -263,9 +306,11 @@ pub async fn undo(
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
+    directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    take_back(caller, req, scope, pool, kitchen, body, TakeBack::Undo).await
+    let how = TakeBack::Undo;
+    take_back(caller, req, scope, pool, kitchen, directory, body, how).await
 }
 
 /// `POST .../stations/{station}/taps/{tap_id}/recall`: as undo, within 15 minutes.
@@ -275,9 +320,11 @@ pub async fn recall(
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
+    directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    take_back(caller, req, scope, pool, kitchen, body, TakeBack::Recall).await
+    let how = TakeBack::Recall;
+    take_back(caller, req, scope, pool, kitchen, directory, body, how).await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -286,19 +333,21 @@ enum TakeBack {
     Recall,
 }
 
+#[allow(clippy::too_many_arguments)] // an actix handler's extractors, passed on
 async fn take_back(
     caller: Caller,
     req: HttpRequest,
     scope: StationScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
+    directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<ActorBody>>,
     how: TakeBack,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
     let OptionalJson(body) = body.get()?;
     let tap_id: i64 = service_kit::http::path_param(&req, "tap_id", "must be a tap id")?;
-    let actor = actor_of(&caller, body.actor.as_deref())?;
+    let actor = acting(&caller, &req, scope.pizzeria_id, &directory, body.named()).await?;
     let mut tx = pool.begin().await.context("cannot start the undo")?;
     let (p, station) = (scope.pizzeria_id, &scope.station);
     let undone = match how {

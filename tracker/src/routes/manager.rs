@@ -3,7 +3,7 @@
 //! (`reports.read`; the actor report also for the pizzeria's motivation board). Each handler
 //! checks the caller before it reads anything.
 
-use access::{Caller, Permission};
+use access::{Caller, DeviceKind, Permission};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -24,8 +24,8 @@ use crate::{
 };
 
 use super::{
-    ActorBody, ApiError, OptionalJson, PizzeriaScope, ReasonBody, actor_of, parse_reason,
-    require_reports, uuid_param,
+    ApiError, OptionalJson, PizzeriaScope, parse_reason, require_reports, uuid_param,
+    who::{ActorBody, KitchenStaff, ReasonBody, acting},
 };
 
 #[derive(Debug, Serialize)]
@@ -233,12 +233,13 @@ pub async fn cancel(
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
+    directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<ReasonBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
     let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
-    let actor = actor_of(&caller, body.actor.as_deref())?;
+    let actor = acting(&caller, &req, scope.pizzeria_id, &directory, body.named()).await?;
     let reason = parse_reason(body.reason.as_deref())?;
     let p = scope.pizzeria_id;
     change_order(&pool, p, order_id, async |conn| {
@@ -247,19 +248,44 @@ pub async fn cancel(
     .await
 }
 
-/// `POST .../orders/{order_id}/hand-over` with optional `{"actor"}`.
+/// Handing over happens at the counter: staff with `orders.manage`, the tablet of a station
+/// where orders are finished (packing), or the shift manager's screen of the pizzeria.
+async fn may_hand_over(caller: &Caller, pool: &PgPool, pizzeria_id: Uuid) -> Result<(), ApiError> {
+    match caller {
+        Caller::Staff(_) => Ok(caller.require(pizzeria_id, Permission::OrdersManage)?),
+        Caller::Device(d) if d.is_kind(pizzeria_id, DeviceKind::ShiftManagerScreen) => Ok(()),
+        Caller::Device(d) if d.is_kind(pizzeria_id, DeviceKind::KitchenStation) => {
+            let station = d.station.as_deref().unwrap_or_default();
+            if crate::db::pizzerias::is_final_station(pool, pizzeria_id, station).await? {
+                Ok(())
+            } else {
+                Err(ClientError::forbidden(
+                    "orders are handed over at the station where they are finished (packing)",
+                )
+                .into())
+            }
+        }
+        Caller::Device(_) => Err(ClientError::forbidden(
+            "this device cannot hand orders over; a counter tablet or a manager can",
+        )
+        .into()),
+    }
+}
+
+/// `POST .../orders/{order_id}/hand-over` with optional `{"actor"}` (`may_hand_over`).
 pub async fn hand_over(
     caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
+    directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
+    may_hand_over(&caller, &pool, scope.pizzeria_id).await?;
     let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
-    let actor = actor_of(&caller, body.actor.as_deref())?;
+    let actor = acting(&caller, &req, scope.pizzeria_id, &directory, body.named()).await?;
     let p = scope.pizzeria_id;
     change_order(&pool, p, order_id, async |conn| {
         kitchen::hand_over(conn, &kitchen, p, order_id, Some(&actor))
@@ -277,12 +303,13 @@ pub async fn rush(
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
+    directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<ActorBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
     let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
-    let actor = actor_of(&caller, body.actor.as_deref())?;
+    let actor = acting(&caller, &req, scope.pizzeria_id, &directory, body.named()).await?;
     let p = scope.pizzeria_id;
     change_order(&pool, p, order_id, async |conn| {
         kitchen::rush(conn, &kitchen, p, order_id, Some(&actor))
@@ -299,13 +326,14 @@ pub async fn remake(
     scope: PizzeriaScope,
     pool: web::Data<PgPool>,
     kitchen: web::Data<Kitchen>,
+    directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<ReasonBody>>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(scope.pizzeria_id, Permission::OrdersManage)?;
     let OptionalJson(body) = body.get()?;
     let order_id = uuid_param(&req, "order_id")?;
     let product_id = uuid_param(&req, "product_id")?;
-    let actor = actor_of(&caller, body.actor.as_deref())?;
+    let actor = acting(&caller, &req, scope.pizzeria_id, &directory, body.named()).await?;
     let reason = parse_reason(body.reason.as_deref())?;
     let p = scope.pizzeria_id;
     change_order(&pool, p, order_id, async |conn| {

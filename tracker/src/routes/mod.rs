@@ -10,6 +10,9 @@ mod intake;
 mod kitchen;
 mod manager;
 mod pizzerias;
+mod who;
+
+pub use who::KitchenStaff;
 
 use access::{Caller, DeviceKind, Permission};
 use actix_web::{
@@ -240,34 +243,6 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJson<T> {
             parse_json(&bytes).map(OptionalJson)
         })
     }
-}
-
-/// The body of actions that only say who did them.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActorBody {
-    // Left out means "the caller"; null is not a name.
-    #[serde(default, deserialize_with = "service_kit::http::non_null")]
-    pub actor: Option<String>,
-}
-
-/// The body of actions that say who and why.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonBody {
-    #[serde(default, deserialize_with = "service_kit::http::non_null")]
-    pub actor: Option<String>,
-    #[serde(default, deserialize_with = "service_kit::http::non_null")]
-    pub reason: Option<String>,
-}
-
-/// Who did it: the actor the body names (the pizzamaker at a shared tablet), else the caller
-/// (the staff member's display name, or the device's name).
-pub fn actor_of(
-    caller: &Caller,
-    named: Option<&str>,
-) -> Result<crate::domain::Actor, ValidationError> {
-    crate::domain::Actor::parse(named.unwrap_or_else(|| caller.display_name()))
 }
 
 /// Pizzeria configuration (stations, routes, target times) is the chain's menu engineering, and

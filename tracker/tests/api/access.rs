@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    SOURCE_KEY, TestApp, error_code, json_body, order_id, order_json, product_ids, spawn_app,
+    SOURCE_KEY, TestApp, error_code, error_field, json_body, order_id, order_json, product_ids,
+    spawn_app,
 };
 
 /// The revocation bound: a role taken away or a device revoked is refused this soon.
@@ -500,16 +501,19 @@ async fn a_station_tablet_works_its_own_station_and_a_tv_board_and_a_motivation_
 }
 
 #[tokio::test]
-async fn a_tap_is_the_devices_or_the_staff_members_unless_it_names_an_actor() {
+async fn who_did_it_is_the_authenticated_caller_or_someone_on_the_tablets_staff_list() {
     let app = spawn_app().await;
     let a = app.pizzeria_id;
     let dough = app.peers.station_tablet(a, "dough").await;
+    let oven = app.peers.station_tablet(a, "oven").await;
     let cook = app.peers.staff(Role::KitchenStaff, a).await;
+    let manager = app.peers.staff(Role::ShiftManager, a).await;
     let cook_elsewhere = app
         .peers
         .staff(Role::KitchenStaff, app.other_pizzeria_id)
         .await;
     let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let order = order_id(&detail);
     let pizza = product_ids(&detail)[0];
     let tap =
         |station: &str| format!("/api/v1/pizzerias/{a}/stations/{station}/products/{pizza}/tap");
@@ -524,54 +528,167 @@ async fn a_tap_is_the_devices_or_the_staff_members_unless_it_names_an_actor() {
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
+    // A body cannot make a signed-in cook, or a tablet, record somebody else.
+    let refused = [
+        (&cook.token, "dough", json!({ "actor": "Pavel" }), "actor"),
+        (
+            &cook.token,
+            "dough",
+            json!({ "actor_id": manager.user_id }),
+            "actor_id",
+        ),
+        (&dough.token, "dough", json!({ "actor": "Pavel" }), "actor"),
+        // Not kitchen staff, or kitchen staff of another pizzeria: not on the tablet's list.
+        (
+            &dough.token,
+            "dough",
+            json!({ "actor_id": manager.user_id }),
+            "actor_id",
+        ),
+        (
+            &dough.token,
+            "dough",
+            json!({ "actor_id": cook_elsewhere.user_id }),
+            "actor_id",
+        ),
+        (
+            &dough.token,
+            "dough",
+            json!({ "actor": manager.display_name }),
+            "actor",
+        ),
+    ];
+    for (token, station, body, field) in refused {
+        let response = app
+            .send_as(Some(token), Method::POST, &tap(station), Some(&body))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        assert_eq!(error_field(response).await, field, "{body}");
+    }
+
     let by_tablet = app
         .send_as(Some(&dough.token), Method::POST, &tap("dough"), None)
         .await;
     assert_eq!(by_tablet.status(), StatusCode::OK);
-    assert_eq!(json_body(by_tablet).await["actor"], "dough tablet");
+    let by_tablet = json_body(by_tablet).await;
+    assert_eq!(by_tablet["actor"], "dough tablet");
+    assert!(by_tablet["actor_user_id"].is_null());
+    assert_eq!(
+        by_tablet["principal"],
+        format!("device:{}", dough.device_id)
+    );
     let by_cook = app
         .send_as(Some(&cook.token), Method::POST, &tap("topping"), None)
         .await;
     assert_eq!(by_cook.status(), StatusCode::OK);
-    assert_eq!(
-        json_body(by_cook).await["actor"],
-        cook.display_name.as_str()
-    );
-    let named = app
+    let by_cook = json_body(by_cook).await;
+    assert_eq!(by_cook["actor"], cook.display_name.as_str());
+    assert_eq!(by_cook["principal"], format!("user:{}", cook.user_id));
+    // The cook checked in at the oven tablet, by id or by their name on the list.
+    let checked_in = app
         .send_as(
-            Some(&cook.token),
+            Some(&oven.token),
             Method::POST,
             &tap("oven"),
-            Some(&json!({ "actor": "Pavel" })),
+            Some(&json!({ "actor_id": cook.user_id })),
         )
         .await;
-    let named = json_body(named).await;
-    assert_eq!(named["actor"], "Pavel");
+    assert_eq!(checked_in.status(), StatusCode::OK);
+    let checked_in = json_body(checked_in).await;
+    assert_eq!(checked_in["actor"], cook.display_name.as_str());
+    assert_eq!(checked_in["actor_user_id"], cook.user_id.to_string());
+    assert_eq!(
+        checked_in["principal"],
+        format!("device:{}", oven.device_id)
+    );
 
-    // Staff with kitchen.work may undo at any station; the undo is theirs too.
+    // Undo by the cook at the tablet, by name this time.
     let undo = format!(
         "/api/v1/pizzerias/{a}/stations/oven/taps/{}/undo",
-        named["tap_id"]
+        checked_in["tap_id"]
     );
     let response = app
-        .send_as(Some(&cook.token), Method::POST, &undo, None)
+        .send_as(
+            Some(&oven.token),
+            Method::POST,
+            &undo,
+            Some(&json!({ "actor": cook.display_name })),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let detail = app.order_detail(order_id(&detail)).await;
-    let actors: Vec<&str> = detail["timeline"]
+    // A manager's actions are the manager's, whatever the body says.
+    let remake = format!("/api/v1/pizzerias/{a}/orders/{order}/products/{pizza}/remake");
+    let response = app
+        .send_as(
+            Some(&manager.token),
+            Method::POST,
+            &remake,
+            Some(&json!({ "actor": "Pavel", "reason": "burnt" })),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_field(response).await, "actor");
+    let response = app
+        .send_as(
+            Some(&manager.token),
+            Method::POST,
+            &remake,
+            Some(&json!({ "reason": "burnt" })),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cancel = format!("/api/v1/pizzerias/{a}/orders/{order}/cancel");
+    let response = app
+        .send_as(Some(&manager.token), Method::POST, &cancel, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let detail = app.order_detail(order).await;
+    let who: Vec<(String, String, Value)> = detail["timeline"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["kind"] == "ProductStageCompleted" || t["kind"] == "ProductStageUndone")
-        .map(|t| t["actor"].as_str().unwrap_or_default())
+        .filter(|t| !t["actor"].is_null())
+        .map(|t| {
+            (
+                t["kind"].as_str().unwrap().to_owned(),
+                t["actor"].as_str().unwrap().to_owned(),
+                t["principal"].clone(),
+            )
+        })
         .collect();
+    let (tablet, oven_tablet, cook_user, manager_user) = (
+        json!(format!("device:{}", dough.device_id)),
+        json!(format!("device:{}", oven.device_id)),
+        json!(format!("user:{}", cook.user_id)),
+        json!(format!("user:{}", manager.user_id)),
+    );
+    let (cook_name, manager_name) = (cook.display_name.clone(), manager.display_name.clone());
     assert_eq!(
-        actors,
+        who,
         [
-            "dough tablet",
-            cook.display_name.as_str(),
-            "Pavel",
-            cook.display_name.as_str()
+            (
+                "ProductStageCompleted".into(),
+                "dough tablet".into(),
+                tablet
+            ),
+            ("ProductStageCompleted".into(), cook_name.clone(), cook_user),
+            (
+                "ProductStageCompleted".into(),
+                cook_name.clone(),
+                oven_tablet.clone()
+            ),
+            ("ProductStageUndone".into(), cook_name, oven_tablet),
+            (
+                "ProductRemakeRequested".into(),
+                manager_name.clone(),
+                manager_user.clone()
+            ),
+            ("OrderCancelled".into(), manager_name, manager_user),
         ]
     );
 }

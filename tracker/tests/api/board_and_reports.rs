@@ -1,5 +1,7 @@
+use access::Role;
 use reqwest::StatusCode;
 use serde_json::json;
+use system_tests::StaffMember;
 
 use crate::helpers::{error_field, json_body, order_json, product_ids, spawn_app};
 
@@ -54,16 +56,32 @@ async fn the_actor_report_counts_each_actors_stages_of_the_day() {
     let app = spawn_app().await;
     let detail = app.place_order(&[("Pepperoni", "pizza", 3)]).await;
     let ids = product_ids(&detail);
-    for (id, actor) in ids.iter().zip(["Pavel", "Pavel", "Olga"]) {
-        let response = app.tap("dough", *id, Some(actor)).await;
+    // Two cooks checked in at the tablets: a tap names the one who did it.
+    let a = app.pizzeria_id;
+    let (dough, topping) = (
+        app.peers.station_tablet(a, "dough").await,
+        app.peers.station_tablet(a, "topping").await,
+    );
+    let pavel = app.peers.staff(Role::KitchenStaff, a).await;
+    let olga = app.peers.staff(Role::KitchenStaff, a).await;
+    let by = |cook: &StaffMember| json!({ "actor_id": cook.user_id });
+    for (id, cook) in ids.iter().zip([&pavel, &pavel, &olga]) {
+        let response = app
+            .tap_as(&dough.token, "dough", *id, Some(&by(cook)))
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
     }
-    let response = app.tap("topping", ids[0], Some("Pavel")).await;
+    let response = app
+        .tap_as(&topping.token, "topping", ids[0], Some(&by(&pavel)))
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     // An undone tap does not count.
-    let olga = json_body(app.tap("topping", ids[1], Some("Olga")).await).await;
+    let undone = app
+        .tap_as(&topping.token, "topping", ids[1], Some(&by(&olga)))
+        .await;
+    let undone = json_body(undone).await;
     assert_eq!(
-        app.undo("topping", olga["tap_id"].as_i64().unwrap())
+        app.undo("topping", undone["tap_id"].as_i64().unwrap())
             .await
             .status(),
         StatusCode::OK
@@ -79,13 +97,13 @@ async fn the_actor_report_counts_each_actors_stages_of_the_day() {
     let actors = report["actors"].as_array().unwrap();
     assert_eq!(actors.len(), 2, "{report}");
     // Most stages first; taps within seconds of the order are within their targets.
-    assert_eq!(actors[0]["actor"], "Pavel");
+    assert_eq!(actors[0]["actor"], pavel.display_name.as_str());
     assert_eq!(actors[0]["stages"], 3);
     assert_eq!(actors[0]["within_target"], 3);
     assert_eq!(actors[0]["within_target_share"], 1.0);
     assert!(actors[0]["average_seconds"].as_f64().unwrap() >= 0.0);
     assert!(actors[0]["p90_seconds"].as_f64().unwrap() >= 0.0);
-    assert_eq!(actors[1]["actor"], "Olga");
+    assert_eq!(actors[1]["actor"], olga.display_name.as_str());
     assert_eq!(actors[1]["stages"], 1);
 
     let empty = json_body(app.actor_report("date=2020-01-01").await).await;

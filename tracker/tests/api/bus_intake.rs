@@ -9,6 +9,7 @@ use crate::helpers::{TestApp, json_body, spawn_app};
 
 fn placed(app: &TestApp) -> OrderPlaced {
     OrderPlaced {
+        promised_at: None,
         order_id: Uuid::now_v7(),
         pizzeria_id: app.pizzeria_id,
         number: 42,

@@ -19,10 +19,7 @@ async fn cancel_takes_the_products_off_every_station() {
     assert_eq!(app.queue_ids("topping").await, vec![ids[0]]);
 
     let response = app
-        .cancel(
-            order,
-            &json!({ "reason": "customer left", "actor": "manager" }),
-        )
+        .cancel(order, &json!({ "reason": "customer left" }))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let detail = json_body(response).await;

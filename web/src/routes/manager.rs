@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -60,6 +61,9 @@ pub struct Order {
     pub cancel_after_hand_over_reason: Option<String>,
     #[serde(default)]
     pub cancel_after_hand_over_actor: Option<String>,
+    /// While a pre-order is held: when it goes to the stations.
+    #[serde(default)]
+    pub fires_at: Option<DateTime<Utc>>,
 }
 
 impl Order {
@@ -145,6 +149,8 @@ pub struct OrderLine {
     accepted: String,
     age: String,
     late: bool,
+    /// A held pre-order: when it fires ("18:40").
+    fires: Option<String>,
 }
 
 #[derive(Template)]
@@ -221,6 +227,7 @@ async fn order_lines(
             accepted: i18n::clock(o.accepted_at, tz),
             age: fill(t.minutes, &[("n", &(o.age_seconds(now) / 60))]),
             late: o.is_late(now),
+            fires: o.fires_at.map(|at| scheduled(t, at, tz)),
             status: o.status,
         })
         .collect())
@@ -362,6 +369,8 @@ struct OrderPage {
     age: String,
     target: String,
     late: bool,
+    /// A held pre-order: when it fires.
+    fires: Option<String>,
     cancel_reason: Option<String>,
     late_cancel: Option<LateCancel>,
     can_manage: bool,
@@ -478,6 +487,7 @@ pub async fn order_page(
         age: screens::duration(o.age_seconds(now)),
         target: screens::duration(o.target_seconds),
         late: o.is_late(now),
+        fires: o.fires_at.map(|at| scheduled(t, at, tz)),
         cancel_reason: o.cancel_reason.clone(),
         late_cancel: LateCancel::of(o, tz),
         can_manage,
@@ -797,6 +807,11 @@ pub async fn performance_page(
     Ok(with_csrf(html(&page)?, &csrf))
 }
 
+
+/// "Scheduled · fires 18:40": a held pre-order, in the pizzeria's time zone.
+fn scheduled(t: &Text, at: DateTime<Utc>, tz: Tz) -> String {
+    fill(t.scheduled_fires, &[("at", &i18n::clock(at, tz))])
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -866,6 +881,7 @@ mod tests {
             age: String::new(),
             target: String::new(),
             late: false,
+            fires: o.fires_at.map(|at| scheduled(i18n::Lang::En.text(), at, i18n::time_zone("UTC"))),
             cancel_reason: o.cancel_reason.clone(),
             late_cancel: LateCancel::of(&o, i18n::time_zone("Europe/Moscow")),
             can_manage: true,

@@ -6,7 +6,7 @@
 //! | `/language` | staff | the language of their screens (kept by auth) |
 //! | `/device`, `/device/poll` | a device | the login code (RFC 8628) until a manager approves it |
 //! | `/activate`, `/p/{p}/devices/...` | staff | approve or deny a code; rename, move, revoke devices |
-//! | `/station...` | station tablet | the cards, tap, undo, check in |
+//! | `/station...` | station tablet | the cards, tap, undo, check in, hand over at packing |
 //! | `/board...` | TV board | preparing and ready |
 //! | `/p/{p}/orders...`, `/p/{p}/performance`, `/p/{p}/motivation` | staff | the shift manager |
 //! | `/events` | device or staff | server-sent "something changed" messages |
@@ -87,6 +87,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/station/tap/{product_id}", web::post().to(station::tap))
         .route("/station/undo/{tap_id}", web::post().to(station::undo))
         .route("/station/recall/{tap_id}", web::post().to(station::recall))
+        .route(
+            "/station/hand-over/{order_id}",
+            web::post().to(station::hand_over),
+        )
         .route("/station/checkin", web::get().to(station::checkin_page))
         .route("/station/checkin", web::post().to(station::checkin))
         .route("/station/checkout", web::post().to(station::checkout))

@@ -87,7 +87,17 @@ struct AllDayEntry {
 }
 
 #[derive(Debug, Deserialize)]
+struct ReadyEntry {
+    order_id: Uuid,
+    order_number: i32,
+    customer_name: String,
+}
+
+#[derive(Debug, Deserialize)]
 struct Queue {
+    /// At a finishing station (packing): the packed orders it may hand over.
+    #[serde(default)]
+    ready: Vec<ReadyEntry>,
     #[serde(default)]
     total: i64,
     #[serde(default)]
@@ -109,6 +119,9 @@ const LAST_TAP_COOKIE: &str = "kitchen_last_tap";
 
 pub struct Card {
     product_id: Uuid,
+    /// "Pepperoni 30 cm · #4204": what the tablet calls it in a confirmation or a problem with
+    /// a tap it queued while offline.
+    label: String,
     number: i32,
     name: String,
     size: String,
@@ -164,6 +177,9 @@ pub struct Station {
     /// "showing the first 500, 20 more not shown", when some are.
     showing_first: String,
     more_not_shown: String,
+    /// (order id, number, customer name, "Hand over #4204") of packed orders to hand over at
+    /// the counter.
+    ready: Vec<(Uuid, i32, String, String)>,
 }
 
 impl Station {
@@ -265,6 +281,7 @@ fn card(p: QueueEntry) -> Card {
     Card {
         target_line: fill(t.target_tap, &[("target", &target)]),
         announcement: announcement(t, &p.category, &p.product_name, p.size.as_deref()),
+        label: product_label(&p.product_name, p.size.as_deref(), p.order_number),
         product_id: p.product_id,
         number: p.order_number,
         name: p.product_name,
@@ -324,6 +341,14 @@ async fn station_view(
             })
             .collect(),
         cards: queue.products.into_iter().map(card).collect(),
+        ready: queue
+            .ready
+            .into_iter()
+            .map(|r| {
+                let label = fill(t.hand_over_n, &[("n", &r.order_number)]);
+                (r.order_id, r.order_number, r.customer_name, label)
+            })
+            .collect(),
         undo: undo_offer(&queue.undoable, last_tap, now),
         recallable: queue
             .recallable
@@ -424,6 +449,11 @@ fn kitchen_problem(e: &UpstreamError) -> Option<String> {
         "not_found" if e.status() == Some(StatusCode::NOT_FOUND) => t.no_longer_here,
         "order_cancelled" => t.order_was_cancelled,
         "order_handed_over" => t.order_was_handed_over,
+        // A tap queued while offline, which another tap beat to it.
+        "already_done" => t.already_done,
+        "not_packed" => t.not_packed,
+        // The person checked in here is no longer on the kitchen staff list.
+        _ if e.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => t.actor_refused,
         _ if e.status() == Some(StatusCode::CONFLICT) => t.action_failed,
         _ => return None,
     };
@@ -470,6 +500,88 @@ fn confirmation(action: Action, answer: &ActionAnswer) -> String {
     }
 }
 
+/// Who did it, as the tracker takes it: the person checked in here, by id (the tracker checks
+/// them against the pizzeria's kitchen staff list), else nobody named: the tablet.
+fn actor_body(req: &HttpRequest) -> serde_json::Value {
+    match actor(req) {
+        Some((id, _)) => json!({ "actor_id": id }),
+        None => json!({}),
+    }
+}
+
+/// An answer to the page script (`ok` and a message) or, without it, back to the station with
+/// the problem shown.
+fn answer_page(req: &HttpRequest, result: Result<String, String>) -> HttpResponse {
+    match (result, wants_json(req)) {
+        (Ok(message), true) => HttpResponse::Ok().json(json!({ "ok": true, "message": message })),
+        (Ok(_), false) => see_other("/station"),
+        (Err(problem), true) => {
+            HttpResponse::Conflict().json(json!({ "ok": false, "message": problem }))
+        }
+        (Err(problem), false) => see_other(&format!(
+            "/station?{}",
+            serde_urlencoded::to_string([("problem", problem.as_str())]).unwrap_or_default()
+        )),
+    }
+}
+
+/// POSTs `body` to the tracker as the tablet.
+async fn post_tracker<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    viewer: &DeviceViewer,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<T, UpstreamError> {
+    let token = Some(viewer.token.as_str());
+    let body = Body::Json(body);
+    state
+        .upstream
+        .call(Service::Tracker, Method::POST, path, token, body)
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+struct HandedOver {
+    order: HandedOverOrder,
+}
+
+#[derive(Debug, Deserialize)]
+struct HandedOverOrder {
+    number: i32,
+    customer_name: String,
+}
+
+/// `POST /station/hand-over/{order_id}`: the packed order leaves at the counter (a finishing
+/// station's tablet; the tracker refuses any other).
+pub async fn hand_over(
+    req: HttpRequest,
+    viewer: DeviceViewer,
+    state: web::Data<AppState>,
+    Form(_): Form<Empty>,
+) -> Result<HttpResponse, PageError> {
+    station_of(&viewer)?;
+    let order_id = uuid_param(&req, "order_id")?;
+    let path = format!(
+        "/api/v1/pizzerias/{}/orders/{order_id}/hand-over",
+        viewer.device.pizzeria_id
+    );
+    let answer: Result<HandedOver, _> =
+        post_tracker(state.get_ref(), &viewer, &path, &actor_body(&req)).await;
+    match answer {
+        Ok(done) => Ok(answer_page(
+            &req,
+            Ok(fill(
+                i18n::text().handed_over_n,
+                &[("n", &done.order.number), ("name", &done.order.customer_name)],
+            )),
+        )),
+        Err(e) => match kitchen_problem(&e) {
+            Some(problem) => Ok(answer_page(&req, Err(problem))),
+            None => Err(PageError::for_device(e)),
+        },
+    }
+}
+
 async fn kitchen_action(
     req: &HttpRequest,
     viewer: &DeviceViewer,
@@ -477,21 +589,13 @@ async fn kitchen_action(
     settings: &Settings,
     path: String,
     action: Action,
+    client_tap_id: Option<Uuid>,
 ) -> Result<HttpResponse, PageError> {
-    let body = match actor(req) {
-        Some((_, name)) => json!({ "actor": name }),
-        None => json!({}),
-    };
-    let answer: Result<ActionAnswer, _> = state
-        .upstream
-        .call(
-            Service::Tracker,
-            Method::POST,
-            &path,
-            Some(&viewer.token),
-            Body::Json(&body),
-        )
-        .await;
+    let mut body = actor_body(req);
+    if let Some(id) = client_tap_id {
+        body["client_tap_id"] = json!(id);
+    }
+    let answer: Result<ActionAnswer, _> = post_tracker(state, viewer, &path, &body).await;
     let json = wants_json(req);
     match answer {
         Ok(answer) => {
@@ -523,16 +627,17 @@ async fn kitchen_action(
             Ok(response)
         }
         Err(e) => match kitchen_problem(&e) {
-            Some(problem) if json => {
-                Ok(HttpResponse::Conflict().json(json!({ "ok": false, "message": problem })))
-            }
-            Some(problem) => Ok(see_other(&format!(
-                "/station?{}",
-                serde_urlencoded::to_string([("problem", problem.as_str())]).unwrap_or_default()
-            ))),
+            Some(problem) => Ok(answer_page(req, Err(problem))),
             None => Err(PageError::for_device(e)),
         },
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TapForm {
+    /// The id the page script made for a tap it may send again (queued while offline).
+    #[serde(default)]
+    client_tap_id: Option<Uuid>,
 }
 
 /// `POST /station/tap/{product_id}`: the stage is done, by whoever checked in.
@@ -541,7 +646,7 @@ pub async fn tap(
     viewer: DeviceViewer,
     state: web::Data<AppState>,
     settings: web::Data<Settings>,
-    Form(_): Form<Empty>,
+    Form(form): Form<TapForm>,
 ) -> Result<HttpResponse, PageError> {
     let station = station_of(&viewer)?;
     let product_id = uuid_param(&req, "product_id")?;
@@ -549,7 +654,17 @@ pub async fn tap(
         "/api/v1/pizzerias/{}/stations/{station}/products/{product_id}/tap",
         viewer.device.pizzeria_id
     );
-    kitchen_action(&req, &viewer, &state, &settings, path, Action::Tap).await
+    let action = Action::Tap;
+    kitchen_action(
+        &req,
+        &viewer,
+        &state,
+        &settings,
+        path,
+        action,
+        form.client_tap_id,
+    )
+    .await
 }
 
 /// `POST /station/undo/{tap_id}`: exactly that tap comes back.
@@ -597,7 +712,7 @@ async fn take_back(
         "/api/v1/pizzerias/{}/stations/{station}/taps/{tap_id}/{verb}",
         viewer.device.pizzeria_id
     );
-    kitchen_action(req, viewer, state, settings, path, action).await
+    kitchen_action(req, viewer, state, settings, path, action, None).await
 }
 
 #[derive(Debug, Clone, Deserialize)]
