@@ -24,10 +24,15 @@ pub enum Permission {
     StaffManage,
     /// Station and order reports.
     ReportsRead,
+    /// The operations section: dead letters, the bus and the services' figures. Chain-wide.
+    OperationsRead,
+    /// Replay and discard dead letters. Chain-wide, and apart from reading: an on-call engineer
+    /// may be shown what failed without being trusted to send it again.
+    OperationsReplay,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Permission::OrdersRead,
         Permission::OrdersManage,
         Permission::OrdersIntake,
@@ -36,6 +41,8 @@ impl Permission {
         Permission::DevicesManage,
         Permission::StaffManage,
         Permission::ReportsRead,
+        Permission::OperationsRead,
+        Permission::OperationsReplay,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +55,8 @@ impl Permission {
             Permission::DevicesManage => "devices.manage",
             Permission::StaffManage => "staff.manage",
             Permission::ReportsRead => "reports.read",
+            Permission::OperationsRead => "operations.read",
+            Permission::OperationsReplay => "operations.replay",
         }
     }
 
@@ -63,8 +72,8 @@ impl fmt::Display for Permission {
     }
 }
 
-/// A staff role. Every role except [`Role::ChainAdmin`] is held in one pizzeria; a chain admin
-/// holds every permission in every pizzeria.
+/// A staff role. A chain admin holds every permission in every pizzeria; the on-call roles hold
+/// the operations permissions across the chain; every other role is held in one pizzeria.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     ChainAdmin,
@@ -73,15 +82,21 @@ pub enum Role {
     ShiftManager,
     Cashier,
     KitchenStaff,
+    /// The engineer on call: reads the operations section and replays or discards dead letters.
+    OnCall,
+    /// Reads the operations section, and changes nothing.
+    OperationsViewer,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 7] = [
         Role::ChainAdmin,
         Role::OfficeManager,
         Role::ShiftManager,
         Role::Cashier,
         Role::KitchenStaff,
+        Role::OnCall,
+        Role::OperationsViewer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +106,8 @@ impl Role {
             Role::ShiftManager => "shift_manager",
             Role::Cashier => "cashier",
             Role::KitchenStaff => "kitchen_staff",
+            Role::OnCall => "on_call",
+            Role::OperationsViewer => "operations_viewer",
         }
     }
 
@@ -100,7 +117,10 @@ impl Role {
 
     /// Whether the role is held across the chain rather than in one pizzeria.
     pub fn is_chain_wide(self) -> bool {
-        self == Role::ChainAdmin
+        matches!(
+            self,
+            Role::ChainAdmin | Role::OnCall | Role::OperationsViewer
+        )
     }
 
     /// What the role may do in its pizzeria.
@@ -126,6 +146,8 @@ impl Role {
             ],
             Role::Cashier => &[OrdersRead, OrdersIntake],
             Role::KitchenStaff => &[KitchenWork],
+            Role::OnCall => &[OperationsRead, OperationsReplay],
+            Role::OperationsViewer => &[OperationsRead],
         }
     }
 }
@@ -170,11 +192,36 @@ mod tests {
     }
 
     #[test]
-    fn only_the_chain_admin_is_chain_wide() {
+    fn the_admin_and_the_on_call_roles_are_chain_wide() {
         let wide: Vec<Role> = Role::ALL
             .into_iter()
             .filter(|r| r.is_chain_wide())
             .collect();
-        assert_eq!(wide, vec![Role::ChainAdmin]);
+        assert_eq!(
+            wide,
+            vec![Role::ChainAdmin, Role::OnCall, Role::OperationsViewer]
+        );
+    }
+
+    #[test]
+    fn reading_and_replaying_operations_are_separate_rights() {
+        let has = |r: Role, p: Permission| r.permissions().contains(&p);
+        assert!(has(Role::OnCall, Permission::OperationsRead));
+        assert!(has(Role::OnCall, Permission::OperationsReplay));
+        assert!(has(Role::OperationsViewer, Permission::OperationsRead));
+        assert!(!has(Role::OperationsViewer, Permission::OperationsReplay));
+        for role in [
+            Role::OfficeManager,
+            Role::ShiftManager,
+            Role::Cashier,
+            Role::KitchenStaff,
+        ] {
+            assert!(!has(role, Permission::OperationsRead), "{role}");
+        }
+        assert_eq!(
+            Role::OnCall.permissions().len(),
+            2,
+            "on call touches no orders"
+        );
     }
 }

@@ -6,7 +6,8 @@
 //!   the state change, and a relay publishes them with publisher confirms.
 //! - [`consumer`]: an inbox for exactly-once effects, per-order ordering, acks only after
 //!   commit, retries with growing delays and a dead-letter queue that records why.
-//! - [`dead_letters`]: list and replay what ended in a dead-letter queue.
+//! - [`dead_letters`]: list, replay and discard what ended in a dead-letter queue, from the
+//!   command line or over HTTP, with an audit of who did it.
 //! - [`publisher`]: a plain confirmed publisher for order sources, tools and tests.
 //! - [`publishers`]: who may publish which routing keys, which every consumer checks.
 

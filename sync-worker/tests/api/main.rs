@@ -5,6 +5,7 @@
 
 mod catch_up;
 mod dead_letters;
+mod dead_letters_api;
 mod devices;
 mod health;
 mod helpers;
