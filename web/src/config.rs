@@ -59,6 +59,8 @@ pub struct UpstreamSettings {
     pub tracker_url: String,
     pub auth_url: String,
     pub devices_url: String,
+    /// The sync worker's dead-letter API, for the operations page.
+    pub sync_worker_url: String,
     pub timeout_ms: u64,
 }
 

@@ -1,4 +1,4 @@
-//! The tracker, auth and devices APIs, called server-side with the caller's own credential as a
+//! The tracker, auth, devices and sync worker APIs, called server-side with the caller's own credential as a
 //! Bearer token. Their JSON error bodies (`{"error": {"code", "message"}}`, or OAuth's
 //! `{"error", "error_description"}`) come back as [`UpstreamError::Refused`], so a page can say
 //! what went wrong in words, never with a raw body.
@@ -21,6 +21,8 @@ pub enum Service {
     Tracker,
     Auth,
     Devices,
+    /// Only its dead-letter API, for the operations page.
+    SyncWorker,
 }
 
 impl Service {
@@ -29,6 +31,7 @@ impl Service {
             Service::Tracker => "the kitchen tracker",
             Service::Auth => "the sign-in service",
             Service::Devices => "the device service",
+            Service::SyncWorker => "the legacy sync worker",
         }
     }
 }
@@ -94,6 +97,7 @@ pub struct Upstream {
     tracker: String,
     auth: String,
     devices: String,
+    sync_worker: String,
     conditional: Conditional,
 }
 
@@ -109,6 +113,7 @@ impl Upstream {
             tracker: trim(&settings.tracker_url),
             auth: trim(&settings.auth_url),
             devices: trim(&settings.devices_url),
+            sync_worker: trim(&settings.sync_worker_url),
             conditional: Arc::default(),
         })
     }
@@ -118,6 +123,7 @@ impl Upstream {
             Service::Tracker => &self.tracker,
             Service::Auth => &self.auth,
             Service::Devices => &self.devices,
+            Service::SyncWorker => &self.sync_worker,
         }
     }
 

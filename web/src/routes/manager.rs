@@ -771,6 +771,7 @@ mod tests {
                 who: "Olga".into(),
                 csrf: "csrf".into(),
                 section: "performance",
+                operations: false,
             },
             date: "2026-11-30".into(),
             time_zone: "Europe/Moscow".into(),

@@ -9,6 +9,7 @@
 //! | `/board...` | TV board | preparing and ready |
 //! | `/p/{p}/orders...`, `/p/{p}/performance`, `/p/{p}/motivation` | staff | the shift manager |
 //! | `/events` | device or staff | server-sent "something changed" messages |
+//! | `/ops...` | chain admins, on call | the operations section: dead letters |
 
 mod activate;
 mod board;
@@ -16,6 +17,7 @@ mod device;
 mod events;
 mod manager;
 mod motivation;
+mod ops;
 mod staff;
 mod station;
 
@@ -122,6 +124,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/p/{pizzeria_id}/motivation",
             web::get().to(motivation::staff_motivation),
+        )
+        .route("/ops", web::get().to(ops::ops_start))
+        .route("/ops/dead-letters", web::get().to(ops::dead_letters_page))
+        .route(
+            "/ops/dead-letters/{queue}/act",
+            web::post().to(ops::act),
+        )
+        .route(
+            "/ops/dead-letters/{queue}/{key}",
+            web::get().to(ops::dead_letter_page),
         )
         .route("/events", web::get().to(events::events))
         .route("/static/app.css", web::get().to(stylesheet))

@@ -26,6 +26,8 @@ pub struct Nav {
     pub csrf: String,
     /// `orders`, `performance`, `motivation` or `devices`: the highlighted tab.
     pub section: &'static str,
+    /// Whether to link the operations section (chain admins, on call).
+    pub operations: bool,
 }
 
 impl Nav {
@@ -40,6 +42,9 @@ impl Nav {
             who: viewer.principal.display_name.clone(),
             csrf: csrf.token.clone(),
             section,
+            operations: viewer
+                .principal
+                .can_chain_wide(Permission::OperationsRead),
         }
     }
 }
@@ -75,6 +80,8 @@ struct StartPage {
     /// Works somewhere, but nothing on this website is for them (kitchen staff, cashiers).
     kitchen_only: bool,
     chain_admin: bool,
+    /// Links the operations section (chain admins, on call).
+    operations: bool,
 }
 
 /// `GET /`: a paired device goes to its screen; staff to their pizzeria; anyone else signs in.
@@ -108,6 +115,9 @@ pub async fn start(req: HttpRequest, csrf: Csrf) -> Result<HttpResponse, PageErr
         kitchen_only: pizzerias.is_empty() && !everywhere.is_empty(),
         pizzerias,
         chain_admin: viewer.principal.chain_admin,
+        operations: viewer
+            .principal
+            .can_chain_wide(Permission::OperationsRead),
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }
