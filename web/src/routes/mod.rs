@@ -127,10 +127,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/ops", web::get().to(ops::ops_start))
         .route("/ops/dead-letters", web::get().to(ops::dead_letters_page))
-        .route(
-            "/ops/dead-letters/{queue}/act",
-            web::post().to(ops::act),
-        )
+        .route("/ops/dead-letters/{queue}/act", web::post().to(ops::act))
         .route(
             "/ops/dead-letters/{queue}/{key}",
             web::get().to(ops::dead_letter_page),

@@ -97,9 +97,7 @@ fn parse_time(field: &str, text: &str) -> Result<Option<DateTime<Utc>>, PageErro
     }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").map(|t| t.and_utc())
-        })
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").map(|t| t.and_utc()))
         .map(Some)
         .map_err(|_| PageError::Refused {
             status: actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -177,6 +175,7 @@ struct LetterSummary {
     event_type: Option<String>,
     routing_key: Option<String>,
     error: Option<String>,
+    cause: Option<String>,
     attempts: Option<u32>,
     failed_at: Option<String>,
 }
@@ -241,6 +240,8 @@ struct LetterLine {
     event_id: String,
     routing_key: String,
     error: String,
+    /// The innermost cause, when it says more.
+    cause: String,
     attempts: String,
 }
 
@@ -253,6 +254,7 @@ impl From<LetterSummary> for LetterLine {
             event_id: or_dash(l.event_id),
             routing_key: or_dash(l.routing_key),
             error: or_dash(l.error),
+            cause: l.cause.unwrap_or_default(),
             attempts: l.attempts.map_or_else(|| "–".to_owned(), |n| n.to_string()),
         }
     }

@@ -42,9 +42,7 @@ impl Nav {
             who: viewer.principal.display_name.clone(),
             csrf: csrf.token.clone(),
             section,
-            operations: viewer
-                .principal
-                .can_chain_wide(Permission::OperationsRead),
+            operations: viewer.principal.can_chain_wide(Permission::OperationsRead),
         }
     }
 }
@@ -115,9 +113,7 @@ pub async fn start(req: HttpRequest, csrf: Csrf) -> Result<HttpResponse, PageErr
         kitchen_only: pizzerias.is_empty() && !everywhere.is_empty(),
         pizzerias,
         chain_admin: viewer.principal.chain_admin,
-        operations: viewer
-            .principal
-            .can_chain_wide(Permission::OperationsRead),
+        operations: viewer.principal.can_chain_wide(Permission::OperationsRead),
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }

@@ -94,13 +94,23 @@ pub struct LetterSummary {
     pub event_type: Option<String>,
     pub routing_key: Option<String>,
     pub error: Option<String>,
+    /// The innermost cause of the error when it says more than the error itself (a database's
+    /// own message under "inserting the orders").
+    pub cause: Option<String>,
     pub attempts: Option<u32>,
     pub failed_at: Option<String>,
 }
 
 impl From<DeadLetter> for LetterSummary {
     fn from(l: DeadLetter) -> Self {
+        let cause = l
+            .error_chain
+            .as_deref()
+            .and_then(|chain| chain.rsplit(" <- ").next())
+            .filter(|cause| Some(*cause) != l.error.as_deref())
+            .map(str::to_owned);
         LetterSummary {
+            cause,
             key: l.key,
             event_id: l.event_id,
             event_type: l.event_type,
