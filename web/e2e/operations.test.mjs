@@ -1,7 +1,8 @@
 // The operations section in a real browser: a malformed message from a till and an order the
 // legacy database refuses for a while land in the dead letters; the on-call engineer reads them
-// with their reasons, fixes nothing on the page but replays once the cause is gone, and the
-// audit says who did it. Run by run.sh, which starts the sync worker and its legacy database.
+// with their reasons, replays once the cause is gone, and the audit says who did it. Then the
+// bus overview (from the broker's management API) and the services' HTTP figures. Run by
+// run.sh, which starts the sync worker and its legacy database.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -157,4 +158,37 @@ test("once the cause is fixed a replay puts the order in the legacy tables, and 
   assert.match(discarded, /garbage from a till in the trial/);
   assert.match(discarded, new RegExp(ON_CALL.name));
   await shot(onCall, "ops-audit", true);
+});
+
+test("the bus overview shows every queue from the broker and each service's outbox and lag", async () => {
+  const exchange = process.env.BUS_EXCHANGE;
+  const legacySync = onCall.locator(`#queues tr[data-queue="${exchange}.legacy-sync"]`);
+  await onCall.goto(`${WEB}/ops/bus`);
+  // The broker counts consumers and rates every few seconds; the page is read again until it has.
+  await reloadUntil(onCall, "the legacy sync queue with its consumer", async () =>
+    (await legacySync.count()) === 1 && Number(await legacySync.locator("td").nth(6).innerText()) >= 1);
+  assert.equal(await legacySync.locator("td.keeps-up").innerText(), "yes");
+  for (const queue of ["tracker-intake", "tracker-intake.dead", "legacy-sync.dead", "legacy-sync.retry.0"]) {
+    assert.equal(await onCall.locator(`#queues tr[data-queue="${exchange}.${queue}"]`).count(), 1, queue);
+  }
+  // The tracker's outbox has been drained by its relay; the sync worker has none but consumes.
+  const tracker = onCall.locator('#services tr[data-service="Tracker"]').first();
+  assert.match(await tracker.innerText(), /^Tracker\s+\d+\s+/);
+  const worker = onCall.locator('#services tr[data-service="Sync worker"]', { hasText: "legacy-sync" });
+  assert.match(await worker.innerText(), /legacy-sync\s+\d+\s+\d/);
+  await shot(onCall, "ops-bus", true);
+});
+
+test("each service's endpoints show their request count, latency quantiles and error rate", async () => {
+  await onCall.goto(`${WEB}/ops/services`);
+  const intake = onCall.locator('section[data-service="Tracker"] table.endpoints tr', { hasText: "/api/v1/orders" })
+    .filter({ has: onCall.locator("td", { hasText: /^POST$/ }) });
+  assert.equal(await intake.count(), 1);
+  const cells = await intake.locator("td").allInnerTexts();
+  assert.ok(Number(cells[2]) >= 1, cells.join(" | "));
+  for (const quantile of cells.slice(3, 6)) assert.match(quantile, /^\d+(\.\d+)? (µs|ms|s)$/);
+  assert.match(cells[6], /^\d+\.\d %$/);
+  // The web counts its own pages too: this very section was asked for.
+  assert.match(await onCall.locator('section[data-service="Web"]').innerText(), /\/ops\/dead-letters/);
+  await shot(onCall, "ops-services", true);
 });

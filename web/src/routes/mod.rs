@@ -9,7 +9,7 @@
 //! | `/board...` | TV board | preparing and ready |
 //! | `/p/{p}/orders...`, `/p/{p}/performance`, `/p/{p}/motivation` | staff | the shift manager |
 //! | `/events` | device or staff | server-sent "something changed" messages |
-//! | `/ops...` | chain admins, on call | the operations section: dead letters |
+//! | `/ops...` | chain admins, on call | the operations section: dead letters, the bus, the services' HTTP figures |
 
 mod activate;
 mod board;
@@ -18,6 +18,9 @@ mod events;
 mod manager;
 mod motivation;
 mod ops;
+mod ops_bus;
+mod ops_metrics;
+mod ops_services;
 mod staff;
 mod station;
 
@@ -48,7 +51,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(settings: &Settings, push: Push, shutdown: Shutdown) -> anyhow::Result<Self> {
         Ok(AppState {
-            upstream: Upstream::new(&settings.upstream)?,
+            upstream: Upstream::new(&settings.upstream)?.with_management(&settings.operations),
             push,
             shutdown,
         })
@@ -127,6 +130,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/ops", web::get().to(ops::ops_start))
         .route("/ops/dead-letters", web::get().to(ops::dead_letters_page))
+        .route("/ops/bus", web::get().to(ops_bus::bus_page))
+        .route("/ops/services", web::get().to(ops_services::services_page))
         .route("/ops/dead-letters/{queue}/act", web::post().to(ops::act))
         .route(
             "/ops/dead-letters/{queue}/{key}",

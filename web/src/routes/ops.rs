@@ -1,7 +1,8 @@
 //! The operations section, for chain admins and the on-call roles (`operations.read` to look,
 //! `operations.replay` to replay and discard): every consumer's dead letters, read and repaired
 //! through the service that owns the queue (the tracker for its intake, the sync worker for
-//! the legacy mirror). The web never touches the bus itself.
+//! the legacy mirror). The web never touches the bus itself. The bus overview is in
+//! `ops_bus`, the services' HTTP figures in `ops_services`.
 
 use access::Permission;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -57,7 +58,7 @@ pub struct OpsHeader {
 }
 
 impl OpsHeader {
-    fn new(viewer: &StaffViewer, csrf: &Csrf, section: &'static str) -> Self {
+    pub(super) fn new(viewer: &StaffViewer, csrf: &Csrf, section: &'static str) -> Self {
         OpsHeader {
             who: viewer.principal.display_name.clone(),
             csrf: csrf.token.clone(),
@@ -66,7 +67,8 @@ impl OpsHeader {
     }
 }
 
-fn require(viewer: &StaffViewer, permission: Permission) -> Result<(), PageError> {
+/// A friendly 403 unless the viewer holds `permission` across the chain.
+pub(super) fn require(viewer: &StaffViewer, permission: Permission) -> Result<(), PageError> {
     if viewer.principal.can_chain_wide(permission) {
         Ok(())
     } else {
