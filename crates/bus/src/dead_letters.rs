@@ -370,7 +370,7 @@ pub async fn act(
             continue;
         }
         if action == Action::Replay {
-            republish(&channel, &main, &delivery).await?;
+            republish(&channel, spec, &main, &letter, &delivery).await?;
         }
         delivery
             .ack(BasicAckOptions::default())
@@ -382,10 +382,13 @@ pub async fn act(
     Ok(taken)
 }
 
-/// Sends a dead letter to `main` with the failure headers taken off, and waits for the confirm.
+/// Sends a dead letter to `main` with the failure headers taken off and a `replayed` hop
+/// added (from when it was dead-lettered), and waits for the confirm.
 async fn republish(
     channel: &lapin::Channel,
+    spec: QueueSpec,
     main: &str,
+    letter: &DeadLetter,
     delivery: &lapin::message::Delivery,
 ) -> anyhow::Result<()> {
     let old = delivery.properties.headers().as_ref();
@@ -402,12 +405,18 @@ async fn republish(
         fresh = remove(fresh, key);
     }
     let properties = delivery.properties.clone().with_headers(fresh);
+    let hop = crate::hops::hop(
+        spec.consumer,
+        crate::hops::Step::Replayed,
+        letter.failed_at().unwrap_or_else(Utc::now),
+    );
+    let body = crate::hops::add_hop(&delivery.data, &hop);
     let confirm = channel
         .basic_publish(
             "".into(),
             main.into(),
             confirm::mandatory(),
-            &delivery.data,
+            &body,
             properties,
         )
         .await

@@ -9,5 +9,6 @@ mod dead_letters_api;
 mod devices;
 mod health;
 mod helpers;
+mod hops;
 mod membership;
 mod mirror;
