@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import amqp from "amqplib";
-import { WEB, AUTH, api, placeOrder, shot, signedIn, setup, teardown, state } from "./lib.mjs";
+import { WEB, AUTH, P, api, placeOrder, shot, signedIn, setup, teardown, state } from "./lib.mjs";
 
 const MANAGER = { login: "e2e.ops.manager", password: "ops-manager-password-1", name: "Oleg Sorokin" };
 const ON_CALL = { login: "e2e.oncall", password: "on-call-password-1", name: "Nina Volkova" };
@@ -106,6 +106,11 @@ test("a malformed message and an order the legacy database refuses show as dead 
   assert.match(facts, /Trace id\s+[0-9a-f]{32}/);
   assert.match(facts, /First failure\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/);
   assert.match(await onCall.locator("ol.chain").innerText(), /locked for maintenance/);
+  // Its path: published by the tracker's relay, retried by the sync worker, then given up.
+  const steps = await onCall.locator("table.hops tbody tr td:first-child").allInnerTexts();
+  assert.equal(steps[0], "Published by the relay");
+  assert.equal(steps.at(-1), "Failed, dead-lettered");
+  assert.ok(steps.slice(1, -1).length >= 1 && steps.slice(1, -1).every((s) => s === "Failed, sent to retry"), steps.join(" | "));
   const payload = await onCall.locator("pre.payload").innerText();
   assert.match(payload, new RegExp(`\\n {4}"customer_name": "${REFUSED}"`), payload);
   await shot(onCall, "ops-dead-letter", true);
@@ -137,6 +142,18 @@ test("once the cause is fixed a replay puts the order in the legacy tables, and 
     assert.ok(i < 60, "the replayed order never reached the legacy tables");
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+
+  // A chain admin's order page shows the path of each of the order's events, the replay in it.
+  const admin = await signedIn(process.env.ADMIN_LOGIN, process.env.ADMIN_PASSWORD);
+  await admin.goto(`${WEB}/p/${P}/orders/${rita.id}`);
+  const accepted = admin.locator('section.event-path[data-event="OrderAcceptedByTracker"]');
+  const path = await accepted.locator("table.hops tbody tr td:first-child").allInnerTexts();
+  assert.equal(path[0], "Published by the relay");
+  assert.deepEqual(path.slice(-3), ["Failed, dead-lettered", "Replayed", "Handled"]);
+  assert.match(await accepted.locator("table.hops tbody tr").last().innerText(), /legacy-sync/);
+  await admin.locator("#paths").scrollIntoViewIfNeeded();
+  await admin.screenshot({ path: `${process.env.SCREENSHOT_DIR}/order-paths.png`, fullPage: true });
+  await admin.context().close();
 
   const audit = onCall.locator("#queue-sync-worker table.audit tbody tr").first();
   const replayed = await audit.innerText();

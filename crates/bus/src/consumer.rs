@@ -691,24 +691,38 @@ impl<H: Handler> Shared<H> {
             .context("starting a consumer transaction")?;
         // Sorted, so that two workers inserting overlapping ids take their locks in the same
         // order and cannot deadlock.
-        let mut ids: Vec<(Uuid, serde_json::Value)> = batch
+        let mut rows: Vec<(Uuid, &Incoming, chrono::DateTime<chrono::Utc>)> = batch
             .iter()
             .filter_map(|p| Some((p.incoming.as_ref().ok()?, p.received_at)))
-            .map(|(i, received_at)| (i.envelope.id, self.path_of(i, received_at)))
+            .map(|(i, received_at)| (i.envelope.id, i, received_at))
             .collect();
-        ids.sort_unstable_by_key(|(id, _)| *id);
-        ids.dedup_by_key(|(id, _)| *id);
-        let (ids, paths): (Vec<Uuid>, Vec<serde_json::Value>) = ids.into_iter().unzip();
-        // With each id, the event's hops and this consumer's: its whole path, kept as long as
-        // the inbox row.
+        rows.sort_unstable_by_key(|(id, _, _)| *id);
+        rows.dedup_by_key(|(id, _, _)| *id);
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
+        // With each id, the event's subject, type and path (its hops and this consumer's), kept
+        // as long as the inbox row, for the operations pages.
+        let paths: Vec<serde_json::Value> =
+            rows.iter().map(|(_, i, at)| self.path_of(i, *at)).collect();
+        let subjects: Vec<&str> = rows
+            .iter()
+            .map(|(_, i, _)| i.envelope.subject.as_str())
+            .collect();
+        let types: Vec<&str> = rows
+            .iter()
+            .map(|(_, i, _)| i.envelope.event_type.as_str())
+            .collect();
         let fresh: HashSet<Uuid> = sqlx::query_scalar(
-            "insert into inbox (consumer, event_id, hops) \
-             select $1, id, hops from unnest($2::uuid[], $3::jsonb[]) as t(id, hops) \
+            "insert into inbox (consumer, event_id, hops, subject, event_type) \
+             select $1, id, hops, subject, event_type \
+             from unnest($2::uuid[], $3::jsonb[], $4::text[], $5::text[]) \
+                  as t(id, hops, subject, event_type) \
              on conflict do nothing returning event_id",
         )
         .bind(self.spec.consumer)
         .bind(&ids)
         .bind(&paths)
+        .bind(&subjects)
+        .bind(&types)
         .fetch_all(&mut *tx)
         .await
         .context("recording the batch in the inbox")?

@@ -365,6 +365,10 @@ struct OrderPage {
     timeline: Vec<TimelineLine>,
     notice: Option<String>,
     problem: Option<String>,
+    /// The path of each of the order's events, for chain admins and on call (`None` for
+    /// others), and the services that could not be asked for it.
+    paths: Option<Vec<super::ops_paths::EventPathView>>,
+    paths_missing: Vec<&'static str>,
 }
 
 /// The till cancelled after the kitchen handed the order over: the manager may owe a refund.
@@ -423,6 +427,11 @@ pub async fn order_page(
     };
     let open_or_packed = matches!(o.status.as_str(), "accepted" | "in_work" | "packed");
     let can_manage = viewer.principal.can(pizzeria_id, Permission::OrdersManage);
+    let (paths, paths_missing) =
+        match super::ops_paths::order_paths(&state, &viewer, order_id).await? {
+            Some((paths, missing)) => (Some(paths), missing),
+            None => (None, Vec::new()),
+        };
     let page = OrderPage {
         nav: Nav::new(&viewer, pizzeria_id, &csrf, "orders"),
         pizzeria_id,
@@ -497,6 +506,8 @@ pub async fn order_page(
             .collect(),
         notice: query.done.clone(),
         problem: query.problem.clone(),
+        paths,
+        paths_missing,
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }

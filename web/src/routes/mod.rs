@@ -20,6 +20,7 @@ mod motivation;
 mod ops;
 mod ops_bus;
 mod ops_metrics;
+mod ops_paths;
 mod ops_services;
 mod staff;
 mod station;

@@ -195,6 +195,7 @@ struct LetterDetail {
     failed_at: Option<String>,
     consumer: Option<String>,
     trace_id: Option<String>,
+    body: String,
     pretty_body: String,
 }
 
@@ -437,6 +438,9 @@ struct DeadLetterPage {
     /// The error's causes, outermost first.
     chain: Vec<String>,
     payload: String,
+    /// The way it came, from the hops in its body (one entry, or none for a body that is no
+    /// envelope).
+    paths: Vec<super::ops_paths::EventPathView>,
     can_replay: bool,
 }
 
@@ -458,6 +462,17 @@ pub async fn dead_letter_page(
         .upstream
         .get(queue.service, &path, &viewer.token)
         .await?;
+    let hops = super::ops_paths::hops_in_body(&letter.body);
+    // The path is the letter's own, so it shows under the letter's heading, not twice.
+    let paths = if hops.is_empty() {
+        Vec::new()
+    } else {
+        vec![super::ops_paths::EventPathView {
+            event: String::new(),
+            event_id: String::new(),
+            hops: super::ops_paths::hop_lines(&hops),
+        }]
+    };
     let page = DeadLetterPage {
         header: OpsHeader::new(&viewer, &csrf, "dead-letters"),
         slug: queue.slug,
@@ -480,6 +495,7 @@ pub async fn dead_letter_page(
             .error_chain
             .map(|c| c.split(" <- ").map(str::to_owned).collect())
             .unwrap_or_default(),
+        paths,
         payload: letter.pretty_body,
         can_replay: viewer
             .principal

@@ -9,6 +9,7 @@
 //! | `POST /api/v1/dead-letters/replay` `{keys}` or `{filter}` | replay | back to the consumer |
 //! | `POST /api/v1/dead-letters/discard` `{keys or filter, reason}` | replay | gone, with a reason |
 //! | `GET /api/v1/dead-letters/actions?limit=` | read | who replayed or discarded what |
+//! | `GET /api/v1/event-paths?subject=` | read | the path (hops) of every event of a subject (an order) this consumer handled, from its inbox |
 //!
 //! Who may do what is the service's business: it names its caller type as an [`Operator`]
 //! (`access::Staff` implements it with the operations permissions).
@@ -53,7 +54,8 @@ pub fn routes<O: Operator>(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/dead-letters/actions", web::get().to(actions::<O>))
         .route("/api/v1/dead-letters/replay", web::post().to(replay::<O>))
         .route("/api/v1/dead-letters/discard", web::post().to(discard::<O>))
-        .route("/api/v1/dead-letters/{key}", web::get().to(one::<O>));
+        .route("/api/v1/dead-letters/{key}", web::get().to(one::<O>))
+        .route("/api/v1/event-paths", web::get().to(event_paths::<O>));
 }
 
 /// At most this many letters in one listing; `matching` still counts them all.
@@ -344,5 +346,58 @@ async fn actions<O: Operator>(
     Ok(HttpResponse::Ok().json(ActionList {
         consumer: queue.spec.consumer,
         actions,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathsQuery {
+    subject: String,
+}
+
+/// One event this consumer handled, and the way it came.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct EventPath {
+    pub event_id: uuid::Uuid,
+    pub event_type: Option<String>,
+    pub handled_at: chrono::DateTime<chrono::Utc>,
+    /// Empty for events handled before hops were recorded.
+    #[sqlx(json(nullable))]
+    pub hops: Option<Vec<contracts::Hop>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventPaths {
+    pub consumer: &'static str,
+    pub events: Vec<EventPath>,
+}
+
+/// At most this many events of one subject are listed.
+const PATHS_LIMIT: i64 = 500;
+
+async fn event_paths<O: Operator>(
+    operator: O,
+    queue: web::Data<DeadLetterQueue>,
+    Query(query): Query<PathsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    operator.require_read()?;
+    let subject = query.subject.trim();
+    if subject.is_empty() || subject.len() > 200 {
+        return Err(ClientError::invalid("subject", "must be 1 to 200 characters").into());
+    }
+    let events: Vec<EventPath> = sqlx::query_as(
+        "select event_id, event_type, processed_at as handled_at, hops
+         from inbox where consumer = $1 and subject = $2
+         order by processed_at, event_id limit $3",
+    )
+    .bind(queue.spec.consumer)
+    .bind(subject)
+    .bind(PATHS_LIMIT)
+    .fetch_all(&queue.pool)
+    .await
+    .context("reading the event paths")?;
+    Ok(HttpResponse::Ok().json(EventPaths {
+        consumer: queue.spec.consumer,
+        events,
     }))
 }
