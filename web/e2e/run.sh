@@ -88,7 +88,7 @@ bus_url() {
     [[ -n ${!var:-} ]] || die "$var is not set (scripts/stack.sh prints it)"
     printf '%s\n' "${!var%/*}/e2e-$SUFFIX"
 }
-for name in tracker sync-worker auth devices web cashier monitoring; do bus_url "$name" >/dev/null; done
+for name in tracker sync-worker auth devices web cashier; do bus_url "$name" >/dev/null; done
 export APP_DATABASE__URL=$DATABASE_URL
 export APP_APPLICATION__HOST=127.0.0.1
 # Throwaway services with the compiled-in demo keys.
@@ -102,11 +102,12 @@ export APP_UPSTREAM__TRACKER_URL=http://127.0.0.1:$TRACKER_PORT
 export APP_UPSTREAM__AUTH_URL=http://127.0.0.1:$AUTH_PORT
 export APP_UPSTREAM__DEVICES_URL=http://127.0.0.1:$DEVICES_PORT
 export APP_UPSTREAM__SYNC_WORKER_URL=http://127.0.0.1:$SYNC_WORKER_PORT
-# The bus overview reads the management API as the read-only monitoring user, in this vhost.
-MONITORING_URL=$(bus_url monitoring)
+# The bus overview reads the management API as the read-only monitoring user (scripts/stack.sh
+# exports it), in this vhost.
+[[ -n ${RABBITMQ_MONITORING_PASSWORD:-} ]] || die "RABBITMQ_MONITORING_PASSWORD is not set (scripts/stack.sh prints it)"
 export APP_OPERATIONS__MANAGEMENT_URL=$RMQ_API APP_OPERATIONS__VHOST=e2e-$SUFFIX
-export APP_OPERATIONS__MANAGEMENT_USERNAME=monitoring
-export APP_OPERATIONS__MANAGEMENT_PASSWORD=$(sed -E 's|^amqps?://[^:@]*:([^@]*)@.*|\1|' <<<"$MONITORING_URL")
+export APP_OPERATIONS__MANAGEMENT_USERNAME=${RABBITMQ_MONITORING_USER:-monitoring}
+export APP_OPERATIONS__MANAGEMENT_PASSWORD=$RABBITMQ_MONITORING_PASSWORD
 export RUST_LOG=${RUST_LOG:-info}
 
 with_db() { APP_DATABASE__DATABASE_NAME=e2e_${1}_$SUFFIX "${@:2}"; }
