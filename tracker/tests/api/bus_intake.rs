@@ -254,6 +254,7 @@ async fn a_cancel_after_the_hand_over_is_recorded_on_the_order_not_dead_lettered
         "order_handed_over"
     );
     publisher.close().await;
+}
 
 #[tokio::test]
 async fn the_intakes_dead_letters_are_served_to_operations_and_discarded_on_record() {
