@@ -815,6 +815,7 @@ mod tests {
                 who: "Olga".into(),
                 csrf: "csrf".into(),
                 section: "orders",
+                operations: false,
             },
             pizzeria_id: Uuid::nil(),
             order_id: o.id,
@@ -838,6 +839,8 @@ mod tests {
             timeline: Vec::new(),
             notice: None,
             problem: None,
+            paths: None,
+            paths_missing: Vec::new(),
         }
         .render()
         .unwrap()
