@@ -90,9 +90,14 @@ def rust_structs(text: str, origin: str) -> dict[str, dict]:
         if "Deserialize" not in attrs:
             continue
         struct_default = bool(re.search(r"#\[serde\([^\]]*\bdefault\b", attrs))
-        for bad in ("rename", "flatten", "alias", "deny_unknown_fields", "untagged", "tag ="):
-            if re.search(r"#\[serde\([^\]]*\b" + bad, attrs):
-                raise Unsupported(f"{origin}: struct {name} uses #[serde({bad}...)]")
+        # A struct the model cannot read is refused only if a Settings struct uses it (see
+        # model_of): the shared crates also hold request bodies and API filters.
+        unsupported = next((f"{origin}: struct {name} uses #[serde({bad}...)]"
+                            for bad in ("rename", "flatten", "alias", "deny_unknown_fields", "untagged", "tag =")
+                            if re.search(r"#\[serde\([^\]]*\b" + bad, attrs)), None)
+        if unsupported:
+            structs[name] = {"fields": {}, "origin": origin, "unsupported": unsupported}
+            continue
         fields = {}
         pending: list[str] = []
         for line in body.splitlines():
@@ -153,6 +158,8 @@ def classify(rust_type: str, structs: dict[str, dict], where: str) -> dict:
 
 
 def model_of(struct: str, structs: dict[str, dict]) -> dict[str, dict]:
+    if "unsupported" in structs[struct]:
+        raise Unsupported(structs[struct]["unsupported"])
     out = {}
     for field, info in structs[struct]["fields"].items():
         node = classify(info["type"], structs, f"{structs[struct]['origin']}: {struct}.{field}")

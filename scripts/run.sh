@@ -150,6 +150,12 @@ export APP_DATABASE__URL=$DATABASE_URL APP_BUS__URL=$AMQP_URL
 # mode refuses to start with them).
 export APP_DEVELOPMENT=true
 export RUST_LOG=${RUST_LOG:-info}
+# The web's bus overview reads the broker's management API (scripts/lib.sh serves it on the
+# AMQP port - 40000).
+export APP_OPERATIONS__MANAGEMENT_URL=${RABBITMQ_MANAGEMENT_URL:-http://127.0.0.1:$((AMQP_PORT - 40000))}
+# ... as the read-only monitoring user stack.sh creates.
+[[ -z ${RABBITMQ_MONITORING_PASSWORD:-} ]] || export APP_OPERATIONS__MANAGEMENT_USERNAME=${RABBITMQ_MONITORING_USER:-monitoring} \
+    APP_OPERATIONS__MANAGEMENT_PASSWORD=$RABBITMQ_MONITORING_PASSWORD
 
 # 3. Databases.
 "$SCRIPT_DIR/stack.sh" createdb "${DATABASES[@]}"

@@ -348,7 +348,8 @@ pub async fn principal_for_token(
         session_id: session.id,
         login: session.login,
         display_name: session.display_name,
-        chain_admin: roles.iter().any(|g| g.role.is_chain_wide()),
+        chain_admin: roles.iter().any(|g| g.role == access::Role::ChainAdmin),
+        chain_permissions: chain_permissions(&roles),
         grants: roles
             .iter()
             .filter_map(|g| {
@@ -362,6 +363,18 @@ pub async fn principal_for_token(
         expires_at: session.expires_at.min(idle_end),
         language: session.language,
     }))
+}
+
+/// What the chain-wide roles other than the chain admin's carry (the on-call roles), once each.
+fn chain_permissions(roles: &[crate::domain::RoleGrant]) -> Vec<access::Permission> {
+    let mut permissions: Vec<access::Permission> = roles
+        .iter()
+        .filter(|g| g.pizzeria_id.is_none() && g.role != access::Role::ChainAdmin)
+        .flat_map(|g| g.role.permissions().iter().copied())
+        .collect();
+    permissions.sort_unstable();
+    permissions.dedup();
+    permissions
 }
 
 // ---------------------------------------------------------------- sessions ---

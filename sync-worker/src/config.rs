@@ -7,8 +7,13 @@ const DEFAULTS: &str = include_str!("../config/base.toml");
 
 #[derive(Clone, Deserialize)]
 pub struct Settings {
-    /// The ops server: health and metrics.
+    /// Demo or empty secrets are refused at `run` unless this is set (`APP_DEVELOPMENT`).
+    #[serde(default)]
+    pub development: bool,
+    /// The HTTP server: health, metrics and the dead-letter API.
     pub application: HttpSettings,
+    /// Checking the staff sessions that call the dead-letter API (auth's introspection).
+    pub access: access::AccessSettings,
     /// The legacy database.
     pub database: DatabaseSettings,
     pub bus: BusSettings,
@@ -38,6 +43,13 @@ impl Settings {
     pub fn load() -> anyhow::Result<Self> {
         service_kit::config::load(DEFAULTS).context("reading the sync worker's settings")
     }
+
+    /// Refuses the demo introspection key outside development mode.
+    pub fn check_secrets(&self) -> anyhow::Result<()> {
+        service_kit::secrets::SecretCheck::new(self.development)
+            .secret("access.introspection_key", &self.access.introspection_key)
+            .finish()
+    }
 }
 
 #[cfg(test)]
@@ -51,5 +63,20 @@ mod tests {
         assert_eq!(settings.database.database_name, "legacy");
         assert_eq!(settings.bus.exchange, "kitchen");
         assert!(settings.consumer.max_attempts as usize > settings.consumer.retry_delays_ms.len());
+        assert_eq!(settings.access.auth_url, "http://127.0.0.1:8083");
+    }
+
+    #[test]
+    fn the_demo_introspection_key_serves_only_in_development() {
+        let mut settings: Settings = service_kit::config::load(DEFAULTS).expect("defaults");
+        let refused = settings
+            .check_secrets()
+            .expect_err("the demo key is refused");
+        assert!(
+            refused.to_string().contains("access.introspection_key"),
+            "{refused}"
+        );
+        settings.development = true;
+        assert!(settings.check_secrets().is_ok());
     }
 }

@@ -36,14 +36,16 @@ pub fn order_type_code(source: OrderSource) -> i16 {
 }
 
 /// `membership.role`, numbered as the monolith's staff screens had them. A chain admin's row has
-/// no unit: the role holds in every pizzeria.
-pub fn role_code(role: Role) -> i16 {
+/// no unit: the role holds in every pizzeria. The on-call roles came after the monolith, which
+/// has no code (and no screen) for them: `None`.
+pub fn role_code(role: Role) -> Option<i16> {
     match role {
-        Role::ChainAdmin => 1,
-        Role::OfficeManager => 2,
-        Role::ShiftManager => 3,
-        Role::Cashier => 4,
-        Role::KitchenStaff => 5,
+        Role::ChainAdmin => Some(1),
+        Role::OfficeManager => Some(2),
+        Role::ShiftManager => Some(3),
+        Role::Cashier => Some(4),
+        Role::KitchenStaff => Some(5),
+        Role::OnCall | Role::OperationsViewer => None,
     }
 }
 
@@ -138,7 +140,7 @@ mod tests {
 
     #[test]
     fn roles_and_device_types_have_the_monoliths_codes() {
-        let roles: Vec<i16> = Role::ALL.into_iter().map(role_code).collect();
+        let roles: Vec<i16> = Role::ALL.into_iter().filter_map(role_code).collect();
         assert_eq!(roles, [1, 2, 3, 4, 5]);
         let kinds: Vec<i16> = DeviceKind::ALL.into_iter().map(device_type_code).collect();
         assert_eq!(kinds, [1, 2, 3, 4]);

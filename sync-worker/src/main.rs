@@ -12,7 +12,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Consume events and serve /health/live, /health/ready and /metrics.
+    /// Consume events and serve /health/live, /health/ready, /metrics and the dead-letter API.
     Run,
     /// Create the legacy database if it is missing and apply the migrations.
     Migrate,
@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     match cli.command {
         Command::Run => {
+            settings.check_secrets()?;
             let app = Application::build(settings).await?;
             app.shutdown().trigger_on_signals();
             tracing::info!(port = app.port(), "sync worker started");

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
-use bus::{Consumer, topology::LEGACY_SYNC};
+use bus::{Consumer, dead_letters::http::DeadLetterQueue, topology::LEGACY_SYNC};
 use service_kit::{
     http::{ClientError, Readiness, not_found, trace_requests},
     shutdown::Shutdown,
@@ -11,7 +11,7 @@ use service_kit::{
 use crate::{config::Settings, mirror::LegacyMirror, routes};
 
 /// The sync worker: the consumer that mirrors tracker events into the legacy tables, and a
-/// small HTTP server for health and metrics.
+/// small HTTP server for health, metrics and its dead letters.
 pub struct Application {
     port: u16,
     server: Server,
@@ -30,7 +30,7 @@ impl Application {
         let shutdown = Shutdown::new();
         let readiness = Readiness::new(pool.clone());
         let consumer = Consumer::new(
-            pool,
+            pool.clone(),
             settings.bus.clone(),
             LEGACY_SYNC,
             settings.consumer.clone(),
@@ -41,19 +41,30 @@ impl Application {
             shutdown.clone(),
         );
 
+        let staff = web::Data::new(
+            access::StaffVerifier::new(&settings.access).context("the staff verifier")?,
+        );
+        let dead_letters = web::Data::new(DeadLetterQueue {
+            bus: settings.bus.clone(),
+            spec: LEGACY_SYNC,
+            pool: pool.clone(),
+        });
         let (listener, port) = settings.application.bind()?;
         let readiness = web::Data::new(readiness);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(trace_requests))
                 .app_data(readiness.clone())
+                .app_data(staff.clone())
+                .app_data(dead_letters.clone())
                 .configure(routes::configure)
                 // service_kit's not_found returns a bare ClientError, which is not a Responder.
                 .default_service(web::to(|| async {
                     Err::<HttpResponse, ClientError>(not_found().await)
                 }))
         })
-        // Health and metrics only: one worker thread is plenty on a two-core box.
+        // Health, metrics and the seldom-called dead-letter API: one worker thread is plenty
+        // on a two-core box.
         .workers(1)
         // The shared shutdown signal stops the server, so that it stops together with the
         // consumer.

@@ -2,6 +2,7 @@
 //! late-order sweeper, the subscription that keeps the staff and device caches honest and the
 //! listener behind the in-memory queue versions, all tied to one shutdown signal.
 
+use bus::dead_letters::http::{DeadLetterQueue, routes as dead_letter_routes};
 use std::{net::TcpListener, sync::Arc};
 
 use access::{CacheInvalidation, DeviceVerifier, StaffVerifier};
@@ -57,12 +58,18 @@ impl Application {
         if access.sources.is_empty() {
             tracing::warn!("no order source has a key: orders come over the bus only");
         }
+        let dead_letters = DeadLetterQueue {
+            bus: settings.bus.clone(),
+            spec: bus::topology::TRACKER_INTAKE,
+            pool: pool.clone(),
+        };
         let server = run_server(
             listener,
             pool.clone(),
             kitchen.clone(),
             access.clone(),
             readiness.clone(),
+            dead_letters,
         )?;
         Ok(Application {
             port,
@@ -164,8 +171,10 @@ fn run_server(
     kitchen: Kitchen,
     access: Access,
     readiness: Readiness,
+    dead_letters: DeadLetterQueue,
 ) -> anyhow::Result<Server> {
     let pool = web::Data::new(pool);
+    let dead_letters = web::Data::new(dead_letters);
     let kitchen = web::Data::new(kitchen);
     let staff = web::Data::new(access.staff);
     let devices = web::Data::new(access.devices);
@@ -182,7 +191,10 @@ fn run_server(
             .app_data(sources.clone())
             .app_data(kitchen_staff.clone())
             .app_data(readiness.clone())
+            .app_data(dead_letters.clone())
             .configure(ops_routes)
+            // The intake's dead letters, for the operations page (before the /api/v1 scope).
+            .configure(dead_letter_routes::<access::Staff>)
             .configure(routes::configure)
             .default_service(web::to(unknown_route))
     })

@@ -6,9 +6,9 @@
 # Needs DATABASE_URL (a PostgreSQL server URL) and AMQP_URL (an administrator), and each
 # service's RabbitMQ user (KITCHEN_BUS_URL_TRACKER, ...), as scripts/test.sh exports them.
 # E2E_FILES names the scenario files to run (default: every *.test.mjs here).
-# Installs Debian's chromium and the npm packages if missing, builds the tracker, auth,
-# devices and web binaries (debug), creates throwaway databases and a RabbitMQ vhost of their own,
-# starts the four services on free ports, runs the scenarios in headless Chromium (screenshots
+# Installs Debian's chromium and the npm packages if missing, builds the tracker, sync worker,
+# auth, devices and web binaries (debug), creates throwaway databases (the legacy one too) and a
+# RabbitMQ vhost of their own, starts the five services on free ports, runs the scenarios in headless Chromium (screenshots
 # go to docs/screenshots/), then stops everything and drops the databases. Exits non-zero if a
 # scenario failed.
 set -euo pipefail
@@ -28,22 +28,22 @@ if ! command -v chromium >/dev/null; then
     log "installing chromium"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-if [[ ! -d $E2E_DIR/node_modules/playwright-core ]]; then
-    log "npm install (playwright-core)"
+if [[ ! -d $E2E_DIR/node_modules/playwright-core || ! -d $E2E_DIR/node_modules/amqplib ]]; then
+    log "npm install (playwright-core, amqplib)"
     (cd "$E2E_DIR" && npm install --no-audit --no-fund --silent)
 fi
 
 # 2. The binaries.
 BIN_DIR=${KITCHEN_E2E_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}
 if [[ ${KITCHEN_SKIP_BUILD:-0} != 1 ]]; then
-    log "cargo build -p tracker -p auth -p devices -p web --bins"
-    cargo build -q -p tracker -p auth -p devices -p web --bins
+    log "cargo build -p tracker -p sync-worker -p auth -p devices -p web --bins"
+    cargo build -q -p tracker -p sync-worker -p auth -p devices -p web --bins
 fi
 
 RUN=$(mktemp -d /tmp/kitchen-e2e.XXXXXX)
 SUFFIX=$(basename "$RUN" | tr -dc 'a-zA-Z0-9' | tr 'A-Z' 'a-z')
 PIDS=()
-DBS=(tracker auth devices)
+DBS=(tracker legacy auth devices)
 cleanup() {
     local rc=$? pid
     trap '' INT TERM
@@ -69,6 +69,7 @@ trap 'exit 143' TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 TRACKER_PORT=$(free_port); AUTH_PORT=$(free_port); DEVICES_PORT=$(free_port); WEB_PORT=$(free_port)
+SYNC_WORKER_PORT=$(free_port)
 WEB_OPS_PORT=$(free_port)
 
 for db in "${DBS[@]}"; do
@@ -87,7 +88,7 @@ bus_url() {
     [[ -n ${!var:-} ]] || die "$var is not set (scripts/stack.sh prints it)"
     printf '%s\n' "${!var%/*}/e2e-$SUFFIX"
 }
-for name in tracker auth devices web; do bus_url "$name" >/dev/null; done
+for name in tracker sync-worker auth devices web cashier; do bus_url "$name" >/dev/null; done
 export APP_DATABASE__URL=$DATABASE_URL
 export APP_APPLICATION__HOST=127.0.0.1
 # Throwaway services with the compiled-in demo keys.
@@ -100,6 +101,13 @@ export APP_OAUTH__INTERVAL_SECONDS=1 APP_NETWORK__TRUSTED_PROXIES=127.0.0.1
 export APP_UPSTREAM__TRACKER_URL=http://127.0.0.1:$TRACKER_PORT
 export APP_UPSTREAM__AUTH_URL=http://127.0.0.1:$AUTH_PORT
 export APP_UPSTREAM__DEVICES_URL=http://127.0.0.1:$DEVICES_PORT
+export APP_UPSTREAM__SYNC_WORKER_URL=http://127.0.0.1:$SYNC_WORKER_PORT
+# The bus overview reads the management API as the read-only monitoring user (scripts/stack.sh
+# exports it), in this vhost.
+[[ -n ${RABBITMQ_MONITORING_PASSWORD:-} ]] || die "RABBITMQ_MONITORING_PASSWORD is not set (scripts/stack.sh prints it)"
+export APP_OPERATIONS__MANAGEMENT_URL=$RMQ_API APP_OPERATIONS__VHOST=e2e-$SUFFIX
+export APP_OPERATIONS__MANAGEMENT_USERNAME=${RABBITMQ_MONITORING_USER:-monitoring}
+export APP_OPERATIONS__MANAGEMENT_PASSWORD=$RABBITMQ_MONITORING_PASSWORD
 export RUST_LOG=${RUST_LOG:-info}
 
 with_db() { APP_DATABASE__DATABASE_NAME=e2e_${1}_$SUFFIX "${@:2}"; }
@@ -107,6 +115,7 @@ step() { local name=$1; shift; "$@" >"$RUN/$name.log" 2>&1 </dev/null || { tail 
 
 # 3. Migrate and seed: the demo pizzeria (tracker, auth) and a chain admin.
 step migrate-tracker with_db tracker "$BIN_DIR/tracker" migrate
+step migrate-legacy with_db legacy "$BIN_DIR/sync-worker" migrate
 step migrate-auth with_db auth "$BIN_DIR/auth" migrate
 step migrate-devices with_db devices "$BIN_DIR/devices" migrate
 step seed-tracker with_db tracker "$BIN_DIR/tracker" seed-demo
@@ -128,8 +137,15 @@ start() {
 start tracker "$TRACKER_PORT" tracker serve
 start auth "$AUTH_PORT" auth serve
 start devices "$DEVICES_PORT" devices serve
+# The sync worker gives up quickly, so a scenario sees a transient failure dead-lettered.
+cat >"$RUN/sync-worker.toml" <<'TOML'
+[consumer]
+retry_delays_ms = [200, 400]
+max_attempts = 3
+TOML
+APP_CONFIG_FILE=$RUN/sync-worker.toml start sync-worker "$SYNC_WORKER_PORT" legacy run
 APP_OPS__PORT=$WEB_OPS_PORT start web "$WEB_PORT" none serve
-for port in "$TRACKER_PORT" "$AUTH_PORT" "$DEVICES_PORT" "$WEB_PORT"; do
+for port in "$TRACKER_PORT" "$SYNC_WORKER_PORT" "$AUTH_PORT" "$DEVICES_PORT" "$WEB_PORT"; do
     for i in $(seq 150); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         ((i == 150)) && { tail -n 30 "$RUN"/*.log >&2; die "nothing listens on $port"; }
@@ -148,6 +164,9 @@ log "running the browser scenarios"
 export WEB_URL=http://127.0.0.1:$WEB_PORT TRACKER_URL=http://127.0.0.1:$TRACKER_PORT
 export AUTH_URL=http://127.0.0.1:$AUTH_PORT PIZZERIA_ID ADMIN_LOGIN=e2e.admin ADMIN_PASSWORD
 export INTAKE_KEY=${INTAKE_KEY:-dev-intake-key-change-me}
+# The bus as the cashier's till, and the legacy database, for scenarios that publish raw
+# messages or break and mend the legacy tables (operations.test.mjs).
+export BUS_URL=$(bus_url cashier) BUS_EXCHANGE=kitchen LEGACY_DATABASE_URL=${DATABASE_URL%/*}/e2e_legacy_$SUFFIX
 export SCREENSHOT_DIR=${SCREENSHOT_DIR:-$ROOT/docs/screenshots}
 mkdir -p "$SCREENSHOT_DIR"
 cd "$E2E_DIR"

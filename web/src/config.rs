@@ -27,6 +27,31 @@ pub struct Settings {
     pub screens: ScreenSettings,
     #[serde(default)]
     pub network: NetworkSettings,
+    #[serde(default)]
+    pub operations: OperationsSettings,
+}
+
+/// Where the operations pages read the broker's own figures: the RabbitMQ management plugin's
+/// HTTP API, with a user tagged `monitoring` (read-only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OperationsSettings {
+    /// `APP_OPERATIONS__MANAGEMENT_URL`, e.g. `http://rabbitmq:15672`.
+    pub management_url: String,
+    pub management_username: String,
+    pub management_password: secrecy::SecretString,
+    /// The virtual host the services use.
+    pub vhost: String,
+}
+
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        OperationsSettings {
+            management_url: "http://127.0.0.1:15672".to_owned(),
+            management_username: "guest".to_owned(),
+            management_password: "guest".into(),
+            vhost: "/".to_owned(),
+        }
+    }
 }
 
 /// The TLS proxy or load balancer in front of the web.
@@ -59,6 +84,8 @@ pub struct UpstreamSettings {
     pub tracker_url: String,
     pub auth_url: String,
     pub devices_url: String,
+    /// The sync worker's dead-letter API, for the operations page.
+    pub sync_worker_url: String,
     pub timeout_ms: u64,
 }
 

@@ -147,6 +147,8 @@ impl ResponseError for PageError {
                     Service::Tracker => t.service_tracker,
                     Service::Auth => t.service_auth,
                     Service::Devices => t.service_devices,
+                    Service::SyncWorker => t.service_sync_worker,
+                    Service::Broker => t.service_broker,
                 };
                 unavailable = crate::i18n::fill(t.err_unavailable, &[("service", &name)]);
                 (

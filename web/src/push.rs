@@ -334,6 +334,7 @@ mod tests {
             datacontenttype: "application/json".into(),
             traceparent: None,
             sequence: 1,
+            hops: Vec::new(),
             data,
         }
     }

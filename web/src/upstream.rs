@@ -1,4 +1,4 @@
-//! The tracker, auth and devices APIs, called server-side with the caller's own credential as a
+//! The tracker, auth, devices and sync worker APIs, called server-side with the caller's own credential as a
 //! Bearer token. Their error bodies (RFC 9457 problem details, read with the same
 //! `service_kit::http::Problem` that writes them, or OAuth's `{"error", "error_description"}`
 //! from the devices service's token endpoints) come back as [`UpstreamError::Refused`], so a page can say
@@ -22,6 +22,10 @@ pub enum Service {
     Tracker,
     Auth,
     Devices,
+    /// Only its dead-letter API and its metrics, for the operations pages.
+    SyncWorker,
+    /// RabbitMQ's management API, for the bus overview.
+    Broker,
 }
 
 impl Service {
@@ -30,6 +34,8 @@ impl Service {
             Service::Tracker => "the kitchen tracker",
             Service::Auth => "the sign-in service",
             Service::Devices => "the device service",
+            Service::SyncWorker => "the legacy sync worker",
+            Service::Broker => "the message broker's management API",
         }
     }
 }
@@ -95,6 +101,8 @@ pub struct Upstream {
     tracker: String,
     auth: String,
     devices: String,
+    sync_worker: String,
+    management: Option<crate::config::OperationsSettings>,
     conditional: Conditional,
 }
 
@@ -110,6 +118,8 @@ impl Upstream {
             tracker: trim(&settings.tracker_url),
             auth: trim(&settings.auth_url),
             devices: trim(&settings.devices_url),
+            sync_worker: trim(&settings.sync_worker_url),
+            management: None,
             conditional: Arc::default(),
         })
     }
@@ -119,7 +129,71 @@ impl Upstream {
             Service::Tracker => &self.tracker,
             Service::Auth => &self.auth,
             Service::Devices => &self.devices,
+            Service::SyncWorker => &self.sync_worker,
+            Service::Broker => self
+                .management
+                .as_ref()
+                .map_or("", |m| m.management_url.trim_end_matches('/')),
         }
+    }
+
+    /// Where the bus overview finds the broker's management API.
+    pub fn with_management(mut self, settings: &crate::config::OperationsSettings) -> Self {
+        self.management = Some(settings.clone());
+        self
+    }
+
+    /// A service's Prometheus text (`/metrics`), for the operations pages.
+    pub async fn metrics(&self, service: Service) -> Result<String, UpstreamError> {
+        let response = self
+            .send(
+                service,
+                Method::GET,
+                "/metrics",
+                None,
+                Body::Empty,
+                None,
+                &[],
+            )
+            .await?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| UpstreamError::Unreachable { service, source })?;
+        if !status.is_success() {
+            return Err(UpstreamError::Refused {
+                service,
+                status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+                code: String::new(),
+                message: String::new(),
+            });
+        }
+        Ok(text)
+    }
+
+    /// `GET {management_url}/api{path}` with the monitoring user's basic credentials.
+    pub async fn management<T: DeserializeOwned>(&self, path: &str) -> Result<T, UpstreamError> {
+        use secrecy::ExposeSecret;
+        let service = Service::Broker;
+        let Some(settings) = &self.management else {
+            return Err(UpstreamError::BadAnswer {
+                service,
+                source: anyhow::anyhow!("no management API configured"),
+            });
+        };
+        let url = format!("{}/api{path}", self.base(service));
+        let response = self
+            .client
+            .get(url)
+            .basic_auth(
+                &settings.management_username,
+                Some(settings.management_password.expose_secret()),
+            )
+            .send()
+            .await
+            .map_err(|source| UpstreamError::Unreachable { service, source })?;
+        read_json(service, response).await
     }
 
     /// One call; 2xx bodies are parsed as `T` (an empty body as JSON `null`).

@@ -141,7 +141,7 @@ impl RoleGrant {
         match (role.is_chain_wide(), pizzeria_id) {
             (true, Some(_)) => Err(ValidationError::new(
                 "pizzeria_id",
-                "must be left out for chain_admin, which holds in every pizzeria",
+                format!("must be left out for {role}, which holds in every pizzeria"),
             )),
             (false, None) => Err(ValidationError::new(
                 "pizzeria_id",
@@ -211,6 +211,13 @@ mod tests {
         let p = Uuid::new_v4();
         assert!(RoleGrant::parse("kitchen_staff", Some(p)).is_ok());
         assert!(RoleGrant::parse("chain_admin", None).is_ok());
+        assert!(RoleGrant::parse("on_call", None).is_ok());
+        assert_eq!(
+            RoleGrant::parse("operations_viewer", Some(p))
+                .unwrap_err()
+                .field,
+            "pizzeria_id"
+        );
         assert_eq!(
             RoleGrant::parse("kitchen_staff", None).unwrap_err().field,
             "pizzeria_id"

@@ -176,6 +176,7 @@ mod tests {
             login: "anna".into(),
             display_name: "Anna".into(),
             chain_admin: false,
+            chain_permissions: vec![],
             grants: vec![access::Grant {
                 pizzeria_id: here,
                 role: Role::Cashier.as_str().into(),

@@ -44,6 +44,37 @@ impl Staff {
             Err(forbidden(permission))
         }
     }
+
+    /// 403 unless the caller holds `permission` across the chain (a chain admin, or an on-call
+    /// role): for what belongs to no pizzeria, such as the bus's dead letters.
+    pub fn require_chain_wide(&self, permission: Permission) -> Result<(), ClientError> {
+        if self.can_chain_wide(permission) {
+            Ok(())
+        } else {
+            Err(ClientError::forbidden(format!(
+                "you need the {permission} permission across the chain"
+            )))
+        }
+    }
+}
+
+/// Staff read dead letters with `operations.read` and replay or discard them with
+/// `operations.replay`, both held across the chain (a chain admin, or an on-call role).
+impl bus::dead_letters::http::Operator for Staff {
+    fn require_read(&self) -> Result<(), ClientError> {
+        self.require_chain_wide(Permission::OperationsRead)
+    }
+
+    fn require_replay(&self) -> Result<(), ClientError> {
+        self.require_chain_wide(Permission::OperationsReplay)
+    }
+
+    fn actor(&self) -> bus::dead_letters::audit::Actor {
+        bus::dead_letters::audit::Actor {
+            id: self.user_id,
+            name: self.display_name.clone(),
+        }
+    }
 }
 
 fn forbidden(permission: Permission) -> ClientError {
@@ -266,6 +297,7 @@ mod tests {
             login: "k".into(),
             display_name: "K".into(),
             chain_admin: false,
+            chain_permissions: vec![],
             grants: vec![],
             expires_at: chrono::Utc::now(),
             language: None,

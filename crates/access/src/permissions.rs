@@ -22,13 +22,18 @@ pub enum Permission {
     StaffManage,
     /// Station and order reports.
     ReportsRead,
+    /// The operations section: dead letters, the bus and the services' figures. Chain-wide.
+    OperationsRead,
+    /// Replay and discard dead letters. Chain-wide, and apart from reading: an on-call engineer
+    /// may be shown what failed without being trusted to send it again.
+    OperationsReplay,
 }
 
 impl Permission {
     // There is no `orders.intake`: orders come from order sources (the till, the website), which
     // show their own key (tracker `[order_sources]`), never a staff member's session, so a
     // permission for staff to place orders guarded nothing.
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 9] = [
         Permission::OrdersRead,
         Permission::OrdersManage,
         Permission::KitchenWork,
@@ -36,6 +41,8 @@ impl Permission {
         Permission::DevicesManage,
         Permission::StaffManage,
         Permission::ReportsRead,
+        Permission::OperationsRead,
+        Permission::OperationsReplay,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +54,8 @@ impl Permission {
             Permission::DevicesManage => "devices.manage",
             Permission::StaffManage => "staff.manage",
             Permission::ReportsRead => "reports.read",
+            Permission::OperationsRead => "operations.read",
+            Permission::OperationsReplay => "operations.replay",
         }
     }
 
@@ -62,8 +71,8 @@ impl fmt::Display for Permission {
     }
 }
 
-/// A staff role. Every role except [`Role::ChainAdmin`] is held in one pizzeria; a chain admin
-/// holds every permission in every pizzeria.
+/// A staff role. A chain admin holds every permission in every pizzeria; the on-call roles hold
+/// the operations permissions across the chain; every other role is held in one pizzeria.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     ChainAdmin,
@@ -72,15 +81,21 @@ pub enum Role {
     ShiftManager,
     Cashier,
     KitchenStaff,
+    /// The engineer on call: reads the operations section and replays or discards dead letters.
+    OnCall,
+    /// Reads the operations section, and changes nothing.
+    OperationsViewer,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 7] = [
         Role::ChainAdmin,
         Role::OfficeManager,
         Role::ShiftManager,
         Role::Cashier,
         Role::KitchenStaff,
+        Role::OnCall,
+        Role::OperationsViewer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +105,8 @@ impl Role {
             Role::ShiftManager => "shift_manager",
             Role::Cashier => "cashier",
             Role::KitchenStaff => "kitchen_staff",
+            Role::OnCall => "on_call",
+            Role::OperationsViewer => "operations_viewer",
         }
     }
 
@@ -99,7 +116,10 @@ impl Role {
 
     /// Whether the role is held across the chain rather than in one pizzeria.
     pub fn is_chain_wide(self) -> bool {
-        self == Role::ChainAdmin
+        matches!(
+            self,
+            Role::ChainAdmin | Role::OnCall | Role::OperationsViewer
+        )
     }
 
     /// What the role may do in its pizzeria.
@@ -124,6 +144,8 @@ impl Role {
             ],
             Role::Cashier => &[OrdersRead],
             Role::KitchenStaff => &[KitchenWork],
+            Role::OnCall => &[OperationsRead, OperationsReplay],
+            Role::OperationsViewer => &[OperationsRead],
         }
     }
 }
@@ -170,11 +192,36 @@ mod tests {
     }
 
     #[test]
-    fn only_the_chain_admin_is_chain_wide() {
+    fn the_admin_and_the_on_call_roles_are_chain_wide() {
         let wide: Vec<Role> = Role::ALL
             .into_iter()
             .filter(|r| r.is_chain_wide())
             .collect();
-        assert_eq!(wide, vec![Role::ChainAdmin]);
+        assert_eq!(
+            wide,
+            vec![Role::ChainAdmin, Role::OnCall, Role::OperationsViewer]
+        );
+    }
+
+    #[test]
+    fn reading_and_replaying_operations_are_separate_rights() {
+        let has = |r: Role, p: Permission| r.permissions().contains(&p);
+        assert!(has(Role::OnCall, Permission::OperationsRead));
+        assert!(has(Role::OnCall, Permission::OperationsReplay));
+        assert!(has(Role::OperationsViewer, Permission::OperationsRead));
+        assert!(!has(Role::OperationsViewer, Permission::OperationsReplay));
+        for role in [
+            Role::OfficeManager,
+            Role::ShiftManager,
+            Role::Cashier,
+            Role::KitchenStaff,
+        ] {
+            assert!(!has(role, Permission::OperationsRead), "{role}");
+        }
+        assert_eq!(
+            Role::OnCall.permissions().len(),
+            2,
+            "on call touches no orders"
+        );
     }
 }

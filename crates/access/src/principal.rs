@@ -15,6 +15,9 @@ pub struct StaffPrincipal {
     pub display_name: String,
     /// Every permission in every pizzeria.
     pub chain_admin: bool,
+    /// What chain-wide roles other than the chain admin's give (the on-call roles' operations
+    /// permissions): held in every pizzeria, and for what belongs to no pizzeria.
+    pub chain_permissions: Vec<Permission>,
     pub grants: Vec<Grant>,
     /// When the session ends if it is not used again (the idle timeout), or at the latest (the
     /// absolute timeout). A cached answer never outlives it.
@@ -37,7 +40,7 @@ pub struct Grant {
 impl StaffPrincipal {
     /// Whether the caller may do `permission` in `pizzeria_id`.
     pub fn can(&self, pizzeria_id: Uuid, permission: Permission) -> bool {
-        self.chain_admin
+        self.can_chain_wide(permission)
             || self
                 .grants
                 .iter()
@@ -52,6 +55,12 @@ impl StaffPrincipal {
                 .grants
                 .iter()
                 .any(|g| g.permissions.contains(&permission))
+    }
+
+    /// Whether the caller may do `permission` across the chain, for what belongs to no
+    /// pizzeria (the bus, dead letters): a chain admin, or a chain-wide role that carries it.
+    pub fn can_chain_wide(&self, permission: Permission) -> bool {
+        self.chain_admin || self.chain_permissions.contains(&permission)
     }
 
     /// Whether the caller has any role in `pizzeria_id` (or is a chain admin).
@@ -108,6 +117,10 @@ pub struct SessionInfo {
     pub login: String,
     pub display_name: String,
     pub chain_admin: bool,
+    /// Permission names held across the chain by the on-call roles; absent from older auth
+    /// services, and a name this build does not know is ignored.
+    #[serde(default)]
+    pub chain_permissions: Vec<String>,
     pub grants: Vec<GrantInfo>,
     pub expires_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +143,11 @@ impl From<SessionInfo> for StaffPrincipal {
             login: s.login,
             display_name: s.display_name,
             chain_admin: s.chain_admin,
+            chain_permissions: s
+                .chain_permissions
+                .iter()
+                .filter_map(|p| Permission::parse(p))
+                .collect(),
             grants: s
                 .grants
                 .into_iter()
@@ -157,6 +175,11 @@ impl From<&StaffPrincipal> for SessionInfo {
             login: p.login.clone(),
             display_name: p.display_name.clone(),
             chain_admin: p.chain_admin,
+            chain_permissions: p
+                .chain_permissions
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
             grants: p
                 .grants
                 .iter()
@@ -188,6 +211,7 @@ mod tests {
             login: "anna".into(),
             display_name: "Anna".into(),
             chain_admin,
+            chain_permissions: vec![],
             grants,
             expires_at: Utc::now(),
             language: None,
@@ -213,6 +237,21 @@ mod tests {
         let admin = principal(true, vec![]);
         assert!(admin.can(there, Permission::StaffManage));
         assert!(admin.works_in(there));
+        assert!(admin.can_chain_wide(Permission::OperationsReplay));
+    }
+
+    #[test]
+    fn on_call_permissions_hold_across_the_chain_and_nothing_else() {
+        let mut on_call = principal(false, vec![]);
+        on_call.chain_permissions = vec![Permission::OperationsRead];
+        assert!(on_call.can_chain_wide(Permission::OperationsRead));
+        assert!(!on_call.can_chain_wide(Permission::OperationsReplay));
+        assert!(on_call.can(Uuid::new_v4(), Permission::OperationsRead));
+        assert!(!on_call.can(Uuid::new_v4(), Permission::OrdersRead));
+        assert!(!on_call.works_in(Uuid::new_v4()));
+        let back = SessionInfo::from(&on_call);
+        assert_eq!(back.chain_permissions, vec!["operations.read"]);
+        assert_eq!(StaffPrincipal::from(back), on_call);
     }
 
     #[test]

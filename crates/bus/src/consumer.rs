@@ -47,7 +47,7 @@ use uuid::Uuid;
 
 use crate::{
     confirm::{self, Outcome},
-    connection, headers, publishers, retention, topology,
+    connection, headers, hops, publishers, retention, topology,
     topology::QueueSpec,
 };
 
@@ -258,6 +258,8 @@ struct Pending {
     failures: u32,
     /// When it first failed (ms since the epoch), from our own header.
     first_failed_at: Option<i64>,
+    /// When this consumer got it: where its hop begins.
+    received_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Pending {
@@ -294,6 +296,7 @@ impl Pending {
             incoming,
             failures,
             first_failed_at,
+            received_at: chrono::Utc::now(),
         }
     }
 
@@ -688,19 +691,38 @@ impl<H: Handler> Shared<H> {
             .context("starting a consumer transaction")?;
         // Sorted, so that two workers inserting overlapping ids take their locks in the same
         // order and cannot deadlock.
-        let mut ids: Vec<Uuid> = batch
+        let mut rows: Vec<(Uuid, &Incoming, chrono::DateTime<chrono::Utc>)> = batch
             .iter()
-            .filter_map(|p| p.incoming.as_ref().ok())
-            .map(|i| i.envelope.id)
+            .filter_map(|p| Some((p.incoming.as_ref().ok()?, p.received_at)))
+            .map(|(i, received_at)| (i.envelope.id, i, received_at))
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
+        rows.sort_unstable_by_key(|(id, _, _)| *id);
+        rows.dedup_by_key(|(id, _, _)| *id);
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
+        // With each id, the event's subject, type and path (its hops and this consumer's), kept
+        // as long as the inbox row, for the operations pages.
+        let paths: Vec<serde_json::Value> =
+            rows.iter().map(|(_, i, at)| self.path_of(i, *at)).collect();
+        let subjects: Vec<&str> = rows
+            .iter()
+            .map(|(_, i, _)| i.envelope.subject.as_str())
+            .collect();
+        let types: Vec<&str> = rows
+            .iter()
+            .map(|(_, i, _)| i.envelope.event_type.as_str())
+            .collect();
         let fresh: HashSet<Uuid> = sqlx::query_scalar(
-            "insert into inbox (consumer, event_id) select $1, unnest($2::uuid[]) \
+            "insert into inbox (consumer, event_id, hops, subject, event_type) \
+             select $1, id, hops, subject, event_type \
+             from unnest($2::uuid[], $3::jsonb[], $4::text[], $5::text[]) \
+                  as t(id, hops, subject, event_type) \
              on conflict do nothing returning event_id",
         )
         .bind(self.spec.consumer)
         .bind(&ids)
+        .bind(&paths)
+        .bind(&subjects)
+        .bind(&types)
         .fetch_all(&mut *tx)
         .await
         .context("recording the batch in the inbox")?
@@ -813,6 +835,21 @@ impl<H: Handler> Shared<H> {
         Ok(())
     }
 
+    /// The event's hops with this consumer's `handled` hop added, as the inbox keeps them.
+    fn path_of(
+        &self,
+        incoming: &Incoming,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> serde_json::Value {
+        let mut hops = incoming.envelope.hops.clone();
+        hops.push(hops::hop(
+            self.spec.consumer,
+            hops::Step::Handled,
+            received_at,
+        ));
+        serde_json::to_value(hops).unwrap_or_default()
+    }
+
     /// Sends a failed message on to a retry queue or to the dead-letter queue, then settles it.
     async fn fail(
         &self,
@@ -869,13 +906,20 @@ impl<H: Handler> Shared<H> {
             pending.delivery.properties.clone().with_headers(headers),
             &self.own_user,
         );
+        let step = if dead {
+            hops::Step::DeadLettered
+        } else {
+            hops::Step::Retried
+        };
+        let hop = hops::hop(self.spec.consumer, step, pending.received_at);
+        let body = hops::add_hop(&pending.delivery.data, &hop);
         let confirmation = outlets
             .publish
             .basic_publish(
                 "".into(),
                 target.as_str().into(),
                 confirm::mandatory(),
-                &pending.delivery.data,
+                &body,
                 properties,
             )
             .await

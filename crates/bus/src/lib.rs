@@ -6,7 +6,9 @@
 //!   the state change, and a relay publishes them with publisher confirms.
 //! - [`consumer`]: an inbox for exactly-once effects, per-order ordering, acks only after
 //!   commit, retries with growing delays and a dead-letter queue that records why.
-//! - [`dead_letters`]: list and replay what ended in a dead-letter queue.
+//! - [`dead_letters`]: list, replay and discard what ended in a dead-letter queue, from the
+//!   command line or over HTTP, with an audit of who did it.
+//! - [`hops`]: the path an event takes, recorded in its envelope at every step.
 //! - [`publisher`]: a plain confirmed publisher for order sources, tools and tests.
 //! - [`publishers`]: who may publish which routing keys, which every consumer checks.
 
@@ -15,6 +17,7 @@ pub mod connection;
 pub mod consumer;
 pub mod dead_letters;
 mod headers;
+pub mod hops;
 pub mod outbox;
 pub mod publisher;
 pub mod publishers;

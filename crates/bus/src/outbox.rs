@@ -137,6 +137,8 @@ pub struct Relay {
     pool: PgPool,
     bus: BusSettings,
     role: String,
+    /// The service, as its hops name it.
+    service: String,
     batch_size: i64,
     confirm_timeout: Duration,
     keep_published: Duration,
@@ -156,6 +158,7 @@ impl Relay {
             pool,
             bus,
             role: format!("{service}-outbox-relay"),
+            service: service.to_owned(),
             batch_size: DEFAULT_BATCH_SIZE,
             confirm_timeout: DEFAULT_CONFIRM_TIMEOUT,
             keep_published: DEFAULT_KEEP_PUBLISHED,
@@ -300,7 +303,7 @@ impl Relay {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "select id, event_id, routing_key, payload::text as body, \
                     payload->>'type' as event_type, payload->>'traceparent' as traceparent, \
-                    extract(epoch from created_at)::bigint as staged_at \
+                    extract(epoch from created_at)::bigint as staged_at, created_at \
              from outbox where published_at is null order by id limit $1 for update skip locked",
         )
         .bind(self.batch_size)
@@ -334,12 +337,15 @@ impl Relay {
             if let Some(event_type) = &row.event_type {
                 properties = properties.with_type(event_type.as_str().into());
             }
+            // The relay's hop: from staging to this publish.
+            let hop = crate::hops::hop(&self.service, crate::hops::Step::Published, row.created_at);
+            let body = crate::hops::add_hop(row.body.as_bytes(), &hop);
             let confirm = channel
                 .basic_publish(
                     self.bus.exchange.as_str().into(),
                     row.routing_key.as_str().into(),
                     confirm::mandatory(),
-                    row.body.as_bytes(),
+                    &body,
                     properties,
                 )
                 .await
@@ -409,4 +415,5 @@ struct OutboxRow {
     event_type: Option<String>,
     traceparent: Option<String>,
     staged_at: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
 }

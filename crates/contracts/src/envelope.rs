@@ -18,9 +18,9 @@ pub trait Event: Serialize + DeserializeOwned + JsonSchema + Send + Sync {
     fn subject(&self) -> Uuid;
 }
 
-/// A CloudEvents 1.0 envelope in structured JSON mode, with two extensions:
-/// `traceparent` (W3C trace context) and `sequence`, a per-subject counter that lets a consumer
-/// put one order's events in order and drop stale ones.
+/// A CloudEvents 1.0 envelope in structured JSON mode, with three extensions:
+/// `traceparent` (W3C trace context), `sequence`, a per-subject counter that lets a consumer
+/// put one order's events in order and drop stale ones, and `hops`, the way the event has come.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Envelope<D = serde_json::Value> {
     /// Always `1.0`.
@@ -41,7 +41,31 @@ pub struct Envelope<D = serde_json::Value> {
     pub traceparent: Option<String>,
     /// Increases by one with every event the publisher emits for this subject, starting at 1.
     pub sequence: i64,
+    /// Where the event has been so far, oldest first: each relay that published it and each
+    /// consumer that retried, dead-lettered, replayed or handled it adds one. Absent from
+    /// older messages and from what order sources send; nobody may rely on it being there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<Hop>,
     pub data: D,
+}
+
+/// One step of an event's way through the services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Hop {
+    /// The service or consumer that took the step: `tracker`, `tracker-intake`, `legacy-sync`.
+    pub service: String,
+    /// What it did: `published` (a relay sent it from the outbox), `handled`, `retried`,
+    /// `dead_lettered`, `replayed`.
+    pub step: String,
+    /// The host (the pod, in Kubernetes) the process ran on.
+    pub instance: String,
+    /// The process id there.
+    pub pid: u32,
+    /// When the step began: the event was staged in the outbox, delivered to the consumer, or
+    /// (for a replay) dead-lettered.
+    pub received_at: DateTime<Utc>,
+    /// When the step was done.
+    pub handled_at: DateTime<Utc>,
 }
 
 #[derive(Debug)]
@@ -82,6 +106,7 @@ impl Envelope<serde_json::Value> {
             datacontenttype: "application/json".to_owned(),
             traceparent,
             sequence,
+            hops: Vec::new(),
             data: serde_json::to_value(event)?,
         })
     }

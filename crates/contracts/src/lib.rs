@@ -11,5 +11,5 @@ mod envelope;
 mod events;
 pub mod schema;
 
-pub use envelope::{DecodeError, Envelope, Event, SPEC_VERSION, routing_key};
+pub use envelope::{DecodeError, Envelope, Event, Hop, SPEC_VERSION, routing_key};
 pub use events::*;

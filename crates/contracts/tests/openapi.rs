@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, path::PathBuf};
 
 /// The services whose JSON APIs the document covers; each name is also its server's anchor in
 /// the document (`servers: [*tracker]`).
-const SERVICES: [&str; 3] = ["tracker", "auth", "devices"];
+const SERVICES: [&str; 4] = ["tracker", "sync-worker", "auth", "devices"];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -124,13 +124,19 @@ fn services_routes() -> BTreeSet<Route> {
         .find("pub fn ops_routes")
         .map(|start| &ops[start..start + ops[start..].find("\n}\n").unwrap_or(ops.len() - start)])
         .unwrap_or_else(|| panic!("service-kit has no ops_routes"));
+    let dead_letters = read("crates/bus/src/dead_letters/http.rs");
     let mut all = BTreeSet::new();
     for service in SERVICES {
-        let startup = read(&format!("{service}/src/startup.rs"));
-        let mut routes = registered_routes(&read(&format!("{service}/src/routes/mod.rs")));
-        routes.extend(registered_routes(&startup));
-        if startup.contains("ops_routes") {
+        let code = read(&format!("{service}/src/startup.rs"))
+            + &read(&format!("{service}/src/routes/mod.rs"));
+        let mut routes = registered_routes(&code);
+        if code.contains("ops_routes") {
             routes.extend(registered_routes(ops_fn));
+        }
+        // The dead-letter API is written once in the bus crate and configured by each service
+        // with a consumer.
+        if code.contains("dead_letter_routes") || code.contains("dead_letters::http::routes") {
+            routes.extend(registered_routes(&dead_letters));
         }
         assert!(
             routes.iter().any(|(_, path)| path.starts_with("/api/v1/")),

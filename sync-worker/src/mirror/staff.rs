@@ -93,7 +93,9 @@ pub(super) fn plan(envelope: &Envelope) -> Result<Option<UserEvent>, MirrorError
 fn memberships(grants: &[StaffRoleGrant]) -> Result<Vec<Membership>, MirrorError> {
     let mut rows = Vec::with_capacity(grants.len());
     for grant in grants {
-        let Some(role) = Role::parse(&grant.role) else {
+        let Some((role, code)) =
+            Role::parse(&grant.role).and_then(|r| Some((r, legacy::role_code(r)?)))
+        else {
             tracing::warn!(role = %grant.role, "not mirrored: the monolith has no code for the role");
             continue;
         };
@@ -106,7 +108,7 @@ fn memberships(grants: &[StaffRoleGrant]) -> Result<Vec<Membership>, MirrorError
         };
         rows.push(Membership {
             unit_id,
-            role: legacy::role_code(role),
+            role: code,
         });
     }
     rows.sort();

@@ -52,6 +52,9 @@ pub struct TestApp {
     pub bus: BusSettings,
     pub publisher: Publisher,
     pub client: reqwest::Client,
+    /// Auth (and devices) beside the worker, for the dead-letter API; see
+    /// [`spawn_app_with_access`].
+    pub peers: Option<system_tests::AccessPeers>,
     settings: Settings,
     running: Option<(Shutdown, JoinHandle<anyhow::Result<()>>)>,
 }
@@ -61,14 +64,31 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(consumer: ConsumerSettings) -> TestApp {
+    spawn(consumer, testkit::test_bus(), None).await
+}
+
+/// A worker whose dead-letter API checks staff sessions at a real auth service.
+pub async fn spawn_app_with_access(consumer: ConsumerSettings) -> TestApp {
+    let bus = testkit::test_bus();
+    let peers = system_tests::AccessPeers::start(&bus).await;
+    spawn(consumer, bus, Some(peers)).await
+}
+
+async fn spawn(
+    consumer: ConsumerSettings,
+    bus: BusSettings,
+    peers: Option<system_tests::AccessPeers>,
+) -> TestApp {
     service_kit::telemetry::init();
     let db = TestDatabase::create(&MIGRATOR).await;
-    let bus = testkit::test_bus();
     let mut settings = Settings::load().expect("the default settings load");
     settings.application.port = 0;
     settings.database = db.settings.clone();
     settings.bus = bus.clone();
     settings.consumer = consumer;
+    if let Some(peers) = &peers {
+        settings.access = peers.access.clone();
+    }
     // Declares the worker's queue, so what a test publishes before the worker runs waits there.
     // A broker that accepts the socket but never answers would otherwise hang the test.
     let publisher = tokio::time::timeout(PATIENCE, Publisher::connect(&bus, "sync-worker-test"))
@@ -84,6 +104,7 @@ pub async fn spawn_app_with(consumer: ConsumerSettings) -> TestApp {
             .timeout(Duration::from_secs(5))
             .build()
             .expect("build an HTTP client"),
+        peers,
         settings,
         running: None,
     };

@@ -5,8 +5,10 @@
 
 mod catch_up;
 mod dead_letters;
+mod dead_letters_api;
 mod devices;
 mod health;
 mod helpers;
+mod hops;
 mod membership;
 mod mirror;

@@ -1,8 +1,10 @@
 use std::time::Duration;
 
+use access::Role;
 use bus::Publisher;
 use contracts::{OrderCancelled, OrderItem, OrderPlaced, OrderSource, ProductCategory};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, json_body, spawn_app};
@@ -253,4 +255,81 @@ async fn a_cancel_after_the_hand_over_is_recorded_on_the_order_not_dead_lettered
         "order_handed_over"
     );
     publisher.close().await;
+}
+
+#[tokio::test]
+async fn the_intakes_dead_letters_are_served_to_operations_and_discarded_on_record() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    let publisher = Publisher::connect(&app.bus, "test-cashier").await.unwrap();
+    let mut order = placed(&app);
+    order.pizzeria_id = Uuid::now_v7();
+    publisher.publish_event("cashier", 1, &order).await.unwrap();
+    publisher.close().await;
+
+    let list = testkit::eventually(
+        "the dead letter over HTTP",
+        Duration::from_secs(20),
+        || async {
+            let response = app
+                .send_as(
+                    Some(&app.token),
+                    Method::GET,
+                    "/api/v1/dead-letters?routing_key=cashier.",
+                    None,
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let list: Value = response.json().await.unwrap();
+            (list["matching"] == 1).then_some(list)
+        },
+    )
+    .await;
+    assert_eq!(list["consumer"], "tracker-intake");
+    let key = list["letters"][0]["key"].as_str().unwrap().to_owned();
+    assert_eq!(list["letters"][0]["event_type"], "OrderPlaced");
+
+    // A shift manager runs a pizzeria, not the bus.
+    let manager = app.peers.staff(Role::ShiftManager, app.pizzeria_id).await;
+    let response = app
+        .send_as(
+            Some(&manager.token),
+            Method::GET,
+            "/api/v1/dead-letters",
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let response = app
+        .send_as(
+            Some(&app.token),
+            Method::POST,
+            "/api/v1/dead-letters/discard",
+            Some(&json!({ "keys": [key], "reason": "a pizzeria that does not exist" })),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let audit: Value = app
+        .send_as(
+            Some(&app.token),
+            Method::GET,
+            "/api/v1/dead-letters/actions",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["actions"][0]["action"], "discard");
+    assert_eq!(audit["actions"][0]["actor_name"], system_tests::ADMIN_NAME);
+    assert_eq!(
+        audit["actions"][0]["reason"],
+        "a pizzeria that does not exist"
+    );
+    let stored: i64 = sqlx::query_scalar("select count(*) from dead_letter_actions")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "recorded in the tracker's own database");
 }

@@ -381,6 +381,10 @@ struct OrderPage {
     timeline: Vec<TimelineLine>,
     notice: Option<String>,
     problem: Option<String>,
+    /// The path of each of the order's events, for chain admins and on call (`None` for
+    /// others), and the services that could not be asked for it.
+    paths: Option<Vec<super::ops_paths::EventPathView>>,
+    paths_missing: Vec<&'static str>,
 }
 
 /// The till cancelled after the kitchen handed the order over: the manager may owe a refund.
@@ -463,6 +467,11 @@ pub async fn order_page(
     };
     let open_or_packed = matches!(o.status.as_str(), "accepted" | "in_work" | "packed");
     let can_manage = viewer.principal.can(pizzeria_id, Permission::OrdersManage);
+    let (paths, paths_missing) =
+        match super::ops_paths::order_paths(&state, &viewer, order_id).await? {
+            Some((paths, missing)) => (Some(paths), missing),
+            None => (None, Vec::new()),
+        };
     let page = OrderPage {
         t,
         nav: Nav::new(&viewer, pizzeria_id, &csrf, "orders"),
@@ -546,6 +555,8 @@ pub async fn order_page(
             .and_then(done_notice)
             .map(str::to_owned),
         problem: query.problem.clone(),
+        paths,
+        paths_missing,
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }
@@ -807,7 +818,6 @@ pub async fn performance_page(
     Ok(with_csrf(html(&page)?, &csrf))
 }
 
-
 /// "Scheduled · fires 18:40": a held pre-order, in the pizzeria's time zone.
 fn scheduled(t: &Text, at: DateTime<Utc>, tz: Tz) -> String {
     fill(t.scheduled_fires, &[("at", &i18n::clock(at, tz))])
@@ -834,6 +844,7 @@ mod tests {
                 csrf: "csrf".into(),
                 section: "performance",
                 languages: vec![("en", "English")],
+                operations: false,
             },
             date: "2026-11-30".into(),
             time_zone: "Europe/Moscow".into(),
@@ -868,6 +879,7 @@ mod tests {
                 csrf: "csrf".into(),
                 section: "orders",
                 languages: vec![("en", "English")],
+                operations: false,
             },
             pizzeria_id: Uuid::nil(),
             order_id: o.id,
@@ -881,7 +893,9 @@ mod tests {
             age: String::new(),
             target: String::new(),
             late: false,
-            fires: o.fires_at.map(|at| scheduled(i18n::Lang::En.text(), at, i18n::time_zone("UTC"))),
+            fires: o
+                .fires_at
+                .map(|at| scheduled(i18n::Lang::En.text(), at, i18n::time_zone("UTC"))),
             cancel_reason: o.cancel_reason.clone(),
             late_cancel: LateCancel::of(&o, i18n::time_zone("Europe/Moscow")),
             can_manage: true,
@@ -892,6 +906,8 @@ mod tests {
             timeline: Vec::new(),
             notice: None,
             problem: None,
+            paths: None,
+            paths_missing: Vec::new(),
         }
         .render()
         .unwrap()

@@ -10,6 +10,7 @@
 //! | `/board...` | TV board | preparing and ready |
 //! | `/p/{p}/orders...`, `/p/{p}/performance`, `/p/{p}/motivation` | staff | the shift manager |
 //! | `/events` | device or staff | server-sent "something changed" messages |
+//! | `/ops...` | chain admins, on call | the operations section: dead letters, the bus, the services' HTTP figures |
 
 mod activate;
 mod board;
@@ -17,6 +18,11 @@ mod device;
 mod events;
 mod manager;
 mod motivation;
+mod ops;
+mod ops_bus;
+mod ops_metrics;
+mod ops_paths;
+mod ops_services;
 mod staff;
 mod station;
 
@@ -47,7 +53,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(settings: &Settings, push: Push, shutdown: Shutdown) -> anyhow::Result<Self> {
         Ok(AppState {
-            upstream: Upstream::new(&settings.upstream)?,
+            upstream: Upstream::new(&settings.upstream)?.with_management(&settings.operations),
             push,
             shutdown,
         })
@@ -132,6 +138,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/p/{pizzeria_id}/motivation",
             web::get().to(motivation::staff_motivation),
+        )
+        .route("/ops", web::get().to(ops::ops_start))
+        .route("/ops/dead-letters", web::get().to(ops::dead_letters_page))
+        .route("/ops/bus", web::get().to(ops_bus::bus_page))
+        .route("/ops/services", web::get().to(ops_services::services_page))
+        .route("/ops/dead-letters/{queue}/act", web::post().to(ops::act))
+        .route(
+            "/ops/dead-letters/{queue}/{key}",
+            web::get().to(ops::dead_letter_page),
         )
         .route("/events", web::get().to(events::events))
         .route("/static/app.css", web::get().to(stylesheet))

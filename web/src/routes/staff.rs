@@ -29,6 +29,8 @@ pub struct Nav {
     pub section: &'static str,
     /// (code, name in itself) of every language, for the switch.
     pub languages: Vec<(&'static str, &'static str)>,
+    /// Whether to link the operations section (chain admins, on call).
+    pub operations: bool,
 }
 
 impl Nav {
@@ -44,6 +46,7 @@ impl Nav {
             csrf: csrf.token.clone(),
             section,
             languages: Lang::ALL.iter().map(|l| (l.code(), l.autonym())).collect(),
+            operations: viewer.principal.can_chain_wide(Permission::OperationsRead),
         }
     }
 }
@@ -80,6 +83,8 @@ struct StartPage {
     /// Works somewhere, but nothing on this website is for them (kitchen staff, cashiers).
     kitchen_only: bool,
     chain_admin: bool,
+    /// Links the operations section (chain admins, on call).
+    operations: bool,
 }
 
 impl StartPage {
@@ -124,6 +129,7 @@ pub async fn start(req: HttpRequest, csrf: Csrf) -> Result<HttpResponse, PageErr
         kitchen_only: pizzerias.is_empty() && !everywhere.is_empty(),
         pizzerias,
         chain_admin: viewer.principal.chain_admin,
+        operations: viewer.principal.can_chain_wide(Permission::OperationsRead),
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }

@@ -572,7 +572,10 @@ pub async fn hand_over(
             &req,
             Ok(fill(
                 i18n::text().handed_over_n,
-                &[("n", &done.order.number), ("name", &done.order.customer_name)],
+                &[
+                    ("n", &done.order.number),
+                    ("name", &done.order.customer_name),
+                ],
             )),
         )),
         Err(e) => match kitchen_problem(&e) {
