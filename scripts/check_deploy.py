@@ -111,11 +111,19 @@ def rust_structs(text: str, origin: str) -> dict[str, dict]:
             if not fm:
                 raise Unsupported(f"{origin}: cannot read the line {s!r} of struct {name}")
             serde = " ".join(a for a in pending if a.startswith("#[serde"))
-            for bad in ("rename", "flatten", "alias", "skip"):
-                if re.search(r"\b" + bad + r"\b", serde):
-                    raise Unsupported(f"{origin}: {name}.{fm.group(1)} uses #[serde({bad}...)]")
+            # Like a struct-level attribute above, a renamed or skipped field is refused only
+            # if a Settings struct uses this struct (model_of): an API body such as
+            # service-kit's Problem may rename what it likes.
+            unsupported = next((f"{origin}: {name}.{fm.group(1)} uses #[serde({bad}...)]"
+                                for bad in ("rename", "flatten", "alias", "skip")
+                                if re.search(r"\b" + bad + r"\b", serde)), None)
+            if unsupported:
+                break
             fields[fm.group(1)] = {"type": fm.group(2).strip(), "default": struct_default or "default" in serde}
             pending = []
+        if unsupported:
+            structs[name] = {"fields": {}, "origin": origin, "unsupported": unsupported}
+            continue
         structs[name] = {"fields": fields, "origin": origin}
     return structs
 
