@@ -53,7 +53,16 @@ cmd_restart() {
     t0=$SECONDS
     log "restarting RabbitMQ on node $node (stop_app + start_app)"
     rmqctl -q -n "$node" stop_app >/dev/null || die "stop_app failed on $node"
-    rmqctl -q -n "$node" start_app >/dev/null || die "start_app failed on $node"
+    # The old AMQP listener's socket can still be held for a moment after stop_app, and
+    # start_app then fails with eaddrinuse (seen in `make chaos` after dozens of restarts):
+    # try again for up to 20 s before calling the node broken.
+    local attempt
+    for attempt in $(seq 20); do
+        rmqctl -q -n "$node" start_app >/dev/null 2>&1 && break
+        ((attempt == 20)) && die "start_app failed on $node 20 times"
+        log "start_app failed on $node (attempt $attempt); trying again in 1 s"
+        sleep 1
+    done
     rmqctl -q -n "$node" await_startup --timeout 60 >/dev/null || die "$node did not come back within 60 s"
     if [[ -n $port ]]; then
         wait_port "$port" 60 || die "$node is running but 127.0.0.1:$port does not accept connections"
