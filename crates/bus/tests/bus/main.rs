@@ -775,10 +775,15 @@ async fn one_relay_per_database_publishes_and_a_standby_takes_over() {
 /// Every dead letter of the harness's consumer, once there are `n`.
 async fn dead_letters_of(bus: &BusSettings, n: usize) -> Vec<dead_letters::DeadLetter> {
     eventually(&format!("{n} dead letters"), WAIT, || async {
-        let letters = dead_letters::list(bus, topology::LEGACY_SYNC)
-            .await
-            .unwrap();
-        (letters.len() == n).then_some(letters)
+        // A quorum queue declared a moment ago may not have started its member yet: the broker
+        // then refuses `basic.get` with `noproc`, which is "not yet", not a failure.
+        match dead_letters::list(bus, topology::LEGACY_SYNC).await {
+            Ok(letters) => (letters.len() == n).then_some(letters),
+            Err(e) => {
+                eprintln!("reading the dead letters failed, trying again: {e:#}");
+                None
+            }
+        }
     })
     .await
 }
