@@ -11,6 +11,7 @@
 //! idempotent on the event id, so at-least-once delivery is safe.
 
 use std::{
+    collections::HashSet,
     sync::{
         Arc, LazyLock,
         atomic::{AtomicBool, Ordering},
@@ -116,17 +117,39 @@ impl Outbox {
         sequence: i64,
         event: &E,
     ) -> anyhow::Result<Uuid> {
+        let staged = self.envelope(sequence, event)?;
+        sqlx::query(
+            "insert into outbox (event_id, routing_key, payload) values ($1, $2, $3::jsonb)",
+        )
+        .bind(staged.event_id)
+        .bind(&staged.routing_key)
+        .bind(&staged.payload)
+        .execute(conn)
+        .await
+        .context("staging the event in the outbox")?;
+        Ok(staged.event_id)
+    }
+
+    /// What [`Outbox::stage`] inserts, for a caller that inserts it itself, together with other
+    /// rows of its change in one statement (the tracker's `finish_order_change`). The envelope
+    /// is made here, at the same point of the request, so it carries the same trace context.
+    pub fn envelope<E: Event>(&self, sequence: i64, event: &E) -> anyhow::Result<Staged> {
         let envelope = Envelope::wrap(&self.service, event, sequence, current_traceparent())
             .context("serialising the event")?;
-        sqlx::query("insert into outbox (event_id, routing_key, payload) values ($1, $2, $3)")
-            .bind(envelope.id)
-            .bind(routing_key::<E>(&self.service))
-            .bind(sqlx::types::Json(&envelope))
-            .execute(conn)
-            .await
-            .context("staging the event in the outbox")?;
-        Ok(envelope.id)
+        Ok(Staged {
+            event_id: envelope.id,
+            routing_key: routing_key::<E>(&self.service),
+            payload: serde_json::to_string(&envelope).context("serialising the envelope")?,
+        })
     }
+}
+
+/// An outbox row to insert: the envelope as JSON text, cast to `jsonb` by the insert.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub event_id: Uuid,
+    pub routing_key: String,
+    pub payload: String,
 }
 
 /// Publishes staged events. Several relays may run against one database (one per service
@@ -302,6 +325,7 @@ impl Relay {
             .context("starting the relay transaction")?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "select id, event_id, routing_key, payload::text as body, \
+                    coalesce(payload->>'subject', event_id::text) as subject, \
                     payload->>'type' as event_type, payload->>'traceparent' as traceparent, \
                     extract(epoch from created_at)::bigint as staged_at, created_at \
              from outbox where published_at is null order by id limit $1 for update skip locked",
@@ -315,9 +339,80 @@ impl Relay {
             return Ok(0);
         }
 
-        let mut confirms = Vec::with_capacity(rows.len());
+        // Waves: each wave holds at most one event per order (the earliest of the batch not yet
+        // confirmed), and the next wave goes out only once every confirm of this one is in. A
+        // refused event (a nack) stops its order for this pass; a missing confirm ends the
+        // session. Either way no later event of that order has left, so the next pass
+        // republishes the order from the refused or unconfirmed event on, in sequence. Publishing
+        // the whole batch at once would let a nacked sequence 5 be overtaken by an acked 6.
+        let started = std::time::Instant::now();
+        let mut published = Vec::with_capacity(rows.len());
+        let mut stopped: HashSet<&str> = HashSet::new();
+        let mut waiting: Vec<&OutboxRow> = rows.iter().collect();
+        while !waiting.is_empty() {
+            let mut in_wave: HashSet<&str> = HashSet::with_capacity(waiting.len());
+            let mut wave = Vec::with_capacity(waiting.len());
+            let mut later = Vec::new();
+            for row in waiting {
+                if stopped.contains(row.subject.as_str()) {
+                    continue;
+                }
+                if in_wave.insert(row.subject.as_str()) {
+                    wave.push(row);
+                } else {
+                    later.push(row);
+                }
+            }
+            for (row, outcome) in self.publish_wave(channel, wave).await? {
+                match outcome {
+                    Outcome::Stored => published.push(row.id),
+                    // No queue takes it. Fine for an event no durable consumer binds (only the
+                    // caches' private queues want `auth.session.revoked`, and none may be up);
+                    // for one that a consumer's queue binds, that queue has gone missing: stop,
+                    // declare the topology again and republish.
+                    Outcome::Unroutable if !topology::has_durable_consumer(&row.routing_key) => {
+                        published.push(row.id)
+                    }
+                    Outcome::Unroutable => anyhow::bail!(
+                        "{} came back unroutable: its consumer's queue is missing",
+                        row.routing_key
+                    ),
+                    // Left unpublished with the rest of its order: they go out again on the
+                    // next pass.
+                    Outcome::Refused => {
+                        tracing::warn!(outbox_id = row.id, "broker refused an event");
+                        stopped.insert(row.subject.as_str());
+                    }
+                }
+            }
+            waiting = later;
+        }
+        CONFIRM_SECONDS.observe(started.elapsed().as_secs_f64());
+        sqlx::query("update outbox set published_at = now() where id = any($1)")
+            .bind(&published)
+            .execute(&mut *tx)
+            .await
+            .context("marking outbox rows published")?;
+        tx.commit()
+            .await
+            .context("committing the relay transaction")?;
+        PUBLISHED.inc_by(published.len() as u64);
+        Ok(rows.len())
+    }
+
+    /// Publishes `wave` pipelined and waits for every confirm, in publishing order.
+    ///
+    /// A half-open connection never confirms; without a bound the relay would hold these rows
+    /// locked, and look ready, for as long as TCP takes to notice (minutes). Giving up ends the
+    /// session: readiness drops, the rows are unlocked, and the next session republishes them.
+    async fn publish_wave<'r>(
+        &self,
+        channel: &Channel,
+        wave: Vec<&'r OutboxRow>,
+    ) -> anyhow::Result<Vec<(&'r OutboxRow, Outcome)>> {
+        let mut confirms = Vec::with_capacity(wave.len());
         let user = crate::publishers::own_user(&self.bus);
-        for row in &rows {
+        for row in wave {
             let mut headers = FieldTable::default();
             headers::set_str(
                 &mut headers,
@@ -352,36 +447,13 @@ impl Relay {
                 .context("publishing an outbox row")?;
             confirms.push((row, confirm));
         }
-
-        // A half-open connection never confirms; without a bound the relay would hold these
-        // rows locked, and look ready, for as long as TCP takes to notice (minutes). Giving up
-        // ends the session: readiness drops, the rows are unlocked, and the next session
-        // republishes them.
-        let started = std::time::Instant::now();
-        let confirmed = tokio::time::timeout(self.confirm_timeout, async {
-            let mut published = Vec::with_capacity(confirms.len());
+        tokio::time::timeout(self.confirm_timeout, async {
+            let mut outcomes = Vec::with_capacity(confirms.len());
             for (row, confirm) in confirms {
                 let confirmation = confirm.await.context("waiting for a publisher confirm")?;
-                match confirm::outcome(&confirmation)? {
-                    Outcome::Stored => published.push(row.id),
-                    // No queue takes it. Fine for an event no durable consumer binds (only the
-                    // caches' private queues want `auth.session.revoked`, and none may be up);
-                    // for one that a consumer's queue binds, that queue has gone missing: stop,
-                    // declare the topology again and republish.
-                    Outcome::Unroutable if !topology::has_durable_consumer(&row.routing_key) => {
-                        published.push(row.id)
-                    }
-                    Outcome::Unroutable => anyhow::bail!(
-                        "{} came back unroutable: its consumer's queue is missing",
-                        row.routing_key
-                    ),
-                    // Left unpublished: it goes out again on the next pass.
-                    Outcome::Refused => {
-                        tracing::warn!(outbox_id = row.id, "broker refused an event")
-                    }
-                }
+                outcomes.push((row, confirm::outcome(&confirmation)?));
             }
-            anyhow::Ok(published)
+            anyhow::Ok(outcomes)
         })
         .await
         .map_err(|_| {
@@ -389,18 +461,7 @@ impl Relay {
                 "no publisher confirm within {:?}; dropping the connection",
                 self.confirm_timeout
             )
-        })??;
-        CONFIRM_SECONDS.observe(started.elapsed().as_secs_f64());
-        sqlx::query("update outbox set published_at = now() where id = any($1)")
-            .bind(&confirmed)
-            .execute(&mut *tx)
-            .await
-            .context("marking outbox rows published")?;
-        tx.commit()
-            .await
-            .context("committing the relay transaction")?;
-        PUBLISHED.inc_by(confirmed.len() as u64);
-        Ok(rows.len())
+        })?
     }
 }
 
@@ -411,6 +472,9 @@ struct OutboxRow {
     id: i64,
     event_id: Uuid,
     routing_key: String,
+    /// The order the event belongs to (the envelope's subject; the event id when it has none):
+    /// the relay keeps one order's events in sequence.
+    subject: String,
     body: String,
     event_type: Option<String>,
     traceparent: Option<String>,

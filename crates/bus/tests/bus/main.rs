@@ -603,10 +603,8 @@ async fn settled_messages_are_acknowledged_and_not_delivered_again() {
     let _ = connection.close(200, "done".into()).await;
 }
 
-#[tokio::test]
-async fn a_relay_whose_confirms_never_come_gives_up_and_reports_not_ready() {
-    let db = TestDatabase::create(&MIGRATOR).await;
-    let (proxy, bus) = testkit::FreezableProxy::in_front_of(&test_bus()).await;
+/// A relay of its own for a test, with its readiness flag and its shutdown.
+fn relay_of(db: &TestDatabase, bus: &BusSettings) -> (Relay, Arc<AtomicBool>, Shutdown) {
     let ready = Arc::new(AtomicBool::new(false));
     let shutdown = Shutdown::new();
     let relay = Relay::new(
@@ -615,9 +613,16 @@ async fn a_relay_whose_confirms_never_come_gives_up_and_reports_not_ready() {
         "tracker",
         ready.clone(),
         shutdown.clone(),
-    )
-    .with_confirm_timeout(Duration::from_millis(500));
-    tokio::spawn(relay.run());
+    );
+    (relay, ready, shutdown)
+}
+
+#[tokio::test]
+async fn a_relay_whose_confirms_never_come_gives_up_and_reports_not_ready() {
+    let db = TestDatabase::create(&MIGRATOR).await;
+    let (proxy, bus) = testkit::FreezableProxy::in_front_of(&test_bus()).await;
+    let (relay, ready, shutdown) = relay_of(&db, &bus);
+    tokio::spawn(relay.with_confirm_timeout(Duration::from_millis(500)).run());
     let is_ready = |want: bool| {
         let ready = ready.clone();
         async move { (ready.load(std::sync::atomic::Ordering::Relaxed) == want).then_some(()) }
@@ -646,6 +651,142 @@ async fn a_relay_whose_confirms_never_come_gives_up_and_reports_not_ready() {
     )
     .await;
     shutdown.trigger();
+}
+
+/// The sequence of every event of the test's observer queue, in the order the broker holds them.
+async fn sequences_in(channel: &lapin::Channel, queue: &str) -> Vec<i64> {
+    let mut sequences = Vec::new();
+    while let Some(message) = channel
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+    {
+        let body: serde_json::Value = serde_json::from_slice(&message.delivery.data).unwrap();
+        sequences.push(body["sequence"].as_i64().unwrap());
+    }
+    sequences
+}
+
+#[tokio::test]
+async fn a_refused_event_is_not_overtaken_by_a_later_event_of_its_order() {
+    let db = TestDatabase::create(&MIGRATOR).await;
+    let bus = test_bus();
+    let (relay, ready, shutdown) = relay_of(&db, &bus);
+    tokio::spawn(relay.run());
+    // Connected means the exchange is declared, and the relay idles until a row comes.
+    eventually("the relay connected", WAIT, || async {
+        ready
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then_some(())
+    })
+    .await;
+
+    let connection = lapin::Connection::connect(
+        secrecy::ExposeSecret::expose_secret(&bus.url),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let declare = |name: String, args: lapin::types::FieldTable, key: &'static str| {
+        let channel = channel.clone();
+        let exchange = bus.exchange.clone();
+        async move {
+            channel
+                .queue_declare(
+                    name.as_str().into(),
+                    lapin::options::QueueDeclareOptions::default(),
+                    args,
+                )
+                .await
+                .unwrap();
+            channel
+                .queue_bind(
+                    name.as_str().into(),
+                    exchange.as_str().into(),
+                    key.into(),
+                    lapin::options::QueueBindOptions::default(),
+                    lapin::types::FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    // Sees everything the relay publishes, in the broker's order.
+    let observer = format!("{}.observer", bus.exchange);
+    declare(
+        observer.clone(),
+        lapin::types::FieldTable::default(),
+        "tracker.#",
+    )
+    .await;
+    // Takes nothing, and makes the broker nack every `order.packed` routed to it.
+    let full = format!("{}.full", bus.exchange);
+    let mut args = lapin::types::FieldTable::default();
+    args.insert(
+        "x-max-length".into(),
+        lapin::types::AMQPValue::LongLongInt(0),
+    );
+    args.insert(
+        "x-overflow".into(),
+        lapin::types::AMQPValue::LongString("reject-publish".into()),
+    );
+    declare(full.clone(), args, "tracker.order.packed").await;
+
+    // Sequence 2 will be refused; 1 and 3 would be confirmed.
+    let order_id = Uuid::new_v4();
+    let in_work = contracts::OrderInWork {
+        order_id,
+        pizzeria_id: Uuid::new_v4(),
+        at: Utc::now(),
+    };
+    let outbox = Outbox::new("tracker");
+    let mut tx = db.pool.begin().await.unwrap();
+    outbox.stage(&mut tx, 1, &in_work).await.unwrap();
+    outbox.stage(&mut tx, 2, &packed(order_id)).await.unwrap();
+    outbox.stage(&mut tx, 3, &in_work).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // Marked published only once the pass that took all three rows is over.
+    eventually("sequence 1 published", WAIT, || async {
+        (count(
+            &db.pool,
+            "select count(*) from outbox where published_at is not null \
+             and payload->>'sequence' = '1'",
+        )
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    // The broker takes `order.packed` again; every row goes out.
+    channel
+        .queue_delete(
+            full.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    eventually("every row published", WAIT, || async {
+        (count(&db.pool, UNPUBLISHED).await == 0).then_some(())
+    })
+    .await;
+    // The refused publish of 2 may still have reached the observer (the broker nacks when any
+    // of the queues refuses), so 2 can come twice: a repeat is fine, consumers are idempotent.
+    // Going back is not: without the waves the observer holds 1, 3, 2.
+    let seen = sequences_in(&channel, &observer).await;
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "out of sequence: {seen:?}"
+    );
+    let mut distinct = seen.clone();
+    distinct.dedup();
+    assert_eq!(distinct, vec![1, 2, 3], "{seen:?}");
+    shutdown.trigger();
+    let _ = connection.close(200, "done".into()).await;
 }
 
 #[tokio::test]
