@@ -168,13 +168,23 @@ pub async fn mark_fired(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Whether the order is known already, and whether its pizzeria is: intake's first look, in
+/// one round trip.
 #[tracing::instrument(skip(db))]
-pub async fn order_exists(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<bool> {
-    sqlx::query_scalar("select exists (select 1 from orders where id = $1)")
-        .bind(id)
-        .fetch_one(db)
-        .await
-        .context("cannot look the order up")
+pub async fn order_and_pizzeria_exist(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    pizzeria_id: Uuid,
+) -> anyhow::Result<(bool, bool)> {
+    sqlx::query_as(
+        "select exists (select 1 from orders where id = $1),
+                exists (select 1 from pizzerias where id = $2)",
+    )
+    .bind(id)
+    .bind(pizzeria_id)
+    .fetch_one(db)
+    .await
+    .context("cannot look the order up")
 }
 
 /// Reads the order and locks it until the transaction ends. Every change to an order or its
@@ -202,36 +212,24 @@ pub async fn find_order(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<Opt
     .context("cannot read the order")
 }
 
-/// Writes the status after a change, with the time it happened, and the sequence of the last
-/// event emitted for the order.
+/// Locks the order of `product_id` when the station exists and the product is the pizzeria's
+/// (`lock_order_of_product`, one round trip); `None` when any of them is missing.
 #[tracing::instrument(skip(conn))]
-pub async fn save_order_state(
+pub async fn lock_order_of_product(
     conn: &mut PgConnection,
-    id: Uuid,
-    status: OrderStatus,
-    version: i64,
-    at: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "update orders set
-             status = $2,
-             version = $3,
-             packed_at = case $2 when 'packed' then coalesce(packed_at, $4)
-                                 when 'in_work' then null else packed_at end,
-             handed_over_at = case $2 when 'handed_over' then coalesce(handed_over_at, $4)
-                                      else handed_over_at end,
-             cancelled_at = case $2 when 'cancelled' then coalesce(cancelled_at, $4)
-                                    else cancelled_at end
-         where id = $1",
-    )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(version)
-    .bind(at)
-    .execute(conn)
+    pizzeria_id: Uuid,
+    station: &str,
+    product_id: Uuid,
+) -> anyhow::Result<Option<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {ORDER_COLUMNS} from lock_order_of_product($1, $2, $3)"
+    )))
+    .bind(pizzeria_id)
+    .bind(station)
+    .bind(product_id)
+    .fetch_optional(conn)
     .await
-    .context("cannot save the order's status")?;
-    Ok(())
+    .context("cannot lock the product's order")
 }
 
 #[tracing::instrument(skip(conn))]

@@ -1,7 +1,7 @@
 //! Products: the units the kitchen makes, where each one is, and the station queues.
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -58,50 +58,84 @@ impl ProductRow {
 /// The units of one order item, all starting at the first station of the item's route.
 #[derive(Debug)]
 pub struct NewProducts<'a> {
-    pub order_id: Uuid,
-    pub pizzeria_id: Uuid,
     pub item_index: i32,
     pub item: &'a NewItem,
     pub route_stations: &'a [String],
     pub route_targets: &'a [i32],
-    pub entered_at: DateTime<Utc>,
     /// When the clock at the first station starts, if later than `entered_at`.
     pub clock_from: Option<DateTime<Utc>>,
     /// A held pre-order: the products wait at no station until it fires.
     pub held: bool,
 }
 
-/// Creates one product per unit of the item and returns their ids in unit order.
-#[tracing::instrument(skip_all, fields(order_id = %new.order_id, item_index = new.item_index))]
+/// Creates one product per unit of every item of the order, in one statement, and returns
+/// their ids item by item, in unit order.
+#[tracing::instrument(skip_all, fields(order_id = %order_id))]
 pub async fn insert_products(
     conn: &mut PgConnection,
-    new: &NewProducts<'_>,
-) -> anyhow::Result<Vec<Uuid>> {
-    let item = new.item;
-    let quantity = i32::try_from(item.quantity.get()).context("quantity out of range")?;
-    let ids: Vec<Uuid> = (0..quantity).map(|_| Uuid::now_v7()).collect();
+    order_id: Uuid,
+    pizzeria_id: Uuid,
+    entered_at: DateTime<Utc>,
+    items: &[NewProducts<'_>],
+) -> anyhow::Result<Vec<Vec<Uuid>>> {
+    /// One product, as `jsonb_to_recordset` reads it.
+    #[derive(serde::Serialize)]
+    struct Unit<'a> {
+        id: Uuid,
+        item_index: i32,
+        unit_index: i32,
+        name: &'a str,
+        category: &'a str,
+        size: Option<&'a str>,
+        modifiers: &'a [String],
+        route_stations: &'a [String],
+        route_targets: &'a [i32],
+        allergens: &'a [String],
+        clock_from: Option<DateTime<Utc>>,
+        held: bool,
+    }
+    let mut units = Vec::new();
+    let mut ids = Vec::with_capacity(items.len());
+    for new in items {
+        let item = new.item;
+        let quantity = i32::try_from(item.quantity.get()).context("quantity out of range")?;
+        let item_ids: Vec<Uuid> = (0..quantity).map(|_| Uuid::now_v7()).collect();
+        for (unit_index, id) in (0..).zip(&item_ids) {
+            units.push(Unit {
+                id: *id,
+                item_index: new.item_index,
+                unit_index,
+                name: item.name.as_str(),
+                category: item.category.as_str(),
+                size: item.size.as_deref(),
+                modifiers: &item.modifiers,
+                route_stations: new.route_stations,
+                route_targets: new.route_targets,
+                allergens: &item.allergens,
+                // Whole microseconds, as a bound timestamp would be stored; PostgreSQL would
+                // round the text instead.
+                clock_from: new.clock_from.map(|t| t.trunc_subsecs(6)),
+                held: new.held,
+            });
+        }
+        ids.push(item_ids);
+    }
     sqlx::query(
         "insert into products (id, order_id, pizzeria_id, item_index, unit_index, name, category,
              size, modifiers, route_stations, route_targets, stage, station, entered_at,
              allergens, clock_from)
-         select u.id, $2, $3, $4, u.unit - 1, $5, $6, $7, $8, $9, $10, 0,
-                case when $14 then null else $9[1] end, $11, $12, $13
-         from unnest($1::uuid[]) with ordinality as u (id, unit)",
+         select u.id, $2, $3, u.item_index, u.unit_index, u.name, u.category, u.size,
+                u.modifiers, u.route_stations, u.route_targets, 0,
+                case when u.held then null else u.route_stations[1] end, $4, u.allergens,
+                u.clock_from
+         from jsonb_to_recordset($1::jsonb) as u (id uuid, item_index int, unit_index int,
+              name text, category text, size text, modifiers text[], route_stations text[],
+              route_targets int[], allergens text[], clock_from timestamptz, held boolean)",
     )
-    .bind(&ids)
-    .bind(new.order_id)
-    .bind(new.pizzeria_id)
-    .bind(new.item_index)
-    .bind(item.name.as_str())
-    .bind(item.category.as_str())
-    .bind(item.size.as_deref())
-    .bind(&item.modifiers)
-    .bind(new.route_stations)
-    .bind(new.route_targets)
-    .bind(new.entered_at)
-    .bind(&item.allergens)
-    .bind(new.clock_from)
-    .bind(new.held)
+    .bind(sqlx::types::Json(&units))
+    .bind(order_id)
+    .bind(pizzeria_id)
+    .bind(entered_at)
     .execute(conn)
     .await
     .context("cannot store the order's products")?;
@@ -117,6 +151,33 @@ pub async fn find_product(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<O
     .fetch_optional(db)
     .await
     .context("cannot read the product")
+}
+
+/// The product, and how many other products of its order are not done yet: what a tap reads
+/// under the order's lock, in one round trip.
+#[tracing::instrument(skip(conn))]
+pub async fn find_product_in_order(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> anyhow::Result<Option<(ProductRow, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        #[sqlx(flatten)]
+        product: ProductRow,
+        unfinished_others: i64,
+    }
+    let found: Option<Found> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {PRODUCT_COLUMNS},
+             (select count(*) from products o
+              where o.order_id = p.order_id and o.done_at is null and o.id <> p.id)
+                 as unfinished_others
+         from products p where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .context("cannot read the product")?;
+    Ok(found.map(|f| (f.product, f.unfinished_others)))
 }
 
 #[tracing::instrument(skip(db))]
@@ -198,15 +259,6 @@ pub async fn mark_order_urgent(
     .fetch_all(conn)
     .await
     .context("cannot mark the order urgent")
-}
-
-#[tracing::instrument(skip(conn))]
-pub async fn count_unfinished(conn: &mut PgConnection, order_id: Uuid) -> anyhow::Result<i64> {
-    sqlx::query_scalar("select count(*) from products where order_id = $1 and done_at is null")
-        .bind(order_id)
-        .fetch_one(conn)
-        .await
-        .context("cannot count the unfinished products")
 }
 
 /// Takes every product of the order off its station; returns the stations that lost one.

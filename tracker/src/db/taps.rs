@@ -47,19 +47,28 @@ pub struct NewTap<'a> {
     pub client_tap_id: Option<Uuid>,
 }
 
+/// Records the tap and moves the product on to `next_stage` (waiting at `next_station` since
+/// the tap, or done), in one statement. `None` when its `client_tap_id` is already another
+/// tap's (one sent at the same moment for another product: the check under the order's lock
+/// cannot see a tap of another order that has not committed yet); the caller then fails, and
+/// its transaction, the move included, rolls back.
 #[tracing::instrument(skip(conn, tap), fields(product_id = %tap.product_id))]
-/// Records the tap; `None` when its `client_tap_id` is already another tap's (one sent at the
-/// same moment for another product: the check under the order's lock cannot see a tap of
-/// another order that has not committed yet).
-pub async fn insert_tap(
+pub async fn insert_tap_moving_product(
     conn: &mut PgConnection,
     tap: &NewTap<'_>,
+    next_stage: i32,
+    next_station: Option<&str>,
 ) -> anyhow::Result<Option<TapRow>> {
     let duration_ms = (tap.completed_at - tap.started_at)
         .num_milliseconds()
         .max(0);
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "insert into taps (product_id, order_id, pizzeria_id, station, stage, pass, started_at,
+        "with moved as (
+             update products set stage = $15, station = $16, entered_at = $8,
+                 done_at = case when $16::text is null then $8 end
+             where id = $1
+         )
+         insert into taps (product_id, order_id, pizzeria_id, station, stage, pass, started_at,
              completed_at, duration_ms, target_seconds, actor, actor_user_id, principal,
              client_tap_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -80,6 +89,8 @@ pub async fn insert_tap(
     .bind(tap.actor.and_then(Actor::user_id))
     .bind(tap.actor.and_then(Actor::principal))
     .bind(tap.client_tap_id)
+    .bind(next_stage)
+    .bind(next_station)
     .fetch_optional(conn)
     .await
     .context("cannot record the tap")

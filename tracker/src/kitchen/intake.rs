@@ -23,13 +23,12 @@ pub async fn accept_order(
     kitchen: &Kitchen,
     order: &NewOrder,
 ) -> Result<bool, KitchenError> {
-    if orders::order_exists(&mut *conn, order.id).await? {
+    let (known, pizzeria_known) =
+        orders::order_and_pizzeria_exist(&mut *conn, order.id, order.pizzeria_id).await?;
+    if known {
         return Ok(false);
     }
-    if pizzerias::find_pizzeria(&mut *conn, order.pizzeria_id)
-        .await?
-        .is_none()
-    {
+    if !pizzeria_known {
         return Err(KitchenError::NotFound("pizzeria"));
     }
     let routes = pizzerias::routes_of(&mut *conn, order.pizzeria_id).await?;
@@ -73,23 +72,23 @@ pub async fn accept_order(
     if let Some(promised_at) = order.promised_at {
         orders::record_promise(&mut *conn, order.id, promised_at, fires_at).await?;
     }
-    let mut tracked = Vec::new();
-    for (i, item, stations, targets) in &planned {
-        let item_index = i32::try_from(*i).unwrap_or(i32::MAX);
-        let new = products::NewProducts {
-            order_id: order.id,
-            pizzeria_id: order.pizzeria_id,
-            item_index,
+    let news: Vec<products::NewProducts> = planned
+        .iter()
+        .map(|(i, item, stations, targets)| products::NewProducts {
+            item_index: i32::try_from(*i).unwrap_or(i32::MAX),
             item,
             route_stations: stations,
             route_targets: targets,
-            entered_at: change.now,
             clock_from: Some(slowest - route_total(targets))
                 .filter(|wait| *wait > 0)
                 .map(|wait| change.now + chrono::Duration::seconds(wait)),
             held: fires_at.is_some(),
-        };
-        let ids = products::insert_products(&mut *conn, &new).await?;
+        })
+        .collect();
+    let ids = products::insert_products(&mut *conn, order.id, order.pizzeria_id, change.now, &news)
+        .await?;
+    let mut tracked = Vec::new();
+    for ((i, _, stations, _), ids) in planned.iter().zip(ids) {
         if let Some(first) = stations.first().filter(|_| fires_at.is_none()) {
             change.touch_station(first);
         }
@@ -113,7 +112,7 @@ pub async fn accept_order(
         items: order.items.iter().map(|i| i.to_contract()).collect(),
         products: tracked,
     };
-    change.emit(&mut *conn, &event, NewEntry::default()).await?;
+    change.emit(&event, NewEntry::default())?;
     change.finish(conn, OrderStatus::Accepted).await?;
     Ok(true)
 }
@@ -204,7 +203,7 @@ pub async fn cancel_from_source(
         actor: cancel.actor,
         ..NewEntry::default()
     };
-    change.emit(&mut *conn, &event, entry).await?;
+    change.emit(&event, entry)?;
     change.finish(conn, OrderStatus::HandedOver).await?;
     Ok(SourceCancelOutcome::AfterHandOver)
 }
@@ -247,16 +246,13 @@ async fn cancel_locked_order(
         reason: reason.map(str::to_owned),
         actor: actor.map(|a| a.as_str().to_owned()),
     };
-    change
-        .emit(
-            &mut *conn,
-            &event,
-            NewEntry {
-                actor,
-                ..NewEntry::default()
-            },
-        )
-        .await?;
+    change.emit(
+        &event,
+        NewEntry {
+            actor,
+            ..NewEntry::default()
+        },
+    )?;
     change.finish(conn, transition.to).await?;
     Ok(())
 }

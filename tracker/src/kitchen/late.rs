@@ -39,7 +39,7 @@ pub async fn flag_late_orders(
             at: change.now,
             target_seconds: u32::try_from(order.target_seconds).unwrap_or(0),
         };
-        change.emit(&mut tx, &event, NewEntry::default()).await?;
+        change.emit(&event, NewEntry::default())?;
         // The board and the station queues show the late flag.
         change.touch_board();
         for station in crate::db::products::stations_of_order(&mut tx, order.id).await? {
@@ -85,7 +85,7 @@ pub async fn fire_pre_orders(
             promised_at: order.promised_at.unwrap_or(change.now),
             stations: stations.clone(),
         };
-        change.emit(&mut tx, &event, NewEntry::default()).await?;
+        change.emit(&event, NewEntry::default())?;
         change.touch_board();
         for station in &stations {
             change.touch_station(station);

@@ -51,7 +51,7 @@ pub async fn hand_over(
         actor,
         ..NewEntry::default()
     };
-    change.emit(&mut *conn, &event, entry).await?;
+    change.emit(&event, entry)?;
     change.touch_board();
     // The finishing stations' tablets list the order as ready to hand over until now.
     for product in products::products_of_order(&mut *conn, order.id).await? {
@@ -114,14 +114,14 @@ pub async fn remake(
         product_id: Some(product.id),
         actor,
     };
-    change.emit(&mut *conn, &event, entry).await?;
+    change.emit(&event, entry)?;
     if transition.enters_work() {
         let event = OrderInWork {
             order_id: order.id,
             pizzeria_id,
             at: change.now,
         };
-        change.emit(&mut *conn, &event, NewEntry::default()).await?;
+        change.emit(&event, NewEntry::default())?;
     }
     if transition.changed() {
         change.touch_board();

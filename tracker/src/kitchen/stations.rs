@@ -66,42 +66,50 @@ impl TapRecord {
 }
 
 /// Checks the station exists, then locks the product's order. The product is read again under
-/// the lock: it may have moved while we waited.
+/// the lock: it may have moved while we waited. Also returns how many other products of the
+/// order are unfinished.
+///
+/// The common case takes two round trips (`lock_order_of_product`, then the product). When
+/// that finds nothing, the steps are taken one by one to say what is missing.
 async fn lock_product(
     conn: &mut PgConnection,
     pizzeria_id: Uuid,
     station: &StationCode,
     product_id: Uuid,
-) -> Result<(OrderRow, ProductRow), KitchenError> {
-    pizzerias::station_queue_version(&mut *conn, pizzeria_id, station.as_str())
+) -> Result<(OrderRow, ProductRow, i64), KitchenError> {
+    let order =
+        match orders::lock_order_of_product(&mut *conn, pizzeria_id, station.as_str(), product_id)
+            .await?
+        {
+            Some(order) => order,
+            None => {
+                pizzerias::station_queue_version(&mut *conn, pizzeria_id, station.as_str())
+                    .await?
+                    .ok_or(KitchenError::NotFound("station"))?;
+                let product = products::find_product(&mut *conn, product_id)
+                    .await?
+                    .filter(|p| p.pizzeria_id == pizzeria_id)
+                    .ok_or(KitchenError::NotFound("product"))?;
+                orders::lock_order(&mut *conn, product.order_id)
+                    .await?
+                    .ok_or(KitchenError::NotFound("order"))?
+            }
+        };
+    let (product, unfinished_others) = products::find_product_in_order(&mut *conn, product_id)
         .await?
-        .ok_or(KitchenError::NotFound("station"))?;
-    let product = products::find_product(&mut *conn, product_id)
-        .await?
-        .filter(|p| p.pizzeria_id == pizzeria_id)
         .ok_or(KitchenError::NotFound("product"))?;
-    let order = orders::lock_order(&mut *conn, product.order_id)
-        .await?
-        .ok_or(KitchenError::NotFound("order"))?;
-    let product = products::find_product(&mut *conn, product_id)
-        .await?
-        .ok_or(KitchenError::NotFound("product"))?;
-    Ok((order, product))
+    Ok((order, product, unfinished_others))
 }
 
 /// Emits the order-level events a status transition causes.
-async fn emit_transition(
-    conn: &mut PgConnection,
-    change: &mut OrderChange<'_>,
-    transition: Transition,
-) -> anyhow::Result<()> {
+fn emit_transition(change: &mut OrderChange<'_>, transition: Transition) -> anyhow::Result<()> {
     if transition.enters_work() {
         let event = OrderInWork {
             order_id: change.order_id,
             pizzeria_id: change.pizzeria_id,
             at: change.now,
         };
-        change.emit(&mut *conn, &event, NewEntry::default()).await?;
+        change.emit(&event, NewEntry::default())?;
     }
     if transition.packs() {
         let event = OrderPacked {
@@ -109,7 +117,7 @@ async fn emit_transition(
             pizzeria_id: change.pizzeria_id,
             at: change.now,
         };
-        change.emit(&mut *conn, &event, NewEntry::default()).await?;
+        change.emit(&event, NewEntry::default())?;
     }
     if transition.changed() {
         change.touch_board();
@@ -149,7 +157,8 @@ pub async fn tap(
         actor,
         client_tap_id,
     } = request;
-    let (order, product) = lock_product(&mut *conn, pizzeria_id, station, product_id).await?;
+    let (order, product, unfinished_others) =
+        lock_product(&mut *conn, pizzeria_id, station, product_id).await?;
     let status = order.status()?;
     // Under the order's lock, so of two sends of one tap the second sees the first's row.
     if let Some(client_tap_id) = client_tap_id
@@ -185,7 +194,10 @@ pub async fn tap(
         }
         TapOutcome::Complete { stage, next } => {
             let mut change = OrderChange::new(kitchen, order.id, order.pizzeria_id, order.version);
-            let tap = taps::insert_tap(
+            let next_station = next.and_then(|n| product.route_stations.get(n)).cloned();
+            let next_stage = i32::try_from(stage + 1).unwrap_or(i32::MAX);
+            // The tap and the product's move in one statement.
+            let tap = taps::insert_tap_moving_product(
                 &mut *conn,
                 &NewTap {
                     product_id: product.id,
@@ -200,19 +212,11 @@ pub async fn tap(
                     actor,
                     client_tap_id,
                 },
+                next_stage,
+                next_station.as_deref(),
             )
             .await?
             .ok_or_else(client_id_taken)?;
-            let next_station = next.and_then(|n| product.route_stations.get(n)).cloned();
-            let next_stage = i32::try_from(stage + 1).unwrap_or(i32::MAX);
-            products::move_product(
-                &mut *conn,
-                product.id,
-                next_stage,
-                next_station.as_deref(),
-                change.now,
-            )
-            .await?;
             change.touch_station(station.as_str());
             if let Some(next) = &next_station {
                 change.touch_station(next);
@@ -230,7 +234,9 @@ pub async fn tap(
             {
                 change.touch_station(previous);
             }
-            let all_done = products::count_unfinished(&mut *conn, order.id).await? == 0;
+            // The product is done when it has no next station; the others were counted under
+            // the order's lock.
+            let all_done = unfinished_others == 0 && next_station.is_none();
             let transition = status.after_tap(all_done)?;
             let event = ProductStageCompleted {
                 order_id: order.id,
@@ -250,8 +256,8 @@ pub async fn tap(
                 product_id: Some(product.id),
                 actor,
             };
-            change.emit(&mut *conn, &event, entry).await?;
-            emit_transition(&mut *conn, &mut change, transition).await?;
+            change.emit(&event, entry)?;
+            emit_transition(&mut change, transition)?;
             change.finish(conn, transition.to).await?;
             Ok(TapRecord {
                 tap,
@@ -397,8 +403,8 @@ async fn take_back(
         product_id: Some(product.id),
         actor,
     };
-    change.emit(&mut *conn, &event, entry).await?;
-    emit_transition(&mut *conn, &mut change, transition).await?;
+    change.emit(&event, entry)?;
+    emit_transition(&mut change, transition)?;
     let undone_at = change.now;
     change.finish(conn, transition.to).await?;
     Ok(Undone {
