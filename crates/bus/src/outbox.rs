@@ -11,7 +11,7 @@
 //! idempotent on the event id, so at-least-once delivery is safe.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, VecDeque, hash_map::Entry},
     sync::{
         Arc, LazyLock,
         atomic::{AtomicBool, Ordering},
@@ -60,6 +60,10 @@ const RELAY_LOCK: i64 = 0x6b69_7463_6865_6e01;
 /// 52 ms in those two statements (docs/BENCHMARKS.md, scenario d). Larger passes spread that
 /// over more events.
 const DEFAULT_BATCH_SIZE: i64 = 2_000;
+
+/// How long the relay waits after a pass that found rows before it looks again, to gather the
+/// rows that commit meanwhile into one pass.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// How often a standby relay asks for the leadership.
 const TAKEOVER_POLL: Duration = Duration::from_millis(500);
@@ -266,6 +270,13 @@ impl Relay {
             if published as i64 == self.batch_size {
                 continue;
             }
+            if published > 0 {
+                // Under load every committed change notifies, and a pass per notification
+                // costs four round trips to PostgreSQL and a confirm round trip for one or two
+                // events (docs/BENCHMARKS.md, scenario b). Waiting a moment lets the rows
+                // committed meanwhile go out in one pass; an idle relay still wakes at once.
+                tokio::time::sleep(GATHER).await;
+            }
             tokio::select! {
                 notification = listener.recv() => { notification.context("waiting for outbox notifications")?; },
                 // A notification can be lost with a dropped listener connection; polling
@@ -339,53 +350,72 @@ impl Relay {
             return Ok(0);
         }
 
-        // Waves: each wave holds at most one event per order (the earliest of the batch not yet
-        // confirmed), and the next wave goes out only once every confirm of this one is in. A
-        // refused event (a nack) stops its order for this pass; a missing confirm ends the
-        // session. Either way no later event of that order has left, so the next pass
-        // republishes the order from the refused or unconfirmed event on, in sequence. Publishing
-        // the whole batch at once would let a nacked sequence 5 be overtaken by an acked 6.
+        // One event per order in flight: an order's next event of the batch is published only
+        // once the broker confirmed the one before, while the other orders' events keep the
+        // pipeline full. A refused event (a nack) stops its order for this pass; a missing
+        // confirm ends the session. Either way no later event of that order has left, so the
+        // next pass republishes the order from the refused or unconfirmed event on, in sequence.
+        // Publishing the whole batch at once let a nacked sequence 5 be overtaken by an acked 6.
         let started = std::time::Instant::now();
         let mut published = Vec::with_capacity(rows.len());
-        let mut stopped: HashSet<&str> = HashSet::new();
-        let mut waiting: Vec<&OutboxRow> = rows.iter().collect();
-        while !waiting.is_empty() {
-            let mut in_wave: HashSet<&str> = HashSet::with_capacity(waiting.len());
-            let mut wave = Vec::with_capacity(waiting.len());
-            let mut later = Vec::new();
-            for row in waiting {
-                if stopped.contains(row.subject.as_str()) {
+        let mut later: HashMap<&str, VecDeque<&OutboxRow>> = HashMap::new();
+        let mut ready = Vec::new();
+        for row in &rows {
+            match later.entry(row.subject.as_str()) {
+                // The order's first event of the batch goes out at once.
+                Entry::Vacant(entry) => {
+                    entry.insert(VecDeque::new());
+                    ready.push(row);
+                }
+                Entry::Occupied(mut entry) => entry.get_mut().push_back(row),
+            }
+        }
+        let user = crate::publishers::own_user(&self.bus);
+        let mut in_flight = VecDeque::with_capacity(ready.len());
+        for row in ready {
+            in_flight.push_back((row, self.publish(channel, &user, row).await?));
+        }
+        while let Some((row, confirm)) = in_flight.pop_front() {
+            // A half-open connection never confirms; without a bound the relay would hold these
+            // rows locked, and look ready, for as long as TCP takes to notice (minutes). Giving
+            // up ends the session: readiness drops, the rows are unlocked, and the next session
+            // republishes them.
+            let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "no publisher confirm within {:?}; dropping the connection",
+                        self.confirm_timeout
+                    )
+                })?
+                .context("waiting for a publisher confirm")?;
+            match confirm::outcome(&confirmation)? {
+                Outcome::Stored => published.push(row.id),
+                // No queue takes it. Fine for an event no durable consumer binds (only the
+                // caches' private queues want `auth.session.revoked`, and none may be up); for
+                // one that a consumer's queue binds, that queue has gone missing: stop, declare
+                // the topology again and republish.
+                Outcome::Unroutable if !topology::has_durable_consumer(&row.routing_key) => {
+                    published.push(row.id)
+                }
+                Outcome::Unroutable => anyhow::bail!(
+                    "{} came back unroutable: its consumer's queue is missing",
+                    row.routing_key
+                ),
+                // Left unpublished with the rest of its order: they go out again on the next
+                // pass.
+                Outcome::Refused => {
+                    tracing::warn!(outbox_id = row.id, "broker refused an event");
+                    later.remove(row.subject.as_str());
                     continue;
                 }
-                if in_wave.insert(row.subject.as_str()) {
-                    wave.push(row);
-                } else {
-                    later.push(row);
-                }
             }
-            for (row, outcome) in self.publish_wave(channel, wave).await? {
-                match outcome {
-                    Outcome::Stored => published.push(row.id),
-                    // No queue takes it. Fine for an event no durable consumer binds (only the
-                    // caches' private queues want `auth.session.revoked`, and none may be up);
-                    // for one that a consumer's queue binds, that queue has gone missing: stop,
-                    // declare the topology again and republish.
-                    Outcome::Unroutable if !topology::has_durable_consumer(&row.routing_key) => {
-                        published.push(row.id)
-                    }
-                    Outcome::Unroutable => anyhow::bail!(
-                        "{} came back unroutable: its consumer's queue is missing",
-                        row.routing_key
-                    ),
-                    // Left unpublished with the rest of its order: they go out again on the
-                    // next pass.
-                    Outcome::Refused => {
-                        tracing::warn!(outbox_id = row.id, "broker refused an event");
-                        stopped.insert(row.subject.as_str());
-                    }
-                }
+            if let Some(next) = later
+                .get_mut(row.subject.as_str())
+                .and_then(VecDeque::pop_front)
+            {
+                in_flight.push_back((next, self.publish(channel, &user, next).await?));
             }
-            waiting = later;
         }
         CONFIRM_SECONDS.observe(started.elapsed().as_secs_f64());
         sqlx::query("update outbox set published_at = now() where id = any($1)")
@@ -400,68 +430,45 @@ impl Relay {
         Ok(rows.len())
     }
 
-    /// Publishes `wave` pipelined and waits for every confirm, in publishing order.
-    ///
-    /// A half-open connection never confirms; without a bound the relay would hold these rows
-    /// locked, and look ready, for as long as TCP takes to notice (minutes). Giving up ends the
-    /// session: readiness drops, the rows are unlocked, and the next session republishes them.
-    async fn publish_wave<'r>(
+    /// Publishes one outbox row; the returned confirm resolves when the broker has taken it.
+    async fn publish(
         &self,
         channel: &Channel,
-        wave: Vec<&'r OutboxRow>,
-    ) -> anyhow::Result<Vec<(&'r OutboxRow, Outcome)>> {
-        let mut confirms = Vec::with_capacity(wave.len());
-        let user = crate::publishers::own_user(&self.bus);
-        for row in wave {
-            let mut headers = FieldTable::default();
-            headers::set_str(
-                &mut headers,
-                headers::ORIGINAL_ROUTING_KEY,
-                &row.routing_key,
-            );
-            if let Some(traceparent) = &row.traceparent {
-                headers::set_str(&mut headers, "traceparent", traceparent);
-            }
-            let mut properties = BasicProperties::default()
-                .with_message_id(row.event_id.to_string().into())
-                .with_content_type("application/cloudevents+json".into())
-                .with_delivery_mode(2)
-                .with_timestamp(row.staged_at.max(0) as u64)
-                .with_user_id(user.as_str().into())
-                .with_headers(headers);
-            if let Some(event_type) = &row.event_type {
-                properties = properties.with_type(event_type.as_str().into());
-            }
-            // The relay's hop: from staging to this publish.
-            let hop = crate::hops::hop(&self.service, crate::hops::Step::Published, row.created_at);
-            let body = crate::hops::add_hop(row.body.as_bytes(), &hop);
-            let confirm = channel
-                .basic_publish(
-                    self.bus.exchange.as_str().into(),
-                    row.routing_key.as_str().into(),
-                    confirm::mandatory(),
-                    &body,
-                    properties,
-                )
-                .await
-                .context("publishing an outbox row")?;
-            confirms.push((row, confirm));
+        user: &str,
+        row: &OutboxRow,
+    ) -> anyhow::Result<lapin::PublisherConfirm> {
+        let mut headers = FieldTable::default();
+        headers::set_str(
+            &mut headers,
+            headers::ORIGINAL_ROUTING_KEY,
+            &row.routing_key,
+        );
+        if let Some(traceparent) = &row.traceparent {
+            headers::set_str(&mut headers, "traceparent", traceparent);
         }
-        tokio::time::timeout(self.confirm_timeout, async {
-            let mut outcomes = Vec::with_capacity(confirms.len());
-            for (row, confirm) in confirms {
-                let confirmation = confirm.await.context("waiting for a publisher confirm")?;
-                outcomes.push((row, confirm::outcome(&confirmation)?));
-            }
-            anyhow::Ok(outcomes)
-        })
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "no publisher confirm within {:?}; dropping the connection",
-                self.confirm_timeout
+        let mut properties = BasicProperties::default()
+            .with_message_id(row.event_id.to_string().into())
+            .with_content_type("application/cloudevents+json".into())
+            .with_delivery_mode(2)
+            .with_timestamp(row.staged_at.max(0) as u64)
+            .with_user_id(user.into())
+            .with_headers(headers);
+        if let Some(event_type) = &row.event_type {
+            properties = properties.with_type(event_type.as_str().into());
+        }
+        // The relay's hop: from staging to this publish.
+        let hop = crate::hops::hop(&self.service, crate::hops::Step::Published, row.created_at);
+        let body = crate::hops::add_hop(row.body.as_bytes(), &hop);
+        channel
+            .basic_publish(
+                self.bus.exchange.as_str().into(),
+                row.routing_key.as_str().into(),
+                confirm::mandatory(),
+                &body,
+                properties,
             )
-        })?
+            .await
+            .context("publishing an outbox row")
     }
 }
 
