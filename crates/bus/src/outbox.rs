@@ -246,6 +246,9 @@ impl Relay {
         let mut next_prune = tokio::time::Instant::now() + retention::EVERY;
         let mut next_count = tokio::time::Instant::now();
         loop {
+            // This pass publishes every row committed so far: the notifications already here
+            // would each wake an empty pass (under load, a pass per commit).
+            while listener.next_buffered().is_some() {}
             let published = self.publish_batch(&mut leader, &channel).await?;
             if tokio::time::Instant::now() >= next_count {
                 next_count = tokio::time::Instant::now() + BACKLOG_EVERY;
