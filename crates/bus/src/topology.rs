@@ -247,3 +247,35 @@ pub async fn declare_private_queue(
     }
     Ok(queue)
 }
+
+/// The stream every event also lands in (see [`crate::stream`]): bound to every routing key,
+/// kept as `retention` says. Declared by one service only, the sync worker; the others reach
+/// it only through the exchange. The retention counts when the stream is first declared: the
+/// broker refuses a declare with other limits (`PRECONDITION_FAILED`), so a change is made
+/// with a policy (ARCHITECTURE.md, "Replay from history").
+pub async fn declare_event_stream(
+    channel: &Channel,
+    bus: &BusSettings,
+    retention: &crate::stream::Retention,
+) -> anyhow::Result<()> {
+    let exchange = bus.exchange.as_str();
+    declare_exchange(channel, exchange).await?;
+    let stream = crate::stream::stream_name(exchange);
+    channel
+        .queue_declare(
+            stream.as_str().into(),
+            durable(),
+            args(&retention.arguments()?),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            stream.as_str().into(),
+            exchange.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}

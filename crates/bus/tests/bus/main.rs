@@ -22,6 +22,8 @@ use sqlx::{PgConnection, PgPool};
 use testkit::{PrivateBroker, TestDatabase, eventually, test_bus};
 use uuid::Uuid;
 
+mod stream;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 const WAIT: Duration = Duration::from_secs(20);
 
