@@ -145,6 +145,11 @@ impl TestApp {
             .expect("the worker stops cleanly");
     }
 
+    /// The settings the worker runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
