@@ -284,9 +284,11 @@ rmq_stop() {
 rmq_bus_user_rules() {
     local e=${1//./\\.}
     local intake="$e\\.tracker-intake" legacy="$e\\.legacy-sync" private='amq\.gen-.+'
+    # The history stream (bus::stream): only the sync worker declares, binds and reads it.
+    local history="$e\\.history"
     printf '%s\n' \
         "tracker - ^($e|$intake(\\..+)?|$legacy|$private)\$ ^($e|amq\\.default|$intake(\\..+)?|$legacy|$private)\$ ^($e|$intake(\\..+)?|$private)\$ ^tracker\\. .*" \
-        "sync-worker - ^($e|$legacy(\\..+)?)\$ ^(amq\\.default|$legacy(\\..+)?)\$ ^($e|$legacy(\\..+)?)\$ ^\$ .*" \
+        "sync-worker - ^($e|$legacy(\\..+)?|$history)\$ ^(amq\\.default|$legacy(\\..+)?|$history)\$ ^($e|$legacy(\\..+)?|$history)\$ ^\$ .*" \
         "auth - ^($e|$legacy|$private)\$ ^($e|$legacy|$private)\$ ^($e|$private)\$ ^auth\\. .*" \
         "devices - ^($e|$legacy|$private)\$ ^($e|$legacy|$private)\$ ^($e|$private)\$ ^devices\\. .*" \
         "web - ^($e|$private)\$ ^($private)\$ ^($e|$private)\$ ^\$ .*" \
