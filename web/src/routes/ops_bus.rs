@@ -78,15 +78,20 @@ struct FailedAt {
     failed_at: Option<DateTime<Utc>>,
 }
 
-/// What a queue is for, from its name: `<exchange>.<consumer>[.retry.<n>|.dead]`.
+/// What a queue is for, from its name: `<exchange>.<consumer>[.retry.<n>|.dead]`, or
+/// `<exchange>.history`, the stream every event also lands in (`bus::stream`).
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
     Main,
     Retry,
     Dead,
+    Stream,
 }
 
 fn kind_of(rest: &str) -> (String, Kind) {
+    if rest == "history" {
+        return (String::new(), Kind::Stream);
+    }
     if let Some(consumer) = rest.strip_suffix(".dead") {
         return (consumer.to_owned(), Kind::Dead);
     }
@@ -138,13 +143,13 @@ struct ServiceLine {
 #[derive(Template)]
 #[template(path = "ops_bus.html")]
 struct BusPage {
-    /// The base template's strings (the operations pages' own are English only so far).
     t: &'static crate::i18n::Text,
     header: OpsHeader,
+    /// The lead, naming the exchange.
+    lead: String,
     queues: Vec<QueueLine>,
     queues_problem: Option<String>,
     services: Vec<ServiceLine>,
-    exchange: String,
 }
 
 fn per_second(rate: Option<&Rate>) -> f64 {
@@ -175,9 +180,9 @@ pub async fn bus_page(
             tracing::warn!(error = %e, "cannot read the broker's management API");
             (
                 Vec::new(),
-                Some(format!(
-                    "The broker's management API cannot be read ({e}); check \
-                     APP_OPERATIONS__MANAGEMENT_URL and its user."
+                Some(crate::i18n::fill(
+                    crate::i18n::text().ops.management_unreadable,
+                    &[("error", &e)],
                 )),
             )
         }
@@ -186,13 +191,14 @@ pub async fn bus_page(
     for (service, title) in SERVICES {
         services.push(service_line(&state, service, title).await);
     }
+    let t = crate::i18n::text();
     let page = BusPage {
-        t: crate::i18n::text(),
+        t,
         header: OpsHeader::new(&viewer, &csrf, "bus"),
+        lead: crate::i18n::fill(t.ops.bus_lead, &[("exchange", &exchange)]),
         queues,
         queues_problem,
         services,
-        exchange,
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }
@@ -207,6 +213,7 @@ async fn queue_lines(
     queues.retain(|q| q.name.starts_with(&prefix));
     queues.sort_by(|a, b| a.name.cmp(&b.name));
     let now = Utc::now();
+    let t = &crate::i18n::text().ops;
     let mut lines = Vec::with_capacity(queues.len());
     for q in queues {
         let (consumer, kind) = kind_of(&q.name[prefix.len()..]);
@@ -223,9 +230,10 @@ async fn queue_lines(
         };
         lines.push(QueueLine {
             kind: match kind {
-                Kind::Main => "queue",
-                Kind::Retry => "retry",
-                Kind::Dead => "dead letters",
+                Kind::Main => t.kind_queue,
+                Kind::Retry => t.kind_retry,
+                Kind::Dead => t.kind_dead,
+                Kind::Stream => t.kind_stream,
             },
             keeps_up: match kind {
                 Kind::Main if keeps_up(q.consumers, q.messages_ready, publish, deliver) => "yes",
@@ -337,7 +345,7 @@ fn consumer_lines(samples: &[Sample]) -> Vec<ConsumerLine> {
                 lag_p50: quantile(0.5),
                 lag_p90: quantile(0.9),
                 failures: if failures.is_empty() {
-                    "none".to_owned()
+                    crate::i18n::text().ops.failures_none.to_owned()
                 } else {
                     failures.join(", ")
                 },
