@@ -209,3 +209,29 @@ test("each service's endpoints show their request count, latency quantiles and e
   assert.match(await onCall.locator('section[data-service="Web"]').innerText(), /\/ops\/dead-letters/);
   await shot(onCall, "ops-services", true);
 });
+
+test("the operations section speaks Russian too, and keeps what the services wrote as they wrote it", async () => {
+  await onCall.goto(`${WEB}/ops/dead-letters`);
+  await onCall.getByRole("button", { name: "Русский" }).click();
+  await onCall.waitForURL(/\/ops\/dead-letters$/);
+  assert.equal(await onCall.locator("html").getAttribute("lang"), "ru");
+  assert.equal(await onCall.locator("h1").innerText(), "Мёртвые письма");
+  assert.equal(await onCall.getByRole("link", { name: "Шина" }).count(), 1);
+  // The audit in Russian; the reason stays as the engineer typed it.
+  const audit = await onCall.locator("#queue-tracker table.audit tbody tr").first().innerText();
+  assert.match(audit, /Удалено/);
+  assert.match(audit, /garbage from a till in the trial/);
+  await shot(onCall, "ops-dead-letters-ru", true);
+
+  await onCall.goto(`${WEB}/ops/bus`);
+  assert.equal(await onCall.locator("h1").innerText(), "Шина");
+  assert.match(await onCall.locator("#queues thead").innerText(), /Глубина/);
+  await onCall.goto(`${WEB}/ops/services`);
+  assert.equal(await onCall.locator("h1").innerText(), "Сервисы");
+  assert.match(await onCall.locator('section[data-service="Tracker"] thead').innerText(), /Запросы/);
+
+  // Back to English: the choice is kept for the person, on every page.
+  await onCall.getByRole("button", { name: "English" }).click();
+  await onCall.waitForURL(/\/ops\/services$/);
+  assert.equal(await onCall.locator("h1").innerText(), "Services");
+});

@@ -248,8 +248,11 @@ async fn queue_lines(
             consumers: q.consumers,
             publish: format!("{publish:.1}/s"),
             deliver: format!("{deliver:.1}/s"),
+            // A stream keeps what it has been sent on purpose: the age of its oldest event says
+            // how far back a rebuild reaches, not that anything waits.
             oldest: match (oldest, q.messages) {
                 (_, 0) => String::new(),
+                _ if kind == Kind::Stream => String::new(),
                 (Some(age), _) => ops_metrics::age(age),
                 (None, _) => "–".to_owned(),
             },
