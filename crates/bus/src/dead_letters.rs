@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod http;
+pub mod snapshot;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -67,7 +68,7 @@ pub async fn print(
 }
 
 /// The most messages one listing or replay looks at.
-const LIMIT: usize = 100_000;
+pub const LIMIT: usize = 100_000;
 
 /// One message in a dead-letter queue, with what the consumer wrote about its failure.
 #[derive(Debug, Clone, Serialize)]

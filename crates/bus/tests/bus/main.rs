@@ -22,6 +22,7 @@ use sqlx::{PgConnection, PgPool};
 use testkit::{PrivateBroker, TestDatabase, eventually, test_bus};
 use uuid::Uuid;
 
+mod snapshot;
 mod stream;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
