@@ -11,7 +11,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use lapin::{
     BasicProperties,
-    options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions},
+    options::{BasicAckOptions, BasicGetOptions},
 };
 use serde::{Deserialize, Serialize};
 use service_kit::config::BusSettings;
@@ -281,13 +281,7 @@ impl Action {
 /// Lists the dead letters of a consumer without removing them: every message is fetched
 /// unacknowledged and returns to the queue when the channel closes.
 pub async fn list(bus: &BusSettings, spec: QueueSpec) -> anyhow::Result<Vec<DeadLetter>> {
-    let connection = connection::connect(bus, "dead-letters-list")
-        .await
-        .context("connecting")?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening a channel")?;
+    let (connection, channel) = connection::open_channel(bus, "dead-letters-list").await?;
     topology::declare_dead_letter_queue(&channel, bus, spec)
         .await
         .context("declaring the dead-letter queue")?;
@@ -337,14 +331,7 @@ pub async fn act(
     let connection = connection::connect(bus, "dead-letters-action")
         .await
         .context("connecting")?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening a channel")?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .context("enabling publisher confirms")?;
+    let channel = connection::confirmed_channel(&connection).await?;
     // The main queue must exist: a message sent to a missing queue through the default
     // exchange would be dropped, and the dead letter with it.
     topology::declare_main_queue(&channel, bus, spec)

@@ -3,9 +3,7 @@
 
 use anyhow::Context;
 use contracts::{Envelope, Event, routing_key};
-use lapin::{
-    BasicProperties, Channel, Connection, options::ConfirmSelectOptions, types::FieldTable,
-};
+use lapin::{BasicProperties, Channel, Connection, types::FieldTable};
 use service_kit::config::BusSettings;
 
 use crate::{
@@ -27,14 +25,7 @@ impl Publisher {
         let connection = connection::connect(bus, role)
             .await
             .context("connecting to the broker")?;
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening a channel")?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .context("enabling publisher confirms")?;
+        let channel = connection::confirmed_channel(&connection).await?;
         topology::declare_consumer_queues(&channel, bus)
             .await
             .context("declaring the topology")?;

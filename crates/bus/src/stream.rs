@@ -23,7 +23,7 @@ use contracts::Envelope;
 use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Connection,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 use serde::Deserialize;
@@ -278,14 +278,7 @@ async fn append_mark(
     stream: &str,
     mark: &str,
 ) -> anyhow::Result<()> {
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening a channel")?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .context("enabling publisher confirms")?;
+    let channel = connection::confirmed_channel(connection).await?;
     let mut table = FieldTable::default();
     headers::set_str(&mut table, MARK, mark);
     let properties = publishers::stamp(

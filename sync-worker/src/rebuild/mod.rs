@@ -34,13 +34,7 @@ pub use compare::{Comparison, Covered};
 /// Declares the history stream. The sync worker is the one service that does (and may): it
 /// is the one that reads it back.
 pub async fn declare_stream(bus: &BusSettings, retention: &Retention) -> anyhow::Result<()> {
-    let connection = bus::connection::connect(bus, "sync-worker-history")
-        .await
-        .context("connecting to the broker")?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening a channel")?;
+    let (connection, channel) = bus::connection::open_channel(bus, "sync-worker-history").await?;
     bus::topology::declare_event_stream(&channel, bus, retention)
         .await
         .context("declaring the history stream")?;
