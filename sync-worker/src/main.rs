@@ -24,8 +24,8 @@ enum Command {
     /// Rebuild the mirror from the history stream into a scratch database and compare it with
     /// the live legacy tables. Exit status: 0 equal, 1 different, 2 the rebuild failed.
     Rebuild {
-        /// Where to start reading: `first` (the oldest event the stream keeps) or an RFC 3339
-        /// time such as 2026-12-01T09:00:00Z.
+        /// Where to start reading: `first` (the oldest event the stream keeps), an RFC 3339
+        /// time such as 2026-12-01T09:00:00Z, or an offset in the stream.
         #[arg(long)]
         since: bus::stream::StartAt,
         /// The scratch database, e.g. postgres://postgres@127.0.0.1:5432/legacy_rebuild;

@@ -93,15 +93,24 @@ pub enum StartAt {
     /// the events of one write, so a few events from just before may come too; consumers are
     /// idempotent, so that does no harm.
     Time(DateTime<Utc>),
+    /// A position in the stream ([`HistoryMessage::offset`]): where a consumer that keeps its
+    /// own position goes on from, or, after the retention, the oldest one kept.
+    Offset(u64),
 }
 
 impl FromStr for StartAt {
     type Err = String;
 
-    /// `first`, or an RFC 3339 time such as `2026-12-01T09:00:00Z`.
+    /// `first`, an RFC 3339 time such as `2026-12-01T09:00:00Z`, or an offset (digits).
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         if value == "first" {
             return Ok(StartAt::First);
+        }
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            return value
+                .parse()
+                .map(StartAt::Offset)
+                .map_err(|e| format!("{value:?} is not an offset: {e}"));
         }
         DateTime::parse_from_rfc3339(value)
             .map(|time| StartAt::Time(time.with_timezone(&Utc)))
@@ -117,6 +126,9 @@ impl StartAt {
             // The broker takes seconds here (and compares in milliseconds).
             StartAt::Time(time) => {
                 AMQPValue::Timestamp(u64::try_from(time.timestamp()).unwrap_or_default())
+            }
+            StartAt::Offset(offset) => {
+                AMQPValue::LongLongInt(i64::try_from(offset).unwrap_or(i64::MAX))
             }
         }
     }
@@ -315,6 +327,7 @@ mod tests {
     #[test]
     fn a_start_is_first_or_a_time() {
         assert_eq!("first".parse::<StartAt>(), Ok(StartAt::First));
+        assert_eq!("42".parse::<StartAt>(), Ok(StartAt::Offset(42)));
         let at = "2026-12-01T09:30:00+01:00"
             .parse::<StartAt>()
             .expect("a time");

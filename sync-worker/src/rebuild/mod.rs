@@ -84,6 +84,7 @@ impl std::fmt::Display for Report {
         let start = match self.start {
             StartAt::First => "the first event it keeps".to_owned(),
             StartAt::Time(time) => time.to_rfc3339(),
+            StartAt::Offset(offset) => format!("offset {offset}"),
         };
         write!(
             f,

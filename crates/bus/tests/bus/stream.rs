@@ -53,6 +53,20 @@ async fn an_event_published_through_the_relay_can_be_read_back_from_the_stream()
     assert_eq!(read_ids(&h.bus, StartAt::First).await, staged);
     // Read again: a stream is not consumed away.
     assert_eq!(read_ids(&h.bus, StartAt::First).await, staged);
+    // From a position: the 11th event on.
+    let mut reader = HistoryReader::open(&h.bus, "history-test", StartAt::First, 10)
+        .await
+        .unwrap();
+    let mut offsets = Vec::new();
+    while let Some(message) = reader.next().await.unwrap() {
+        offsets.push(message.offset);
+    }
+    reader.close().await;
+    let eleventh = u64::try_from(offsets[10]).unwrap();
+    assert_eq!(
+        read_ids(&h.bus, StartAt::Offset(eleventh)).await,
+        staged[10..]
+    );
 }
 
 #[tokio::test]
