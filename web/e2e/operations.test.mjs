@@ -188,6 +188,21 @@ test("the bus overview shows every queue from the broker and each service's outb
   for (const queue of ["tracker-intake", "tracker-intake.dead", "legacy-sync.dead", "legacy-sync.retry.0"]) {
     assert.equal(await onCall.locator(`#queues tr[data-queue="${exchange}.${queue}"]`).count(), 1, queue);
   }
+  // The history stream every event also lands in is there; only the sync worker may read or
+  // change it: the till (and every other user) reaches it only by publishing to the exchange.
+  assert.match(await onCall.locator(`#queues tr[data-queue="${exchange}.history"]`).innerText(), /history stream/);
+  for (const [what, act] of [
+    ["read", (ch) => ch.prefetch(10).then(() => ch.consume(`${exchange}.history`, () => {}, { arguments: { "x-stream-offset": "first" } }))],
+    ["bind", (ch) => ch.bindQueue(`${exchange}.history`, exchange, "cashier.#")],
+    ["delete", (ch) => ch.deleteQueue(`${exchange}.history`)],
+  ]) {
+    const connection = await amqp.connect(process.env.BUS_URL);
+    connection.on("error", () => {});
+    const channel = await connection.createChannel();
+    channel.on("error", () => {});
+    await assert.rejects(act(channel), /ACCESS.REFUSED/, `the till may not ${what} the history stream`);
+    await connection.close().catch(() => {});
+  }
   // The tracker's outbox has been drained by its relay; the sync worker has none but consumes.
   const tracker = onCall.locator('#services tr[data-service="Tracker"]').first();
   assert.match(await tracker.innerText(), /^Tracker\s+\d+\s+/);
