@@ -581,26 +581,36 @@ async fn settled_messages_are_acknowledged_and_not_delivered_again() {
     }
     h.wait_applied(60).await;
     let (connection, channel) = h.broker_channel().await;
-    let queue = topology::queue_name(&h.bus.exchange, topology::LEGACY_SYNC);
     // Acks of a batch go out together once every earlier delivery is settled; once they
-    // are out, nothing is left in the queue, ready or unacknowledged.
+    // are out, nothing is left in any partition, ready or unacknowledged.
     eventually("every delivery acknowledged", WAIT, || async {
         h.shutdown.trigger();
-        let state = channel
-            .queue_declare(
-                queue.as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        (state.consumer_count() == 0 && state.message_count() == 0).then_some(())
+        for queue in topology::partition_queue_names(&h.bus, topology::LEGACY_SYNC) {
+            let (consumers, messages) = queue_state(&channel, &queue).await;
+            if consumers != 0 || messages != 0 {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     let _ = connection.close(200, "done".into()).await;
+}
+
+/// How many consumers a queue has, and how many messages are ready in it.
+async fn queue_state(channel: &lapin::Channel, queue: &str) -> (u32, u32) {
+    let state = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (state.consumer_count(), state.message_count())
 }
 
 #[tokio::test]
