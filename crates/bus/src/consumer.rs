@@ -421,7 +421,9 @@ impl<H: Handler> Consumer<H> {
     /// Runs until shutdown, reconnecting whenever the broker or the database goes away.
     pub async fn run(self) {
         let role = format!("{}-consumer", self.shared.spec.consumer);
+        let pruning = tokio::spawn(prune_inbox(self.shared.clone(), self.shutdown.clone()));
         connection::keep_running(&role, &self.ready, &self.shutdown, || self.session()).await;
+        pruning.abort();
     }
 
     async fn session(&self) -> anyhow::Result<()> {
@@ -566,12 +568,25 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
-/// While connected: reads the dead-letter queue's depth for the metrics every 15 s, and prunes
-/// inbox ids older than the retention every [`retention::EVERY`].
+/// Prunes inbox ids older than the retention every [`retention::EVERY`], in the one replica
+/// that leads the consumer's pruning (a lock named after the consumer), until shutdown.
+async fn prune_inbox<H: Handler>(shared: Arc<Shared<H>>, shutdown: Shutdown) {
+    let keep = shared.settings.inbox_retention();
+    let consumer = shared.spec.consumer;
+    let pool = shared.pool.clone();
+    service_kit::retention::run_every(shared.pool.clone(), retention::EVERY, shutdown, consumer, {
+        move || {
+            let pool = pool.clone();
+            async move { Ok(retention::prune_inbox(&pool, consumer, keep).await?) }
+        }
+    })
+    .await;
+}
+
+/// While connected: reads the dead-letter queue's depth for the metrics every 15 s.
 async fn housekeeping<H: Handler>(shared: Arc<Shared<H>>, channel: Channel) {
     let dead = topology::dead_letter_queue_name(&shared.exchange, shared.spec);
     let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
-    let mut next_prune = tokio::time::Instant::now();
     loop {
         every.tick().await;
         let passive = lapin::options::QueueDeclareOptions {
@@ -585,14 +600,6 @@ async fn housekeeping<H: Handler>(shared: Arc<Shared<H>>, channel: Channel) {
             DEAD_LETTERS
                 .with_label_values(&[shared.queue.as_str()])
                 .set(i64::from(queue.message_count()));
-        }
-        if tokio::time::Instant::now() >= next_prune {
-            next_prune += retention::EVERY;
-            let keep = shared.settings.inbox_retention();
-            match retention::prune_inbox(&shared.pool, shared.spec.consumer, keep).await {
-                Ok(pruned) => tracing::debug!(pruned, "pruned old inbox ids"),
-                Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
-            }
         }
     }
 }

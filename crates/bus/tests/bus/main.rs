@@ -1094,3 +1094,68 @@ async fn two_replicas_share_the_partitions_in_order_and_the_survivor_takes_over(
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_once_per_cluster_job_runs_in_one_replica_and_another_takes_over_when_it_dies() {
+    use service_kit::leader::Leader;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    let db = TestDatabase::create(&MIGRATOR).await;
+    let shutdown = Shutdown::new();
+    // Two replicas of a job that counts its runs, as the late sweeper sweeps, each with a
+    // pool of its own as separate processes have.
+    let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
+    let mut pools = Vec::new();
+    for replica in 0..2 {
+        let runs = runs.clone();
+        let pool = PgPool::connect_with((*db.pool.connect_options()).clone())
+            .await
+            .unwrap();
+        pools.push(pool.clone());
+        tokio::spawn(
+            Leader::new(pool, "test-sweep", shutdown.clone()).run(move || {
+                let runs = runs.clone();
+                async move {
+                    loop {
+                        runs[replica].fetch_add(1, Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }),
+        );
+    }
+    let leader = eventually("one replica sweeping", WAIT, || async {
+        (0..2).find(|&r| runs[r].load(Relaxed) >= 10)
+    })
+    .await;
+    let standby = 1 - leader;
+    assert_eq!(runs[standby].load(Relaxed), 0, "only the leader sweeps");
+
+    // The leader's process dies: it can reach the database no more (its pool is closed; the
+    // lock's connection is not the pool's) and its connection ends.
+    pools[leader].close().await;
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' \
+         and objsubid = 2 and granted \
+         and database = (select oid from pg_database where datname = current_database())",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, vec![true], "one lock, held by the leader");
+    eventually("the standby sweeping", WAIT, || async {
+        (runs[standby].load(Relaxed) >= 10).then_some(())
+    })
+    .await;
+    // The old leader's job stops once its next check finds the connection gone: its count
+    // stands still while the new leader's grows by more than a check interval's worth of runs.
+    eventually("the old leader stopped sweeping", WAIT, || async {
+        let (old, new) = (runs[leader].load(Relaxed), runs[standby].load(Relaxed));
+        while runs[standby].load(Relaxed) < new + 40 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (runs[leader].load(Relaxed) == old).then_some(())
+    })
+    .await;
+    shutdown.trigger();
+}
