@@ -749,7 +749,10 @@ async fn one_relay_per_database_publishes_and_a_standby_takes_over() {
     .await;
     let leaders = || async {
         sqlx::query_scalar::<_, i64>(
+            // The relay's lock has one key (objsubid 1); the consumer's pruning leader holds a
+            // two-key one (`service_kit::leader`).
             "select count(*) from pg_locks where locktype = 'advisory' and granted \
+             and objsubid = 1 \
              and database = (select oid from pg_database where datname = current_database())",
         )
         .fetch_one(&h.db.pool)
