@@ -290,8 +290,10 @@ rmq_stop() {
 rmq_bus_user_rules() {
     local e=${1//./\\.}
     local intake="$e\\.tracker-intake" legacy="$e\\.legacy-sync" private='amq\.gen-.+'
-    # What a publisher declares of a consumer's partitions, and what it binds them to.
-    local parts='\.(hash|p[0-9]+)' hash='\.hash'
+    # What a publisher declares of a consumer's partitions, and what it binds them to. The
+    # consumer's unpartitioned queue (no suffix) stays in for one release, expand/contract:
+    # the previous release still declares it while a rolling deploy runs (docs/DEPLOYING.md).
+    local parts='(\.(hash|p[0-9]+))?' hash='\.hash'
     printf '%s\n' \
         "tracker - ^($e|$intake(\\..+)?|$legacy$parts|$private)\$ ^($e|amq\\.default|$intake(\\..+)?|$legacy$parts|$private)\$ ^($e|$intake(\\..+)?|$legacy$hash|$private)\$ ^tracker\\. .*" \
         "sync-worker - ^($e|$legacy(\\..+)?)\$ ^(amq\\.default|$legacy(\\..+)?)\$ ^($e|$legacy(\\..+)?)\$ ^\$ .*" \
