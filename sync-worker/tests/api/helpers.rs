@@ -243,7 +243,6 @@ impl TestApp {
             .await
             .expect("connect to the broker");
         let channel = connection.create_channel().await.expect("open a channel");
-        let exchange = &self.bus.exchange;
         let queues = topology::queues_holding_events(
             &self.bus,
             LEGACY_SYNC,
