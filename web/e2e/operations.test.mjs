@@ -179,13 +179,14 @@ test("once the cause is fixed a replay puts the order in the legacy tables, and 
 
 test("the bus overview shows every queue from the broker and each service's outbox and lag", async () => {
   const exchange = process.env.BUS_EXCHANGE;
-  const legacySync = onCall.locator(`#queues tr[data-queue="${exchange}.legacy-sync"]`);
+  // The first partition of the sync worker's queue (bus::topology); it consumes every partition.
+  const legacySync = onCall.locator(`#queues tr[data-queue="${exchange}.legacy-sync.p0"]`);
   await onCall.goto(`${WEB}/ops/bus`);
   // The broker counts consumers and rates every few seconds; the page is read again until it has.
   await reloadUntil(onCall, "the legacy sync queue with its consumer", async () =>
     (await legacySync.count()) === 1 && Number(await legacySync.locator("td").nth(6).innerText()) >= 1);
   assert.equal(await legacySync.locator("td.keeps-up").innerText(), "yes");
-  for (const queue of ["tracker-intake", "tracker-intake.dead", "legacy-sync.dead", "legacy-sync.retry.0"]) {
+  for (const queue of ["tracker-intake.p0", "tracker-intake.dead", "legacy-sync.dead", "legacy-sync.delay.0"]) {
     assert.equal(await onCall.locator(`#queues tr[data-queue="${exchange}.${queue}"]`).count(), 1, queue);
   }
   // The history stream every event also lands in is there; only the sync worker may read or

@@ -303,6 +303,7 @@ impl Relay {
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "select id, event_id, routing_key, payload::text as body, \
                     payload->>'type' as event_type, payload->>'traceparent' as traceparent, \
+                    payload->>'subject' as subject, \
                     extract(epoch from created_at)::bigint as staged_at, created_at \
              from outbox where published_at is null order by id limit $1 for update skip locked",
         )
@@ -326,6 +327,9 @@ impl Relay {
             );
             if let Some(traceparent) = &row.traceparent {
                 headers::set_str(&mut headers, "traceparent", traceparent);
+            }
+            if let Some(subject) = &row.subject {
+                headers::set_str(&mut headers, headers::SUBJECT, subject);
             }
             let mut properties = BasicProperties::default()
                 .with_message_id(row.event_id.to_string().into())
@@ -414,6 +418,8 @@ struct OutboxRow {
     body: String,
     event_type: Option<String>,
     traceparent: Option<String>,
+    /// The order id (or user, device): what the consumers' hash exchanges partition by.
+    subject: Option<String>,
     staged_at: i64,
     created_at: chrono::DateTime<chrono::Utc>,
 }

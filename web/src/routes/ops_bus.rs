@@ -78,8 +78,10 @@ struct FailedAt {
     failed_at: Option<DateTime<Utc>>,
 }
 
-/// What a queue is for, from its name: `<exchange>.<consumer>[.retry.<n>|.dead]`, or
-/// `<exchange>.history`, the stream every event also lands in (`bus::stream`).
+/// What a queue is for, from its name: `<exchange>.<consumer>.p<i>` (a partition, or
+/// `<exchange>.<consumer>` from before the queues were partitioned), `.delay.<n>` (or the
+/// unpartitioned `.retry.<n>`), `.dead` (`bus::topology`), or `<exchange>.history`, the stream
+/// every event also lands in (`bus::stream`).
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
     Main,
@@ -95,8 +97,14 @@ fn kind_of(rest: &str) -> (String, Kind) {
     if let Some(consumer) = rest.strip_suffix(".dead") {
         return (consumer.to_owned(), Kind::Dead);
     }
-    if let Some(at) = rest.find(".retry.") {
+    if let Some(at) = rest.find(".delay.").or_else(|| rest.find(".retry.")) {
         return (rest[..at].to_owned(), Kind::Retry);
+    }
+    if let Some((consumer, partition)) = rest.rsplit_once(".p")
+        && !partition.is_empty()
+        && partition.bytes().all(|b| b.is_ascii_digit())
+    {
+        return (consumer.to_owned(), Kind::Main);
     }
     (rest.to_owned(), Kind::Main)
 }
@@ -365,6 +373,11 @@ mod tests {
     #[test]
     fn queue_names_say_what_they_are_for() {
         assert_eq!(kind_of("legacy-sync"), ("legacy-sync".into(), Kind::Main));
+        assert_eq!(kind_of("legacy-sync.p3"), ("legacy-sync".into(), Kind::Main));
+        assert_eq!(
+            kind_of("legacy-sync.delay.0"),
+            ("legacy-sync".into(), Kind::Retry)
+        );
         assert_eq!(
             kind_of("legacy-sync.retry.2"),
             ("legacy-sync".into(), Kind::Retry)
