@@ -355,3 +355,39 @@ impl Applier<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> DatabaseSettings {
+        DatabaseSettings {
+            url: Some("postgres://postgres@db.example:5432/".to_owned().into()),
+            host: String::new(),
+            port: 0,
+            username: String::new(),
+            password: String::new().into(),
+            database_name: "legacy".to_owned(),
+            require_ssl: true,
+            max_connections: 10,
+        }
+    }
+
+    #[test]
+    fn the_scratch_database_is_never_the_live_one() {
+        let refused = scratch_settings(&live(), "postgres://other@db.example:5432/legacy")
+            .expect_err("the live database");
+        assert!(
+            refused.to_string().contains("live legacy database"),
+            "{refused}"
+        );
+        let scratch = scratch_settings(&live(), "postgres://postgres@db.example:5432/legacy_copy")
+            .expect("a scratch database");
+        assert_eq!(scratch.database_name, "legacy_copy");
+        assert!(scratch.require_ssl, "as the live connection");
+        // The same name on another server is another database.
+        assert!(scratch_settings(&live(), "postgres://postgres@elsewhere:5432/legacy").is_ok());
+        assert!(scratch_settings(&live(), "postgres://postgres@db.example:5432/").is_err());
+        assert!(scratch_settings(&live(), "not a url").is_err());
+    }
+}
