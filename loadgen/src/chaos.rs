@@ -445,17 +445,20 @@ async fn count(
             out_of_order(legacy, sold).await?,
         ));
     }
-    Ok(counts.into_iter().chain([
-        ("orders lost", lost as u64),
-        (
-            "orders neither handed over nor cancelled",
-            unfinished as u64,
-        ),
-        ("tracker and legacy states that differ", differ as u64),
-        ("history rows applied twice", doubled as u64),
-        ("dead letters", dead),
-        ("unpublished outbox rows", outbox as u64),
-    ]).collect())
+    Ok(counts
+        .into_iter()
+        .chain([
+            ("orders lost", lost as u64),
+            (
+                "orders neither handed over nor cancelled",
+                unfinished as u64,
+            ),
+            ("tracker and legacy states that differ", differ as u64),
+            ("history rows applied twice", doubled as u64),
+            ("dead letters", dead),
+            ("unpublished outbox rows", outbox as u64),
+        ])
+        .collect())
 }
 
 /// Orders whose legacy history rows, in the order they were written (`id`), do not follow the

@@ -373,7 +373,10 @@ mod tests {
     #[test]
     fn queue_names_say_what_they_are_for() {
         assert_eq!(kind_of("legacy-sync"), ("legacy-sync".into(), Kind::Main));
-        assert_eq!(kind_of("legacy-sync.p3"), ("legacy-sync".into(), Kind::Main));
+        assert_eq!(
+            kind_of("legacy-sync.p3"),
+            ("legacy-sync".into(), Kind::Main)
+        );
         assert_eq!(
             kind_of("legacy-sync.delay.0"),
             ("legacy-sync".into(), Kind::Retry)
