@@ -4,10 +4,16 @@
 # then it counts orders lost, tracker and legacy states that differ, history rows applied
 # twice, dead letters and unpublished outbox rows, prints them and fails on any that is not 0.
 #
-#   scripts/chaos.sh [short|long]
+#   scripts/chaos.sh [short|long|replicas]
 #       short (what `make test` runs, 1-2 minutes): 120 orders at 3 a second, one of each
 #       fault. long (`make chaos`): 3,000 orders at 10 a second, a fault every 3-6 s until
-#       they are all sold. CHAOS_ORDERS and CHAOS_PACE override the numbers.
+#       they are all sold. replicas (also in `make test`, issue 9): a three-node RabbitMQ
+#       cluster (nodes on AMQP_PORT, +1 and +2; CHAOS_AMQP_PORT2/3 move the last two) and two
+#       instances each of auth, tracker, sync worker, devices and web, the a instances on the
+#       first node and the b instances, which the load generator talks to, on the second;
+#       150 orders at 3 a second while the second node is killed with `kill -9` and comes
+#       back, then one instance of each service; it also checks that every order's legacy
+#       history is in the tracker's order. CHAOS_ORDERS and CHAOS_PACE override the numbers.
 #
 # It runs on a durable stack of its own (PostgreSQL on 55435, RabbitMQ on 55676, in a temporary
 # folder removed afterwards; CHAOS_PG_PORT / CHAOS_AMQP_PORT move them), never on one that
@@ -26,18 +32,29 @@ FORM=${1:-short}
 case $FORM in
     short) ORDERS=${CHAOS_ORDERS:-120} PACE=${CHAOS_PACE:-3} ;;
     long) ORDERS=${CHAOS_ORDERS:-3000} PACE=${CHAOS_PACE:-10} ;;
-    *) die "usage: $0 [short|long]" ;;
+    replicas) ORDERS=${CHAOS_ORDERS:-150} PACE=${CHAOS_PACE:-3} ;;
+    *) die "usage: $0 [short|long|replicas]" ;;
 esac
 PG_PORT=${CHAOS_PG_PORT:-55435}
 AMQP_PORT=${CHAOS_AMQP_PORT:-55676}
+AMQP_PORT2=${CHAOS_AMQP_PORT2:-$((AMQP_PORT + 1))}
+AMQP_PORT3=${CHAOS_AMQP_PORT3:-$((AMQP_PORT + 2))}
+NODE2=$(rmq_full_node "kitchen-$AMQP_PORT2") NODE3=$(rmq_full_node "kitchen-$AMQP_PORT3")
 PROFILE=${CHAOS_PROFILE:-debug}
 BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
 DIR=$(mktemp -d "${KITCHEN_TEST_TMPDIR:-/tmp}/kitchen-chaos.XXXXXX")
 chmod 755 "$DIR"
 LOG_DIR=$DIR/logs
 mkdir -p "$LOG_DIR"
-declare -A PIDS=() PORTS=([tracker]=0 [sync-worker]=0 [auth]=0)
+SERVICES=(auth tracker sync-worker)
+[[ $FORM != replicas ]] || SERVICES=(auth tracker sync-worker devices web)
+# The instances: one of each service, or two (NAME-a, NAME-b) in the replicas form.
+INSTANCES=("${SERVICES[@]}")
+[[ $FORM != replicas ]] || INSTANCES=("${SERVICES[@]/%/-a}" "${SERVICES[@]/%/-b}")
+declare -A PIDS=() PORTS=()
+for name in "${INSTANCES[@]}"; do PORTS[$name]=0; done
 LOADGEN=""
+CLUSTER=0
 
 CLEANED=0
 # shellcheck disable=SC2317 # runs from the EXIT trap
@@ -48,6 +65,10 @@ cleanup() {
     trap '' INT TERM HUP
     [[ -z $LOADGEN ]] || kill -TERM "$LOADGEN" 2>/dev/null || true
     for name in "${!PIDS[@]}"; do stop_service "$name"; done
+    if ((CLUSTER)); then
+        "$SCRIPT_DIR/rabbitmq-node.sh" stop "$NODE3" >/dev/null 2>&1 || true
+        "$SCRIPT_DIR/rabbitmq-node.sh" stop "$NODE2" >/dev/null 2>&1 || true
+    fi
     if "$SCRIPT_DIR/stack.sh" down "$DIR" >/dev/null 2>&1 && ((rc == 0)); then
         rm -rf "$DIR"
     else
@@ -64,13 +85,15 @@ trap 'exit 129' HUP
 if [[ ${KITCHEN_SKIP_BUILD:-0} != 1 ]]; then
     flags=()
     [[ $PROFILE == release ]] && flags=(--release)
-    log "cargo build ${flags[*]} -p tracker -p sync-worker -p auth -p loadgen --bins"
-    cargo build -q "${flags[@]}" -p tracker -p sync-worker -p auth -p loadgen --bins
+    packages=()
+    for name in "${SERVICES[@]}" loadgen; do packages+=(-p "$name"); done
+    log "cargo build ${flags[*]} ${packages[*]} --bins"
+    cargo build -q "${flags[@]}" "${packages[@]}" --bins
 fi
 # Copies of this build: the target folder may be shared, and another build must not swap a
 # binary under the test.
 mkdir -p "$DIR/bin"
-for name in tracker sync-worker auth loadgen; do
+for name in "${SERVICES[@]}" loadgen; do
     cp -f "$BIN_DIR/$name" "$DIR/bin/$name" || die "$BIN_DIR/$name not found"
 done
 BIN_DIR=$DIR/bin
@@ -79,12 +102,33 @@ BIN_DIR=$DIR/bin
 stack_env=$(env -u DATABASE_URL -u AMQP_URL -u RABBITMQ_MANAGEMENT_URL STACK_FAST=0 "$SCRIPT_DIR/stack.sh" up "$DIR" "$PG_PORT" "$AMQP_PORT")
 eval "$stack_env"
 export DATABASE_URL AMQP_URL
-"$SCRIPT_DIR/stack.sh" createdb tracker legacy auth >/dev/null 2>&1
+"$SCRIPT_DIR/stack.sh" createdb tracker legacy auth devices >/dev/null 2>&1
+if [[ $FORM == replicas ]]; then
+    # Two more nodes, joined to the first (they share the rabbitmq user's Erlang cookie), before
+    # any service declares a queue: a quorum queue gets a member on every node of the cluster
+    # it is declared in. The first node has the users (stack.sh made them) and they are the
+    # cluster's.
+    CLUSTER=1
+    for node_port in "$NODE2 $AMQP_PORT2" "$NODE3 $AMQP_PORT3"; do
+        read -r node port <<<"$node_port"
+        "$SCRIPT_DIR/rabbitmq-node.sh" start "$DIR/${node%@*}" "$node" "$port" >/dev/null 2>>"$LOG_DIR/cluster.log"
+        { rmqctl -q -n "$node" stop_app && rmqctl -q -n "$node" join_cluster "$KITCHEN_RABBITMQ_NODE" &&
+            rmqctl -q -n "$node" start_app; } >>"$LOG_DIR/cluster.log" 2>&1 || die "$node did not join the cluster"
+    done
+    log "RabbitMQ cluster: $KITCHEN_RABBITMQ_NODE, $NODE2, $NODE3"
+fi
 export APP_DATABASE__URL=$DATABASE_URL APP_DEVELOPMENT=true RUST_LOG=${RUST_LOG:-warn}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 for name in "${!PORTS[@]}"; do PORTS[$name]=$(free_port); done
-export APP_ACCESS__AUTH_URL=http://127.0.0.1:${PORTS[auth]}
-for step in "tracker migrate" "sync-worker migrate" "auth migrate"; do
+# Where instance $2 finds service $1: the instance of the same letter, or nothing if that
+# service does not run here.
+peer_url() {
+    local port=${PORTS[$1${2#"${2%-[ab]}"}]:-}
+    [[ -z $port ]] || printf 'http://127.0.0.1:%s' "$port"
+}
+steps=("tracker migrate" "sync-worker migrate" "auth migrate")
+[[ $FORM != replicas ]] || steps+=("devices migrate")
+for step in "${steps[@]}"; do
     # shellcheck disable=SC2086 # binary and sub-command
     "$BIN_DIR"/$step >>"$LOG_DIR/migrate.log" 2>&1 || die "$step failed; see $LOG_DIR/migrate.log"
 done
@@ -94,11 +138,21 @@ PASSWORD_FILE=$DIR/admin.password
     >>"$LOG_DIR/create-admin.log" 2>&1 || die "auth create-admin failed"
 
 start_service() {
-    local name=$1 role=serve bus_var
-    [[ $name == sync-worker ]] && role=run
-    bus_var=KITCHEN_BUS_URL_$(tr 'a-z-' 'A-Z_' <<<"$name")
-    APP_BUS__URL=${!bus_var} APP_APPLICATION__PORT=${PORTS[$name]} \
-        setsid "$BIN_DIR/$name" "$role" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    local name=$1 role=serve bus_var service=${1%-[ab]} bus_url
+    [[ $service == sync-worker ]] && role=run
+    bus_var=KITCHEN_BUS_URL_$(tr 'a-z-' 'A-Z_' <<<"$service")
+    bus_url=${!bus_var}
+    # The b instances on the second node.
+    [[ $name != *-b ]] || bus_url=${bus_url/:$AMQP_PORT\//:$AMQP_PORT2\/}
+    # The other services' addresses: the instance of the same letter, where there is one.
+    local auth devices tracker sync
+    auth=$(peer_url auth "$name") devices=$(peer_url devices "$name")
+    tracker=$(peer_url tracker "$name") sync=$(peer_url sync-worker "$name")
+    env APP_BUS__URL="$bus_url" APP_APPLICATION__PORT="${PORTS[$name]}" \
+        ${auth:+APP_ACCESS__AUTH_URL=$auth} ${devices:+APP_DEVICE_ACCESS__DEVICES_URL=$devices} \
+        ${tracker:+APP_UPSTREAM__TRACKER_URL=$tracker} ${auth:+APP_UPSTREAM__AUTH_URL=$auth} \
+        ${devices:+APP_UPSTREAM__DEVICES_URL=$devices} ${sync:+APP_UPSTREAM__SYNC_WORKER_URL=$sync} \
+        setsid "$BIN_DIR/$service" "$role" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
     PIDS[$name]=$!
     wait_port "${PORTS[$name]}" 60 "${PIDS[$name]}" || die "$name did not start; see $LOG_DIR/$name.log"
 }
@@ -122,19 +176,35 @@ restart_rabbitmq() {
     log "fault: RabbitMQ restarts"
     "$SCRIPT_DIR/rabbitmq-node.sh" restart "$KITCHEN_RABBITMQ_NODE" "$AMQP_PORT" 2>>"$LOG_DIR/faults.log"
 }
+kill_rabbitmq_node() {
+    local pid
+    log "fault: kill -9 RabbitMQ node $NODE2"
+    pid=$(rmq_os_pid "$NODE2") || die "$NODE2 is not running"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_pid_gone "$pid" 20 || die "$NODE2 did not die"
+    sleep 2
+    "$SCRIPT_DIR/rabbitmq-node.sh" start "$DIR/${NODE2%@*}" "$NODE2" "$AMQP_PORT2" >/dev/null 2>>"$LOG_DIR/faults.log" ||
+        die "$NODE2 did not come back"
+}
 restart_postgres() {
     log "fault: PostgreSQL restarts (immediate shutdown)"
     su postgres -s /bin/bash -c "$(printf '%q ' "$PG_BIN/pg_ctl" restart -m immediate -w -t 60 -D "$DIR/pg" -l "$DIR/logs/postgresql.log")" \
         >>"$LOG_DIR/faults.log" 2>&1 </dev/null || die "PostgreSQL did not come back"
 }
-start_service auth
-start_service tracker
-start_service sync-worker
+# In order (auth before what checks staff against it); the a instances first, so that they lead
+# every job and are active on every partition, and the faults below take that over.
+for name in "${INSTANCES[@]}"; do start_service "$name"; done
 
 # 2. The load, and the faults under it.
 DB=${DATABASE_URL%/*}
-"$BIN_DIR/loadgen" chaos --orders "$ORDERS" --pace "$PACE" \
-    --tracker "http://127.0.0.1:${PORTS[tracker]}" --auth "http://127.0.0.1:${PORTS[auth]}" \
+extra=()
+front=""
+if [[ $FORM == replicas ]]; then
+    extra=(--history-order)
+    front=-b
+fi
+"$BIN_DIR/loadgen" chaos --orders "$ORDERS" --pace "$PACE" "${extra[@]}" \
+    --tracker "http://127.0.0.1:${PORTS[tracker$front]}" --auth "http://127.0.0.1:${PORTS[auth$front]}" \
     --login chaos.admin --password-file "$PASSWORD_FILE" \
     --amqp "$KITCHEN_BUS_URL_CASHIER" --admin-amqp "$AMQP_URL" \
     --tracker-db "$DB/tracker" --legacy-db "$DB/legacy" --auth-db "$DB/auth" \
@@ -143,12 +213,19 @@ LOADGEN=$!
 FAULTS=(kill_sync_worker kill_tracker restart_rabbitmq restart_postgres)
 kill_sync_worker() { kill_service sync-worker; }
 kill_tracker() { kill_service tracker; }
+if [[ $FORM == replicas ]]; then
+    FAULTS=(kill_rabbitmq_node)
+    for service in "${SERVICES[@]}"; do
+        eval "kill_$service() { kill_service $service-a; }"
+        FAULTS+=("kill_$service")
+    done
+fi
 faults=0
 selling() { kill -0 "$LOADGEN" 2>/dev/null && ! grep -qs 'settling' "$LOG_DIR/loadgen.log"; }
 while selling; do
     sleep $((3 + RANDOM % 4))
     selling || break
-    if [[ $FORM == short ]] && ((faults >= ${#FAULTS[@]})); then
+    if [[ $FORM != long ]] && ((faults >= ${#FAULTS[@]})); then
         continue
     fi
     "${FAULTS[faults % ${#FAULTS[@]}]}"

@@ -139,7 +139,7 @@ rmq_management_port() {
 # (owned by rabbitmq): mnesia/, log/, pid, enabled_plugins, rabbitmq.conf.
 # With MANAGEMENT_PORT, the management plugin (its HTTP API on
 # 127.0.0.1:MANAGEMENT_PORT: creating test vhosts, the operations page's queue
-# figures) and the consistent-hash exchange are enabled too.
+# figures) is enabled too; the consistent-hash exchange always is.
 # Returns once the node accepts AMQP connections on 127.0.0.1:AMQP_PORT.
 rmq_start() {
     local base node port dist pidfile pid management
@@ -158,10 +158,12 @@ rmq_start() {
 
     need_root
     mkdir -p "$base/mnesia" "$base/log"
+    # The consistent-hash exchange always: every durable consumer's queue is partitioned
+    # over one (bus::topology).
     if [[ -n $management ]]; then
         printf '[rabbitmq_management,rabbitmq_consistent_hash_exchange].\n' >"$base/enabled_plugins"
     else
-        printf '[].\n' >"$base/enabled_plugins"
+        printf '[rabbitmq_consistent_hash_exchange].\n' >"$base/enabled_plugins"
     fi
     [[ -s $base/advanced.config ]] || printf '[].\n' >"$base/advanced.config"
     : >"$base/rabbitmq-env.conf" # empty: never read /etc/rabbitmq/rabbitmq-env.conf
@@ -276,21 +278,31 @@ rmq_stop() {
 #   USER TAGS CONFIGURE WRITE READ TOPIC_WRITE TOPIC_READ   (TAGS "-": none)
 # CONFIGURE/WRITE/READ are RabbitMQ's resource regexes (queues and exchanges), TOPIC_* the
 # routing keys the user may publish (write) and bind (read) on EXCHANGE. A publisher declares
-# the main queues of what it publishes (so nothing is unroutable), a consumer its own queues,
-# and every process that follows changes a server-named amq.gen-* queue of its own. Only the
-# two consumers may write to the default exchange (amq.default): their retries and replays go
-# through it, and since that bypasses topic permissions, consumers also check `user_id`.
+# the partitions of the consumers of what it publishes (so nothing is unroutable): a consumer's
+# consistent-hash exchange (`.hash`, bound from EXCHANGE, so read on EXCHANGE) and its
+# partition queues (`.p<i>`, bound to it, so read on `.hash`), and may read none of them. A
+# consumer declares and reads its own queues (partitions, retry, dead-letter, and the
+# unpartitioned queue it drains), and every process that follows changes a server-named
+# amq.gen-* queue of its own. Only the two consumers may write to the default exchange
+# (amq.default) and to their own `.hash`: their retries and replays go through them, and since
+# that bypasses topic permissions, consumers also check `user_id`.
 # `deploy/` states the same rules for compose and Kubernetes.
 rmq_bus_user_rules() {
     local e=${1//./\\.}
     local intake="$e\\.tracker-intake" legacy="$e\\.legacy-sync" private='amq\.gen-.+'
+    # The history stream (bus::stream): only the sync worker declares, binds and reads it.
+    local history="$e\\.history"
+    # What a publisher declares of a consumer's partitions, and what it binds them to. The
+    # consumer's unpartitioned queue (no suffix) stays in for one release, expand/contract:
+    # the previous release still declares it while a rolling deploy runs (docs/DEPLOYING.md).
+    local parts='(\.(hash|p[0-9]+))?' hash='\.hash'
     printf '%s\n' \
-        "tracker - ^($e|$intake(\\..+)?|$legacy|$private)\$ ^($e|amq\\.default|$intake(\\..+)?|$legacy|$private)\$ ^($e|$intake(\\..+)?|$private)\$ ^tracker\\. .*" \
-        "sync-worker - ^($e|$legacy(\\..+)?)\$ ^(amq\\.default|$legacy(\\..+)?)\$ ^($e|$legacy(\\..+)?)\$ ^\$ .*" \
-        "auth - ^($e|$legacy|$private)\$ ^($e|$legacy|$private)\$ ^($e|$private)\$ ^auth\\. .*" \
-        "devices - ^($e|$legacy|$private)\$ ^($e|$legacy|$private)\$ ^($e|$private)\$ ^devices\\. .*" \
+        "tracker - ^($e|$intake(\\..+)?|$legacy$parts|$private)\$ ^($e|amq\\.default|$intake(\\..+)?|$legacy$parts|$private)\$ ^($e|$intake(\\..+)?|$legacy$hash|$private)\$ ^tracker\\. .*" \
+        "sync-worker - ^($e|$legacy(\\..+)?|$history)\$ ^(amq\\.default|$legacy(\\..+)?|$history)\$ ^($e|$legacy(\\..+)?|$history)\$ ^\$ .*" \
+        "auth - ^($e|$legacy$parts|$private)\$ ^($e|$legacy$parts|$private)\$ ^($e|$legacy$hash|$private)\$ ^auth\\. .*" \
+        "devices - ^($e|$legacy$parts|$private)\$ ^($e|$legacy$parts|$private)\$ ^($e|$legacy$hash|$private)\$ ^devices\\. .*" \
         "web - ^($e|$private)\$ ^($private)\$ ^($e|$private)\$ ^\$ .*" \
-        "cashier - ^($e|$intake)\$ ^($e|$intake)\$ ^($e)\$ ^cashier\\. ^(cashier|site|contact-centre)\\.order\\.(placed|cancelled)\$" \
+        "cashier - ^($e|$intake$parts)\$ ^($e|$intake$parts)\$ ^($e|$intake$hash)\$ ^cashier\\. ^(cashier|site|contact-centre)\\.order\\.(placed|cancelled)\$" \
         "monitoring monitoring ^\$ ^\$ ^\$ ^\$ ^\$"
 }
 

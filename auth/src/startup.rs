@@ -94,6 +94,7 @@ impl Application {
         let pruning = {
             let (pool, sessions) = (self.pool.clone(), self.settings.sessions.clone());
             service_kit::retention::run_every(
+                pool.clone(),
                 service_kit::retention::EVERY,
                 self.shutdown.clone(),
                 "ended sessions",

@@ -88,6 +88,7 @@ impl Application {
         let pruning = {
             let (pool, settings) = (self.pool.clone(), self.settings.clone());
             tokio::spawn(service_kit::retention::run_every(
+                pool.clone(),
                 service_kit::retention::EVERY,
                 self.shutdown.clone(),
                 "expired pairing requests and code-entry windows",

@@ -30,12 +30,14 @@ pub fn event_properties(event: &Outgoing) -> BasicProperties {
         ShortString::from("x-original-routing-key"),
         AMQPValue::LongString(LongString::from(event.routing_key.as_str())),
     );
-    BasicProperties::default()
+    let properties = BasicProperties::default()
         .with_message_id(event.envelope.id.to_string().into())
         .with_type(event.envelope.event_type.as_str().into())
         .with_content_type("application/cloudevents+json".into())
         .with_delivery_mode(2)
-        .with_headers(headers)
+        .with_headers(headers);
+    // What the consumers' hash exchanges partition by, as every publisher sets it.
+    bus::topology::with_subject(properties, &event.envelope.subject)
 }
 
 /// Publisher confirms awaited in order, with at most `limit` outstanding: the broker confirms

@@ -53,8 +53,16 @@ enum Command {
 /// Bus settings for the broker at `url`. Read through serde like a service's configuration,
 /// so settings added later keep their defaults here too.
 fn bus_settings(url: &str, exchange: &str) -> anyhow::Result<service_kit::config::BusSettings> {
-    serde_json::from_value(serde_json::json!({ "url": url, "exchange": exchange }))
-        .map_err(|e| anyhow::anyhow!("bus settings: {e}"))
+    let mut settings = serde_json::json!({ "url": url, "exchange": exchange });
+    // The partition count must be the services' own (the load generator declares the
+    // consumers' partitions as they do), so it reads the same variable they read.
+    if let Ok(partitions) = std::env::var("APP_BUS__PARTITIONS") {
+        let partitions: u16 = partitions
+            .parse()
+            .map_err(|e| anyhow::anyhow!("APP_BUS__PARTITIONS: {e}"))?;
+        settings["partitions"] = partitions.into();
+    }
+    serde_json::from_value(settings).map_err(|e| anyhow::anyhow!("bus settings: {e}"))
 }
 
 #[tokio::main]

@@ -354,55 +354,61 @@ impl OrderCheck {
     }
 }
 
-/// Reads every message in the sync worker's queue, checks that `expect` of them are the
+/// Reads every message in the sync worker's partitions, checks that `expect` of them are the
 /// relay's, and that each order's sequences arrive one by one. The events are acknowledged, so the sync worker must be stopped, and
 /// they never reach the legacy tables: this is for the benchmark's private stack only.
 pub async fn check(args: RelayCheckArgs) -> anyhow::Result<()> {
     let bus = crate::bus_settings(&args.amqp, &args.exchange)?;
-    let queue = bus::topology::queue_name(&args.exchange, bus::topology::LEGACY_SYNC);
     let connection = bus::connection::connect(&bus, "loadgen-relay-check")
         .await
         .context("connecting to the broker")?;
-    let channel = connection.create_channel().await?;
-    let waiting = channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .with_context(|| format!("looking up {queue}"))?
-        .message_count();
-    println!(
-        "relay-check: {queue} holds {waiting} messages; reading them all, {} expected from the relay",
-        args.expect
-    );
-    channel
-        .basic_qos(args.prefetch, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "loadgen-relay-check".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .context("consuming the sync worker's queue")?;
     let pizzeria = orders::pizzeria_id(RELAY_PIZZERIA);
     let mut order_check = OrderCheck::default();
     let started = Instant::now();
-    let taken = take(
-        &mut consumer,
-        u64::from(waiting),
-        Acks::Multiple { every: 500 },
-        args.idle,
-        |delivery| order_check.see(&delivery.data, pizzeria),
-    )
-    .await?;
+    let mut taken = 0;
+    // An order's events are all in one partition, so reading the partitions one after the
+    // other still sees each order's events in the order the broker holds them.
+    for queue in bus::topology::partition_queue_names(&bus, bus::topology::LEGACY_SYNC) {
+        let channel = connection.create_channel().await?;
+        let waiting = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("looking up {queue}"))?
+            .message_count();
+        println!(
+            "relay-check: {queue} holds {waiting} messages; reading them all, {} expected from \
+             the relay in all partitions",
+            args.expect
+        );
+        channel
+            .basic_qos(args.prefetch, BasicQosOptions::default())
+            .await?;
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "loadgen-relay-check".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .context("consuming the sync worker's queue")?;
+        taken += take(
+            &mut consumer,
+            u64::from(waiting),
+            Acks::Multiple { every: 500 },
+            args.idle,
+            |delivery| order_check.see(&delivery.data, pizzeria),
+        )
+        .await?;
+        let _ = channel.close(200, "read".into()).await;
+    }
     let _ = connection.close(200, "checked".into()).await;
     let ours = taken - order_check.foreign;
     println!(
@@ -419,7 +425,7 @@ pub async fn check(args: RelayCheckArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(
         ours == args.expect,
-        "{ours} of the relay's events were in {queue}, not {}",
+        "{ours} of the relay's events were in the partitions, not {}",
         args.expect
     );
     anyhow::ensure!(

@@ -20,6 +20,29 @@ pub struct Settings {
     pub consumer: ConsumerSettings,
     #[serde(default)]
     pub mirror: MirrorSettings,
+    /// The history stream every event also lands in (`bus::stream`), which this worker
+    /// declares and `rebuild` reads.
+    pub history: HistorySettings,
+}
+
+/// The history stream (`[history]`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistorySettings {
+    /// How long the stream keeps events, as RabbitMQ's `x-max-age` (`7D`); `""`: no age limit.
+    pub max_age: String,
+    /// How large the stream may grow, in bytes; 0: no size limit.
+    pub max_length_bytes: u64,
+    /// How many messages the broker sends a rebuild ahead (a stream consumer needs one).
+    pub prefetch: u16,
+}
+
+impl HistorySettings {
+    pub fn retention(&self) -> bus::stream::Retention {
+        bus::stream::Retention {
+            max_age: Some(self.max_age.clone()).filter(|age| !age.is_empty()),
+            max_length_bytes: Some(self.max_length_bytes).filter(|bytes| *bytes > 0),
+        }
+    }
 }
 
 /// How the events are mirrored (`[mirror]`).
@@ -64,6 +87,9 @@ mod tests {
         assert_eq!(settings.bus.exchange, "kitchen");
         assert!(settings.consumer.max_attempts as usize > settings.consumer.retry_delays_ms.len());
         assert_eq!(settings.access.auth_url, "http://127.0.0.1:8083");
+        let retention = settings.history.retention();
+        assert_eq!(retention.max_age.as_deref(), Some("7D"));
+        assert!(retention.max_length_bytes.is_some());
     }
 
     #[test]

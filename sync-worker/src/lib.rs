@@ -7,5 +7,6 @@ pub mod db;
 pub mod dead_letters;
 pub mod legacy;
 pub mod mirror;
+pub mod rebuild;
 pub mod routes;
 pub mod startup;

@@ -179,14 +179,30 @@ test("once the cause is fixed a replay puts the order in the legacy tables, and 
 
 test("the bus overview shows every queue from the broker and each service's outbox and lag", async () => {
   const exchange = process.env.BUS_EXCHANGE;
-  const legacySync = onCall.locator(`#queues tr[data-queue="${exchange}.legacy-sync"]`);
+  // The first partition of the sync worker's queue (bus::topology); it consumes every partition.
+  const legacySync = onCall.locator(`#queues tr[data-queue="${exchange}.legacy-sync.p0"]`);
   await onCall.goto(`${WEB}/ops/bus`);
   // The broker counts consumers and rates every few seconds; the page is read again until it has.
   await reloadUntil(onCall, "the legacy sync queue with its consumer", async () =>
     (await legacySync.count()) === 1 && Number(await legacySync.locator("td").nth(6).innerText()) >= 1);
   assert.equal(await legacySync.locator("td.keeps-up").innerText(), "yes");
-  for (const queue of ["tracker-intake", "tracker-intake.dead", "legacy-sync.dead", "legacy-sync.retry.0"]) {
+  for (const queue of ["tracker-intake.p0", "tracker-intake.dead", "legacy-sync.dead", "legacy-sync.delay.0"]) {
     assert.equal(await onCall.locator(`#queues tr[data-queue="${exchange}.${queue}"]`).count(), 1, queue);
+  }
+  // The history stream every event also lands in is there; only the sync worker may read or
+  // change it: the till (and every other user) reaches it only by publishing to the exchange.
+  assert.match(await onCall.locator(`#queues tr[data-queue="${exchange}.history"]`).innerText(), /history stream/);
+  for (const [what, act] of [
+    ["read", (ch) => ch.prefetch(10).then(() => ch.consume(`${exchange}.history`, () => {}, { arguments: { "x-stream-offset": "first" } }))],
+    ["bind", (ch) => ch.bindQueue(`${exchange}.history`, exchange, "cashier.#")],
+    ["delete", (ch) => ch.deleteQueue(`${exchange}.history`)],
+  ]) {
+    const connection = await amqp.connect(process.env.BUS_URL);
+    connection.on("error", () => {});
+    const channel = await connection.createChannel();
+    channel.on("error", () => {});
+    await assert.rejects(act(channel), /ACCESS.REFUSED/, `the till may not ${what} the history stream`);
+    await connection.close().catch(() => {});
   }
   // The tracker's outbox has been drained by its relay; the sync worker has none but consumes.
   const tracker = onCall.locator('#services tr[data-service="Tracker"]').first();
@@ -208,4 +224,30 @@ test("each service's endpoints show their request count, latency quantiles and e
   // The web counts its own pages too: this very section was asked for.
   assert.match(await onCall.locator('section[data-service="Web"]').innerText(), /\/ops\/dead-letters/);
   await shot(onCall, "ops-services", true);
+});
+
+test("the operations section speaks Russian too, and keeps what the services wrote as they wrote it", async () => {
+  await onCall.goto(`${WEB}/ops/dead-letters`);
+  await onCall.getByRole("button", { name: "Русский" }).click();
+  await onCall.waitForURL(/\/ops\/dead-letters$/);
+  assert.equal(await onCall.locator("html").getAttribute("lang"), "ru");
+  assert.equal(await onCall.locator("h1").innerText(), "Мёртвые письма");
+  assert.equal(await onCall.getByRole("link", { name: "Шина" }).count(), 1);
+  // The audit in Russian; the reason stays as the engineer typed it.
+  const audit = await onCall.locator("#queue-tracker table.audit tbody tr").first().innerText();
+  assert.match(audit, /Удалено/);
+  assert.match(audit, /garbage from a till in the trial/);
+  await shot(onCall, "ops-dead-letters-ru", true);
+
+  await onCall.goto(`${WEB}/ops/bus`);
+  assert.equal(await onCall.locator("h1").innerText(), "Шина");
+  assert.match(await onCall.locator("#queues thead").innerText(), /Глубина/);
+  await onCall.goto(`${WEB}/ops/services`);
+  assert.equal(await onCall.locator("h1").innerText(), "Сервисы");
+  assert.match(await onCall.locator('section[data-service="Tracker"] thead').innerText(), /Запросы/);
+
+  // Back to English: the choice is kept for the person, on every page.
+  await onCall.getByRole("button", { name: "English" }).click();
+  await onCall.waitForURL(/\/ops\/services$/);
+  assert.equal(await onCall.locator("h1").innerText(), "Services");
 });

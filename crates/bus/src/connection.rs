@@ -19,6 +19,36 @@ pub async fn connect(bus: &BusSettings, role: &str) -> Result<Connection, lapin:
     Connection::connect(bus.url.expose_secret(), properties).await
 }
 
+/// A channel on `connection` with publisher confirms on: how every publisher of ours publishes.
+pub async fn confirmed_channel(connection: &Connection) -> anyhow::Result<lapin::Channel> {
+    use anyhow::Context;
+    let channel = connection
+        .create_channel()
+        .await
+        .context("opening a channel")?;
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .context("enabling publisher confirms")?;
+    Ok(channel)
+}
+
+/// Connects as `role` and opens one channel: what a one-shot tool (a declare, a listing) needs.
+pub async fn open_channel(
+    bus: &BusSettings,
+    role: &str,
+) -> anyhow::Result<(Connection, lapin::Channel)> {
+    use anyhow::Context;
+    let connection = connect(bus, role)
+        .await
+        .context("connecting to the broker")?;
+    let channel = connection
+        .create_channel()
+        .await
+        .context("opening a channel")?;
+    Ok((connection, channel))
+}
+
 /// Runs `session` again and again until it returns `Ok` (it saw the shutdown) or shutdown is
 /// triggered, waiting with backoff after each failure. A session raises `ready` once it is
 /// connected; a failure lowers it, and a failure after having been connected starts the

@@ -7,10 +7,12 @@
 //! - **Ack after commit.** A message is acknowledged only after its transaction committed (or
 //!   after it was safely handed to a retry or dead-letter queue with a publisher confirm).
 //!   Anything unacknowledged when a connection dies is redelivered.
-//! - **Per-order order.** Deliveries are spread over partitions by the envelope's subject (the
-//!   order id); each partition handles its messages one batch at a time, in delivery order.
-//!   A retried message can still arrive after newer ones, so handlers compare the envelope's
-//!   `sequence` before overwriting state.
+//! - **Per-order order.** The broker spreads a consumer's events over its partition queues by
+//!   the envelope's subject (the order id), and lets one consumer at a time, across every
+//!   replica, take a partition's deliveries (`topology`). Inside the process, deliveries are
+//!   spread over lanes by the same subject; each lane handles its messages one batch at a time,
+//!   in delivery order. A retried message can still arrive after newer ones, so handlers
+//!   compare the envelope's `sequence` before overwriting state.
 //! - **Failures never block the queue.** A failing message is re-published to a retry queue
 //!   whose TTL brings it back later (delays grow), and after `max_attempts` to the dead-letter
 //!   queue with the reason in its headers. Then the original is acknowledged, so the messages
@@ -212,7 +214,8 @@ pub struct ConsumerSettings {
     pub prefetch: u16,
     /// The most messages applied in one transaction.
     pub batch_size: usize,
-    /// Independent lanes; one order always uses the same lane.
+    /// Independent lanes inside the process; one order always uses the same lane. (The
+    /// partitions of the queue across replicas are `BusSettings::partitions`.)
     pub partitions: usize,
     /// The delay before each retry; the last one repeats.
     pub retry_delays_ms: Vec<u64>,
@@ -418,7 +421,9 @@ impl<H: Handler> Consumer<H> {
     /// Runs until shutdown, reconnecting whenever the broker or the database goes away.
     pub async fn run(self) {
         let role = format!("{}-consumer", self.shared.spec.consumer);
+        let pruning = tokio::spawn(prune_inbox(self.shared.clone(), self.shutdown.clone()));
         connection::keep_running(&role, &self.ready, &self.shutdown, || self.session()).await;
+        pruning.abort();
     }
 
     async fn session(&self) -> anyhow::Result<()> {
@@ -453,23 +458,48 @@ impl<H: Handler> Consumer<H> {
             .create_channel()
             .await
             .context("opening a channel")?;
-        // Prefetch is per channel and is lost with it, so it is set on every (re)connect.
+        let leftover = topology::unbind_unpartitioned_queue(&connection, &self.bus, shared.spec)
+            .await
+            .context("checking for the unpartitioned queue")?;
+        let mut queues = topology::partition_queue_names(&self.bus, shared.spec);
+        queues.extend(leftover);
+        // Prefetch is per consumer (RabbitMQ applies a non-global prefetch to each consumer
+        // on the channel) and is lost with the channel, so it is set on every (re)connect,
+        // shared out so that a replica active on every partition has `prefetch` in flight.
+        let per_queue = shared
+            .settings
+            .prefetch
+            .div_ceil(u16::try_from(queues.len()).unwrap_or(u16::MAX))
+            .max(1);
         consume
-            .basic_qos(shared.settings.prefetch, BasicQosOptions::default())
+            .basic_qos(per_queue, BasicQosOptions::default())
             .await
             .context("setting prefetch")?;
+        // One channel for every partition: delivery tags stay one sequence, which the
+        // acknowledging task relies on. A partition whose consumer the broker ends yields a
+        // final `None`, which ends the session (select_all would just drop it).
+        let mut streams = Vec::with_capacity(queues.len());
+        for queue in &queues {
+            let deliveries = consume
+                .basic_consume(
+                    queue.as_str().into(),
+                    format!("{role}-{queue}").as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .with_context(|| format!("starting to consume {queue}"))?;
+            streams.push(
+                deliveries
+                    .map(Some)
+                    .chain(futures_util::stream::once(async { None }))
+                    .boxed(),
+            );
+        }
+        let mut deliveries = futures_util::stream::select_all(streams);
         let queue = &shared.queue;
-        let mut deliveries = consume
-            .basic_consume(
-                queue.as_str().into(),
-                role.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .context("starting to consume")?;
         self.ready.store(true, Ordering::Relaxed);
-        tracing::info!(queue = %queue, "consumer connected");
+        tracing::info!(queue = %queue, queues = queues.len(), "consumer connected");
 
         let housekeeping = tokio::spawn(housekeeping(shared.clone(), publish.clone()));
         let (acks, settled) = mpsc::unbounded_channel();
@@ -488,7 +518,7 @@ impl<H: Handler> Consumer<H> {
 
         let result = loop {
             tokio::select! {
-                delivery = deliveries.next() => match delivery {
+                delivery = deliveries.next() => match delivery.flatten() {
                     Some(Ok(delivery)) => {
                         let pending = Pending::new(delivery, &self.bus, &shared.own_user);
                         let lane = pending.lane(lanes);
@@ -538,12 +568,25 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
-/// While connected: reads the dead-letter queue's depth for the metrics every 15 s, and prunes
-/// inbox ids older than the retention every [`retention::EVERY`].
+/// Prunes inbox ids older than the retention every [`retention::EVERY`], in the one replica
+/// that leads the consumer's pruning (a lock named after the consumer), until shutdown.
+async fn prune_inbox<H: Handler>(shared: Arc<Shared<H>>, shutdown: Shutdown) {
+    let keep = shared.settings.inbox_retention();
+    let consumer = shared.spec.consumer;
+    let pool = shared.pool.clone();
+    service_kit::retention::run_every(shared.pool.clone(), retention::EVERY, shutdown, consumer, {
+        move || {
+            let pool = pool.clone();
+            async move { Ok(retention::prune_inbox(&pool, consumer, keep).await?) }
+        }
+    })
+    .await;
+}
+
+/// While connected: reads the dead-letter queue's depth for the metrics every 15 s.
 async fn housekeeping<H: Handler>(shared: Arc<Shared<H>>, channel: Channel) {
     let dead = topology::dead_letter_queue_name(&shared.exchange, shared.spec);
     let mut every = tokio::time::interval(std::time::Duration::from_secs(15));
-    let mut next_prune = tokio::time::Instant::now();
     loop {
         every.tick().await;
         let passive = lapin::options::QueueDeclareOptions {
@@ -557,14 +600,6 @@ async fn housekeeping<H: Handler>(shared: Arc<Shared<H>>, channel: Channel) {
             DEAD_LETTERS
                 .with_label_values(&[shared.queue.as_str()])
                 .set(i64::from(queue.message_count()));
-        }
-        if tokio::time::Instant::now() >= next_prune {
-            next_prune += retention::EVERY;
-            let keep = shared.settings.inbox_retention();
-            match retention::prune_inbox(&shared.pool, shared.spec.consumer, keep).await {
-                Ok(pruned) => tracing::debug!(pruned, "pruned old inbox ids"),
-                Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
-            }
         }
     }
 }
@@ -881,6 +916,11 @@ impl<H: Handler> Shared<H> {
         headers::set_str(&mut headers, headers::ORIGINAL_ROUTING_KEY, &routing_key);
         headers::set_u32(&mut headers, headers::ATTEMPT, failures);
         headers::set_i64(&mut headers, headers::FIRST_FAILED_AT, first_failed_at);
+        // What brings a retry back to its order's partition; a message read from the
+        // unpartitioned queue may not have it yet.
+        if let Ok(incoming) = &pending.incoming {
+            headers::set_str(&mut headers, headers::SUBJECT, &incoming.envelope.subject);
+        }
         // The broker accepts only our own user in `user_id`; the original publisher travels on
         // in a header, believed because the message now comes from us (`publishers`).
         let published_by = publishers::publisher(&pending.delivery.properties, &self.own_user);

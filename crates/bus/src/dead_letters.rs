@@ -5,12 +5,13 @@
 
 pub mod audit;
 pub mod http;
+pub mod snapshot;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use lapin::{
     BasicProperties,
-    options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions},
+    options::{BasicAckOptions, BasicGetOptions},
 };
 use serde::{Deserialize, Serialize};
 use service_kit::config::BusSettings;
@@ -67,7 +68,7 @@ pub async fn print(
 }
 
 /// The most messages one listing or replay looks at.
-const LIMIT: usize = 100_000;
+pub const LIMIT: usize = 100_000;
 
 /// One message in a dead-letter queue, with what the consumer wrote about its failure.
 #[derive(Debug, Clone, Serialize)]
@@ -280,13 +281,7 @@ impl Action {
 /// Lists the dead letters of a consumer without removing them: every message is fetched
 /// unacknowledged and returns to the queue when the channel closes.
 pub async fn list(bus: &BusSettings, spec: QueueSpec) -> anyhow::Result<Vec<DeadLetter>> {
-    let connection = connection::connect(bus, "dead-letters-list")
-        .await
-        .context("connecting")?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening a channel")?;
+    let (connection, channel) = connection::open_channel(bus, "dead-letters-list").await?;
     topology::declare_dead_letter_queue(&channel, bus, spec)
         .await
         .context("declaring the dead-letter queue")?;
@@ -336,24 +331,21 @@ pub async fn act(
     let connection = connection::connect(bus, "dead-letters-action")
         .await
         .context("connecting")?;
-    let channel = connection
-        .create_channel()
+    let channel = connection::confirmed_channel(&connection).await?;
+    // The partitions must exist: a replayed message that no queue takes would be dropped,
+    // and the dead letter with it.
+    topology::declare_exchange(&channel, &bus.exchange)
         .await
-        .context("opening a channel")?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
+        .context("declaring the exchange")?;
+    topology::declare_partitions(&channel, bus, spec)
         .await
-        .context("enabling publisher confirms")?;
-    // The main queue must exist: a message sent to a missing queue through the default
-    // exchange would be dropped, and the dead letter with it.
-    topology::declare_main_queue(&channel, bus, spec)
-        .await
-        .context("declaring the consumer's queue")?;
+        .context("declaring the consumer's partitions")?;
     topology::declare_dead_letter_queue(&channel, bus, spec)
         .await
         .context("declaring the dead-letter queue")?;
     let dead = topology::dead_letter_queue_name(&bus.exchange, spec);
-    let main = topology::queue_name(&bus.exchange, spec);
+    // Through the hash exchange, so a replayed event goes to its order's partition.
+    let main = topology::hash_exchange_name(&bus.exchange, spec);
     let mut taken = Vec::new();
     for _ in 0..LIMIT {
         let Some(message) = channel
@@ -382,8 +374,8 @@ pub async fn act(
     Ok(taken)
 }
 
-/// Sends a dead letter to `main` with the failure headers taken off and a `replayed` hop
-/// added (from when it was dead-lettered), and waits for the confirm.
+/// Sends a dead letter to the consumer's hash exchange `main` with the failure headers taken
+/// off and a `replayed` hop added (from when it was dead-lettered), and waits for the confirm.
 async fn republish(
     channel: &lapin::Channel,
     spec: QueueSpec,
@@ -404,6 +396,10 @@ async fn republish(
     ] {
         fresh = remove(fresh, key);
     }
+    // A letter dead-lettered before the queue was partitioned may lack its subject header.
+    if let Ok(envelope) = serde_json::from_slice::<contracts::Envelope>(&delivery.data) {
+        headers::set_str(&mut fresh, headers::SUBJECT, &envelope.subject);
+    }
     let properties = delivery.properties.clone().with_headers(fresh);
     let hop = crate::hops::hop(
         spec.consumer,
@@ -413,8 +409,8 @@ async fn republish(
     let body = crate::hops::add_hop(&delivery.data, &hop);
     let confirm = channel
         .basic_publish(
-            "".into(),
             main.into(),
+            letter.routing_key.as_deref().unwrap_or_default().into(),
             confirm::mandatory(),
             &body,
             properties,

@@ -7,6 +7,10 @@ pub const ATTEMPT: &str = "x-attempt";
 /// The routing key the event was first published with; retries and replays travel through the
 /// default exchange, which changes the routing key.
 pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
+/// The envelope's subject (the order id, or the user or device an event is about): what each
+/// consumer's consistent-hash exchange hashes on, so all of an order's events land in one
+/// partition. Every publisher sets it (`topology::with_subject`).
+pub const SUBJECT: &str = "x-subject";
 pub const ERROR: &str = "x-error";
 pub const ERROR_CHAIN: &str = "x-error-chain";
 pub const ATTEMPTS: &str = "x-attempts";

@@ -11,6 +11,8 @@
 //! - [`hops`]: the path an event takes, recorded in its envelope at every step.
 //! - [`publisher`]: a plain confirmed publisher for order sources, tools and tests.
 //! - [`publishers`]: who may publish which routing keys, which every consumer checks.
+//! - [`stream`]: the history of every event in a RabbitMQ stream, read again from any point in
+//!   time by a new or repaired consumer.
 
 mod confirm;
 pub mod connection;
@@ -22,6 +24,7 @@ pub mod outbox;
 pub mod publisher;
 pub mod publishers;
 pub mod retention;
+pub mod stream;
 pub mod topology;
 
 pub use consumer::{BatchError, Consumer, ConsumerSettings, Handler, HandlerError, Incoming};

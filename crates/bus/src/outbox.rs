@@ -339,8 +339,9 @@ impl Relay {
             .context("starting the relay transaction")?;
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "select id, event_id, routing_key, payload::text as body, \
-                    coalesce(payload->>'subject', event_id::text) as subject, \
+                    coalesce(payload->>'subject', event_id::text) as order_key, \
                     payload->>'type' as event_type, payload->>'traceparent' as traceparent, \
+                    payload->>'subject' as subject, \
                     extract(epoch from created_at)::bigint as staged_at, created_at \
              from outbox where published_at is null order by id limit $1 for update skip locked",
         )
@@ -364,7 +365,7 @@ impl Relay {
         let mut later: HashMap<&str, VecDeque<&OutboxRow>> = HashMap::new();
         let mut ready = Vec::new();
         for row in &rows {
-            match later.entry(row.subject.as_str()) {
+            match later.entry(row.order_key.as_str()) {
                 // The order's first event of the batch goes out at once.
                 Entry::Vacant(entry) => {
                     entry.insert(VecDeque::new());
@@ -409,12 +410,12 @@ impl Relay {
                 // pass.
                 Outcome::Refused => {
                     tracing::warn!(outbox_id = row.id, "broker refused an event");
-                    later.remove(row.subject.as_str());
+                    later.remove(row.order_key.as_str());
                     continue;
                 }
             }
             if let Some(next) = later
-                .get_mut(row.subject.as_str())
+                .get_mut(row.order_key.as_str())
                 .and_then(VecDeque::pop_front)
             {
                 in_flight.push_back((next, self.publish(channel, &user, next).await?));
@@ -448,6 +449,9 @@ impl Relay {
         );
         if let Some(traceparent) = &row.traceparent {
             headers::set_str(&mut headers, "traceparent", traceparent);
+        }
+        if let Some(subject) = &row.subject {
+            headers::set_str(&mut headers, headers::SUBJECT, subject);
         }
         let mut properties = BasicProperties::default()
             .with_message_id(row.event_id.to_string().into())
@@ -484,10 +488,12 @@ struct OutboxRow {
     routing_key: String,
     /// The order the event belongs to (the envelope's subject; the event id when it has none):
     /// the relay keeps one order's events in sequence.
-    subject: String,
+    order_key: String,
     body: String,
     event_type: Option<String>,
     traceparent: Option<String>,
+    /// The order id (or user, device): what the consumers' hash exchanges partition by.
+    subject: Option<String>,
     staged_at: i64,
     created_at: chrono::DateTime<chrono::Utc>,
 }

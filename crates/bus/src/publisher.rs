@@ -3,9 +3,7 @@
 
 use anyhow::Context;
 use contracts::{Envelope, Event, routing_key};
-use lapin::{
-    BasicProperties, Channel, Connection, options::ConfirmSelectOptions, types::FieldTable,
-};
+use lapin::{BasicProperties, Channel, Connection, types::FieldTable};
 use service_kit::config::BusSettings;
 
 use crate::{
@@ -27,14 +25,7 @@ impl Publisher {
         let connection = connection::connect(bus, role)
             .await
             .context("connecting to the broker")?;
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening a channel")?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .context("enabling publisher confirms")?;
+        let channel = connection::confirmed_channel(&connection).await?;
         topology::declare_consumer_queues(&channel, bus)
             .await
             .context("declaring the topology")?;
@@ -64,12 +55,13 @@ impl Publisher {
         let properties = BasicProperties::default()
             .with_message_id(envelope.id.to_string().into())
             .with_type(envelope.event_type.as_str().into());
-        self.publish_bytes(routing_key, &body, properties).await
+        self.publish_bytes(routing_key, &body, properties, Some(&envelope.subject))
+            .await
     }
 
     /// Publishes raw bytes: how a test sends a message that is not an event at all.
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) -> anyhow::Result<()> {
-        self.publish_bytes(routing_key, body, BasicProperties::default())
+        self.publish_bytes(routing_key, body, BasicProperties::default(), None)
             .await
     }
 
@@ -78,9 +70,13 @@ impl Publisher {
         routing_key: &str,
         body: &[u8],
         properties: BasicProperties,
+        subject: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut table = FieldTable::default();
         headers::set_str(&mut table, headers::ORIGINAL_ROUTING_KEY, routing_key);
+        if let Some(subject) = subject {
+            headers::set_str(&mut table, headers::SUBJECT, subject);
+        }
         let properties = crate::publishers::stamp(
             properties
                 .with_content_type("application/cloudevents+json".into())

@@ -202,6 +202,7 @@ mod tests {
             url: SecretString::from(url.to_owned()),
             exchange: "kitchen".into(),
             publishers: Default::default(),
+            partitions: 4,
         }
     }
 

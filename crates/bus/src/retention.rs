@@ -3,7 +3,8 @@
 //! long as a duplicate of the event can still arrive).
 //!
 //! Deletes go in chunks in index order, so a prune after a busy day never holds one huge
-//! transaction, and several instances pruning at once only share the work.
+//! transaction. One replica prunes at a time: the outbox under the relay's lock, the inbox
+//! under a leader of its own (`service_kit::leader`).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use sqlx::PgPool;
 /// Rows deleted per statement.
 const CHUNK: i64 = 10_000;
 
-/// How often the relay and the consumer prune.
+/// How often the relay and the consumer's pruning leader prune.
 pub const EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// Deletes outbox rows published longer than `keep` ago. Returns how many.

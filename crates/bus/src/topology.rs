@@ -1,20 +1,33 @@
 //! Every exchange, queue and binding of the kitchen bus, declared in one place.
 //!
-//! Routing keys are `<service>.<aggregate>.<event>`. Each consumer has:
-//! - `<exchange>.<consumer>`: its durable quorum queue, bound to the routing keys it needs;
-//! - `<exchange>.<consumer>.retry.<n>`: one queue per retry delay, whose messages expire back
-//!   into the main queue (RabbitMQ 3.10 has no delayed-message plugin, so TTL queues it is);
+//! Routing keys are `<service>.<aggregate>.<event>`. Each durable consumer has:
+//! - `<exchange>.<consumer>.hash`: a consistent-hash exchange, bound to the topic exchange with
+//!   the routing keys the consumer needs, hashing on the [`SUBJECT`](crate::headers::SUBJECT)
+//!   header (the order id);
+//! - `<exchange>.<consumer>.p<i>`, i < `bus.partitions`: its partitions, durable quorum queues
+//!   with `x-single-active-consumer`, each bound to the hash exchange with weight 1. Every
+//!   replica consumes every partition and the broker lets one consumer per partition take
+//!   deliveries, so an order's events reach one consumer at a time, in order; when that
+//!   replica dies, another one's waiting consumer becomes the active one;
+//! - `<exchange>.<consumer>.delay.<n>`: one queue per retry delay, whose messages expire back
+//!   into the hash exchange, and so into the partition they came from (RabbitMQ 3.10 has no
+//!   delayed-message plugin, so TTL queues it is);
 //! - `<exchange>.<consumer>.dead`: the dead-letter queue, which keeps a message and the reason.
+//!
+//! `<exchange>.<consumer>` (and its `.retry.<n>` queues) are the single queue of the
+//! unpartitioned topology: the consumer unbinds it and drains it ([`unbind_unpartitioned_queue`]).
 //!
 //! Queue names derive from the exchange name (and each test has a vhost of its own).
 
 use service_kit::config::BusSettings;
 
 use lapin::{
-    Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    BasicProperties, Channel, ExchangeKind,
+    options::{ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
+
+use crate::headers;
 
 /// A consumer of the bus and what it listens to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,12 +72,51 @@ pub fn has_durable_consumer(routing_key: &str) -> bool {
     })
 }
 
+/// The consumer's name on the bus: the prefix of its queues, and the one queue it had before
+/// its queue was partitioned (see [`unbind_unpartitioned_queue`]).
 pub fn queue_name(exchange: &str, spec: QueueSpec) -> String {
     format!("{exchange}.{}", spec.consumer)
 }
 
+/// The consistent-hash exchange that spreads the consumer's events over its partitions.
+pub fn hash_exchange_name(exchange: &str, spec: QueueSpec) -> String {
+    format!("{}.hash", queue_name(exchange, spec))
+}
+
+pub fn partition_queue_name(exchange: &str, spec: QueueSpec, partition: u16) -> String {
+    format!("{}.p{partition}", queue_name(exchange, spec))
+}
+
+/// Every partition of the consumer's queue.
+pub fn partition_queue_names(bus: &BusSettings, spec: QueueSpec) -> Vec<String> {
+    (0..bus.partitions.max(1))
+        .map(|partition| partition_queue_name(&bus.exchange, spec, partition))
+        .collect()
+}
+
+/// The retry queue of one delay; it expires back into the hash exchange.
 pub fn retry_queue_name(exchange: &str, spec: QueueSpec, level: usize) -> String {
-    format!("{}.retry.{level}", queue_name(exchange, spec))
+    format!("{}.delay.{level}", queue_name(exchange, spec))
+}
+
+/// Every queue where an event for the consumer can wait: its partitions and its retry queues.
+pub fn queues_holding_events(
+    bus: &BusSettings,
+    spec: QueueSpec,
+    retry_levels: usize,
+) -> Vec<String> {
+    let mut queues = partition_queue_names(bus, spec);
+    queues.extend((0..retry_levels).map(|level| retry_queue_name(&bus.exchange, spec, level)));
+    queues
+}
+
+/// `properties` with the [`SUBJECT`](headers::SUBJECT) header set to the envelope's subject:
+/// every publisher of an event a durable consumer takes sets it, or the consistent-hash
+/// exchange could not keep the order's events in one partition.
+pub fn with_subject(properties: BasicProperties, subject: &str) -> BasicProperties {
+    let mut table = properties.headers().clone().unwrap_or_default();
+    headers::set_str(&mut table, headers::SUBJECT, subject);
+    properties.with_headers(table)
 }
 
 pub fn dead_letter_queue_name(exchange: &str, spec: QueueSpec) -> String {
@@ -114,24 +166,53 @@ pub async fn declare_exchange(channel: &Channel, exchange: &str) -> Result<(), l
         .await
 }
 
-/// The main queue of `spec` with its bindings. Quorum queues: replicated when the cluster
-/// grows, and safe across a broker restart.
-pub async fn declare_main_queue(
+/// The consumer's hash exchange, bound to the topic exchange with `spec`'s routing keys, and
+/// its partitions. Quorum queues: replicated across the cluster's nodes, and safe across a
+/// broker restart. A single active consumer per partition: the order of an order's events
+/// holds however many replicas consume.
+pub async fn declare_partitions(
     channel: &Channel,
     bus: &BusSettings,
     spec: QueueSpec,
 ) -> Result<(), lapin::Error> {
     let exchange = bus.exchange.as_str();
-    let queue = queue_name(exchange, spec);
+    let hash = hash_exchange_name(exchange, spec);
     channel
-        .queue_declare(queue.as_str().into(), durable(), queue_args(&[]))
+        .exchange_declare(
+            hash.as_str().into(),
+            ExchangeKind::Custom("x-consistent-hash".into()),
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            args(&[("hash-header", text(headers::SUBJECT))]),
+        )
         .await?;
     for binding in spec.bindings {
         channel
-            .queue_bind(
-                queue.as_str().into(),
+            .exchange_bind(
+                hash.as_str().into(),
                 exchange.into(),
                 (*binding).into(),
+                ExchangeBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    for queue in partition_queue_names(bus, spec) {
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                durable(),
+                queue_args(&[("x-single-active-consumer", AMQPValue::Boolean(true))]),
+            )
+            .await?;
+        // The binding key of a consistent-hash exchange is the queue's weight: all equal.
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                hash.as_str().into(),
+                "1".into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -140,7 +221,7 @@ pub async fn declare_main_queue(
     Ok(())
 }
 
-/// The exchange and the main queue of every consumer of what this process publishes (its
+/// The exchange and the partitions of every consumer of what this process publishes (its
 /// user's sources, `publishers::sources_of`): what a publisher declares before it publishes, so
 /// that nothing it sends is unroutable. Only those: each service's RabbitMQ user may configure
 /// no queue that it does not feed or consume.
@@ -157,16 +238,17 @@ pub async fn declare_consumer_queues(
             first == "#" || first == "*" || sources.contains(&first)
         });
         if fed {
-            declare_main_queue(channel, bus, *spec).await?;
+            declare_partitions(channel, bus, *spec).await?;
         }
     }
     Ok(())
 }
 
-/// Everything one consumer needs: exchange, main queue, one retry queue per delay, and the
-/// dead-letter queue. Retry queues dead-letter back into the main queue through the default
-/// exchange when their TTL expires; `at-least-once` dead-lettering makes that hop safe across
-/// a broker crash (it needs `reject-publish` overflow, which these queues never hit).
+/// Everything one consumer needs: exchange, partitions, one retry queue per delay, and the
+/// dead-letter queue. Retry queues dead-letter into the hash exchange when their TTL expires,
+/// which sends a message back to its own partition (its subject header is kept);
+/// `at-least-once` dead-lettering makes that hop safe across a broker crash (it needs
+/// `reject-publish` overflow, which these queues never hit).
 pub async fn declare_consumer(
     channel: &Channel,
     bus: &BusSettings,
@@ -175,8 +257,8 @@ pub async fn declare_consumer(
 ) -> Result<(), lapin::Error> {
     let exchange = bus.exchange.as_str();
     declare_exchange(channel, exchange).await?;
-    declare_main_queue(channel, bus, spec).await?;
-    let main = queue_name(exchange, spec);
+    declare_partitions(channel, bus, spec).await?;
+    let hash = hash_exchange_name(exchange, spec);
     for (level, delay) in retry_delays_ms.iter().enumerate() {
         let delay = i64::try_from(*delay).unwrap_or(i64::MAX);
         channel
@@ -185,8 +267,7 @@ pub async fn declare_consumer(
                 durable(),
                 queue_args(&[
                     ("x-message-ttl", AMQPValue::LongLongInt(delay)),
-                    ("x-dead-letter-exchange", text("")),
-                    ("x-dead-letter-routing-key", text(&main)),
+                    ("x-dead-letter-exchange", text(&hash)),
                     ("x-dead-letter-strategy", text("at-least-once")),
                     ("x-overflow", text("reject-publish")),
                 ]),
@@ -194,6 +275,44 @@ pub async fn declare_consumer(
             .await?;
     }
     declare_dead_letter_queue(channel, bus, spec).await
+}
+
+/// The queue of the unpartitioned topology, if it still exists: unbound here from the topic
+/// exchange, so that nothing new reaches it, and returned, so that the consumer reads what is
+/// left in it (and what its old retry queues, which expire into it, send back) besides its
+/// partitions, until an operator deletes it (docs/DEPLOYING.md). The check runs on a channel
+/// of its own, since asking for a missing queue closes the channel it is asked on.
+pub async fn unbind_unpartitioned_queue(
+    connection: &lapin::Connection,
+    bus: &BusSettings,
+    spec: QueueSpec,
+) -> Result<Option<String>, lapin::Error> {
+    let exchange = bus.exchange.as_str();
+    let queue = queue_name(exchange, spec);
+    let channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    if channel
+        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+        .await
+        .is_err()
+    {
+        return Ok(None);
+    }
+    for binding in spec.bindings {
+        channel
+            .queue_unbind(
+                queue.as_str().into(),
+                exchange.into(),
+                (*binding).into(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let _ = channel.close(200, "unbound".into()).await;
+    Ok(Some(queue))
 }
 
 /// The dead-letter queue of `spec`. The dead-letter tools declare it too, so listing works on a
@@ -246,4 +365,36 @@ pub async fn declare_private_queue(
             .await?;
     }
     Ok(queue)
+}
+
+/// The stream every event also lands in (see [`crate::stream`]): bound to every routing key,
+/// kept as `retention` says. Declared by one service only, the sync worker; the others reach
+/// it only through the exchange. The retention counts when the stream is first declared: the
+/// broker refuses a declare with other limits (`PRECONDITION_FAILED`), so a change is made
+/// with a policy (ARCHITECTURE.md, "Replay from history").
+pub async fn declare_event_stream(
+    channel: &Channel,
+    bus: &BusSettings,
+    retention: &crate::stream::Retention,
+) -> anyhow::Result<()> {
+    let exchange = bus.exchange.as_str();
+    declare_exchange(channel, exchange).await?;
+    let stream = crate::stream::stream_name(exchange);
+    channel
+        .queue_declare(
+            stream.as_str().into(),
+            durable(),
+            args(&retention.arguments()?),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            stream.as_str().into(),
+            exchange.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
 }

@@ -114,6 +114,15 @@ pub struct BusSettings {
     /// manifests create them; e.g. `APP_BUS__PUBLISHERS__CASHIER=till-eu1`.
     #[serde(default)]
     pub publishers: std::collections::BTreeMap<String, String>,
+    /// How many partitions (quorum queues) each durable consumer's queue is split into, by
+    /// order id (`bus::topology`). Publishers declare the partitions too, so every replica of
+    /// every service must use the same number.
+    #[serde(default = "default_partitions")]
+    pub partitions: u16,
+}
+
+fn default_partitions() -> u16 {
+    4
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! What every kitchen service shares, written once: layered configuration, JSON telemetry with a
 //! trace id, the HTTP skeleton (health, metrics, error bodies, extractors that name the broken
-//! field) and graceful shutdown.
+//! field), graceful shutdown, and leaders for the jobs that run once per cluster.
 
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod rate;
 pub mod retention;

@@ -1,8 +1,8 @@
 //! Scheduled pruning of what a service keeps only for a while (expired pairing requests, ended
 //! sessions, closed throttle windows), so its tables do not grow without end. The pattern is the
 //! bus's (`bus::retention`, for the outbox and inbox): a delete in chunks, so a prune after a
-//! busy day never holds one huge transaction, and several instances pruning at once only share
-//! the work; every few minutes, on a timer of its own.
+//! busy day never holds one huge transaction; every few minutes, on a timer of its own, in the
+//! replica that leads the job (`leader`).
 
 use std::{future::Future, time::Duration};
 
@@ -38,9 +38,12 @@ pub async fn delete_in_chunks(
     }
 }
 
-/// Runs `prune` at once and then every `every` until shutdown. A failure (the database away)
-/// is logged and tried again next time: nothing is lost by pruning later.
+/// Runs `prune` at once and then every `every` until shutdown, in one replica of the service
+/// at a time: under a [`Leader`](crate::leader::Leader) named `what`, so replicas do not all
+/// delete the same rows every time. A failure (the database away) is logged and tried again
+/// next time: nothing is lost by pruning later.
 pub async fn run_every<F, Fut>(
+    pool: PgPool,
     every: Duration,
     shutdown: Shutdown,
     what: &'static str,
@@ -49,19 +52,22 @@ pub async fn run_every<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<u64>>,
 {
-    loop {
-        match prune().await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(what, deleted, "pruned"),
-            Err(e) => tracing::warn!(
-                what,
-                error = format!("{e:#}"),
-                "pruning failed; trying again later"
-            ),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.wait() => return,
-        }
-    }
+    // One prune and the wait after it; the leader starts the job again when it returns.
+    crate::leader::Leader::new(pool, what, shutdown)
+        .run(|| {
+            let pruned = prune();
+            async move {
+                match pruned.await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(what, deleted, "pruned"),
+                    Err(e) => tracing::warn!(
+                        what,
+                        error = format!("{e:#}"),
+                        "pruning failed; trying again later"
+                    ),
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+        .await;
 }

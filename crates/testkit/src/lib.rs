@@ -116,6 +116,7 @@ pub fn test_bus() -> BusSettings {
         url: SecretString::from(url),
         exchange: format!("test-{}", Uuid::new_v4().simple()),
         publishers: all_sources_published_by(&user),
+        partitions: 4,
     }
 }
 
@@ -326,6 +327,7 @@ impl PrivateBroker {
             url: SecretString::from(self.url.clone()),
             exchange: "kitchen".into(),
             publishers: all_sources_published_by("guest"),
+            partitions: 4,
         }
     }
 

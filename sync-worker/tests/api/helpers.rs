@@ -145,6 +145,11 @@ impl TestApp {
             .expect("the worker stops cleanly");
     }
 
+    /// The settings the worker runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -243,11 +248,10 @@ impl TestApp {
             .await
             .expect("connect to the broker");
         let channel = connection.create_channel().await.expect("open a channel");
-        let exchange = &self.bus.exchange;
-        let mut queues = vec![topology::queue_name(exchange, LEGACY_SYNC)];
-        queues.extend(
-            (0..self.settings.consumer.retry_delays_ms.len())
-                .map(|level| topology::retry_queue_name(exchange, LEGACY_SYNC, level)),
+        let queues = topology::queues_holding_events(
+            &self.bus,
+            LEGACY_SYNC,
+            self.settings.consumer.retry_delays_ms.len(),
         );
         let passive = QueueDeclareOptions {
             passive: true,

@@ -12,3 +12,4 @@ mod helpers;
 mod hops;
 mod membership;
 mod mirror;
+mod rebuild;

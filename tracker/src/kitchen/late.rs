@@ -1,12 +1,14 @@
 //! The sweeper: fires held pre-orders whose time has come, and flags orders that ran past their
 //! target time, once each. Its state is the orders table itself (`fires_at`, `late`), so a
-//! restart loses nothing, and `for update skip locked` lets several instances sweep at once.
+//! restart loses nothing. One replica sweeps at a time, the one that leads the sweep
+//! (`service_kit::leader`); `for update skip locked` keeps it safe should two briefly overlap
+//! while the lead changes hands.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use contracts::{OrderFired, OrderRunningLate};
-use service_kit::shutdown::Shutdown;
+use service_kit::{leader::Leader, shutdown::Shutdown};
 use sqlx::PgPool;
 
 use crate::db::{orders, timeline::NewEntry};
@@ -109,14 +111,19 @@ pub struct LateSweeper {
 }
 
 impl LateSweeper {
+    /// Sweeps while this replica leads the sweep (`service_kit::leader`), until shutdown.
     pub async fn run(self) {
+        let leader = Leader::new(self.pool.clone(), "late-sweeper", self.shutdown.clone());
+        let sweeper = &self;
+        leader.run(|| sweeper.sweep()).await;
+    }
+
+    /// Sweeps every `interval`; ends only when the leader drops it.
+    async fn sweep(&self) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = self.shutdown.wait() => break,
-                _ = ticker.tick() => {}
-            }
+            ticker.tick().await;
             match fire_pre_orders(&self.pool, &self.kitchen, self.batch).await {
                 Ok(0) => {}
                 Ok(fired) => tracing::info!(fired, "fired pre-orders"),

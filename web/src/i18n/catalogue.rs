@@ -12,6 +12,8 @@ pub struct Text {
     pub code: &'static str,
     /// The page script's strings, handed to it as JSON (`data-strings` on `<body>`).
     pub js: JsText,
+    /// The operations section's strings (`super::ops`).
+    pub ops: super::ops::OpsText,
     /// `[one, few, many]` ("stage", "stages", "stages"): see [`super::Lang::plural`].
     pub stages: [&'static str; 3],
     pub brand: &'static str,
@@ -330,6 +332,7 @@ pub struct JsText {
 
 pub static EN: Text = Text {
     code: "en",
+    ops: super::ops::EN,
     js: JsText {
         speech_lang: "en-GB",
         sound_on: "✓ Sound is on for this screen",
@@ -643,6 +646,7 @@ pub static EN: Text = Text {
 
 pub static RU: Text = Text {
     code: "ru",
+    ops: super::ops::RU,
     js: JsText {
         speech_lang: "ru-RU",
         sound_on: "✓ Звук на этом экране включён",

@@ -12,6 +12,7 @@
 //!   rendered by `ResponseError`, which has no request to ask.
 
 pub mod catalogue;
+pub mod ops;
 
 use std::cell::Cell;
 

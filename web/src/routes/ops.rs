@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::{
     errors::{PageError, html},
+    i18n::{fill, ops::OpsText},
     session::{Csrf, Form, StaffViewer},
     upstream::{Body, Service, UpstreamError},
 };
@@ -26,21 +27,27 @@ struct Queue {
     service: Service,
     /// Its name in the page's paths.
     slug: &'static str,
-    title: &'static str,
+    /// Its title in the viewer's language.
+    title: fn(&'static OpsText) -> &'static str,
 }
 
 const QUEUES: [Queue; 2] = [
     Queue {
         service: Service::Tracker,
         slug: "tracker",
-        title: "Tracker intake: orders and cancellations from the order sources",
+        title: |t| t.queue_tracker_intake,
     },
     Queue {
         service: Service::SyncWorker,
         slug: "sync-worker",
-        title: "Legacy sync: the monolith's tables",
+        title: |t| t.queue_legacy_sync,
     },
 ];
+
+/// The section's strings in the request's language.
+fn ops_text() -> &'static OpsText {
+    &crate::i18n::text().ops
+}
 
 fn queue_of(req: &HttpRequest) -> Result<Queue, PageError> {
     let slug = req.match_info().get("queue").unwrap_or_default();
@@ -55,6 +62,8 @@ pub struct OpsHeader {
     pub who: String,
     pub csrf: String,
     pub section: &'static str,
+    /// (code, name in itself) of every language, for the switch.
+    pub languages: Vec<(&'static str, &'static str)>,
 }
 
 impl OpsHeader {
@@ -63,6 +72,10 @@ impl OpsHeader {
             who: viewer.principal.display_name.clone(),
             csrf: csrf.token.clone(),
             section,
+            languages: crate::i18n::Lang::ALL
+                .iter()
+                .map(|l| (l.code(), l.autonym()))
+                .collect(),
         }
     }
 }
@@ -103,7 +116,7 @@ fn parse_time(field: &str, text: &str) -> Result<Option<DateTime<Utc>>, PageErro
         .map(Some)
         .map_err(|_| PageError::Refused {
             status: actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            message: format!("“{field}” must be a time such as 2026-11-30T09:00 (UTC)."),
+            message: fill(ops_text().bad_time, &[("field", &field)]),
         })
 }
 
@@ -253,7 +266,9 @@ impl From<LetterSummary> for LetterLine {
         LetterLine {
             failed_at: when(l.failed_at.as_deref()),
             key: l.key,
-            event_type: l.event_type.unwrap_or_else(|| "(not an event)".to_owned()),
+            event_type: l
+                .event_type
+                .unwrap_or_else(|| ops_text().not_an_event.to_owned()),
             event_id: or_dash(l.event_id),
             routing_key: or_dash(l.routing_key),
             error: or_dash(l.error),
@@ -277,13 +292,14 @@ impl From<ActionRecord> for ActionLine {
             at: a.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             who: a.actor_name,
             action: match a.action.as_str() {
-                "replay" => "Replayed".to_owned(),
-                "discard" => "Discarded".to_owned(),
+                "replay" => ops_text().replayed.to_owned(),
+                "discard" => ops_text().discarded.to_owned(),
                 other => other.to_owned(),
             },
             event: format!(
                 "{} {}",
-                a.event_type.unwrap_or_else(|| "(not an event)".to_owned()),
+                a.event_type
+                    .unwrap_or_else(|| ops_text().not_an_event.to_owned()),
                 a.event_id.unwrap_or_default()
             ),
             reason: a.reason.unwrap_or_default(),
@@ -296,8 +312,10 @@ struct QueueView {
     title: &'static str,
     /// Set when the owning service could not be asked: the other queues still show.
     problem: Option<String>,
-    total: usize,
-    matching: usize,
+    /// How many of how many letters match the filter.
+    summary: String,
+    /// The "replay all matching" button, with their number.
+    replay_all: String,
     letters: Vec<LetterLine>,
     actions: Vec<ActionLine>,
 }
@@ -305,7 +323,6 @@ struct QueueView {
 #[derive(Template)]
 #[template(path = "ops_dead_letters.html")]
 struct DeadLettersPage {
-    /// The base template's strings (the operations pages' own are English only so far).
     t: &'static crate::i18n::Text,
     header: OpsHeader,
     filter: FilterForm,
@@ -343,8 +360,8 @@ pub async fn dead_letters_page(
         queues.push(queue_view(&state, &viewer, queue, &query).await?);
     }
     let notice = match (done.done.as_deref(), done.n) {
-        (Some("replay"), Some(n)) => Some(format!("Replayed {n} dead letter(s).")),
-        (Some("discard"), Some(n)) => Some(format!("Discarded {n} dead letter(s).")),
+        (Some("replay"), Some(n)) => Some(fill(ops_text().n_replayed, &[("n", &n)])),
+        (Some("discard"), Some(n)) => Some(fill(ops_text().n_discarded, &[("n", &n)])),
         _ => None,
     };
     let page = DeadLettersPage {
@@ -384,28 +401,32 @@ async fn queue_view(
             &viewer.token,
         )
         .await;
+    let t = ops_text();
     let mut view = QueueView {
         slug: queue.slug,
-        title: queue.title,
+        title: (queue.title)(t),
         problem: None,
-        total: 0,
-        matching: 0,
+        summary: String::new(),
+        replay_all: String::new(),
         letters: Vec::new(),
         actions: Vec::new(),
     };
     match (letters, actions) {
         (Ok(letters), Ok(actions)) => {
-            view.total = letters.total;
-            view.matching = letters.matching;
+            view.summary = fill(
+                t.matching,
+                &[("matching", &letters.matching), ("total", &letters.total)],
+            );
+            view.replay_all = fill(t.replay_all, &[("n", &letters.matching)]);
             view.letters = letters.letters.into_iter().map(LetterLine::from).collect();
             view.actions = actions.actions.into_iter().map(ActionLine::from).collect();
         }
         (Err(e), _) | (_, Err(e)) => match PageError::from(e) {
             signed_out @ PageError::SignedOut { .. } => return Err(signed_out),
             PageError::Unavailable(service) => {
-                view.problem = Some(format!(
-                    "{} cannot be reached; its dead letters are not shown.",
-                    capitalised(service.title())
+                view.problem = Some(fill(
+                    t.service_unreachable,
+                    &[("service", &capitalised(service.title()))],
                 ));
             }
             other => view.problem = Some(other.to_string()),
@@ -425,7 +446,6 @@ fn capitalised(text: &str) -> String {
 #[derive(Template)]
 #[template(path = "ops_dead_letter.html")]
 struct DeadLetterPage {
-    /// The base template's strings (the operations pages' own are English only so far).
     t: &'static crate::i18n::Text,
     header: OpsHeader,
     slug: &'static str,
@@ -482,12 +502,12 @@ pub async fn dead_letter_page(
         t: crate::i18n::text(),
         header: OpsHeader::new(&viewer, &csrf, "dead-letters"),
         slug: queue.slug,
-        title: queue.title,
+        title: (queue.title)(ops_text()),
         key: letter.key,
         event_id: or_dash(letter.event_id),
         event_type: letter
             .event_type
-            .unwrap_or_else(|| "(not an event)".to_owned()),
+            .unwrap_or_else(|| ops_text().not_an_event.to_owned()),
         routing_key: or_dash(letter.routing_key),
         consumer: or_dash(letter.consumer),
         attempts: letter
@@ -538,7 +558,7 @@ pub async fn act(
         "replay" | "discard" if keys.is_empty() => {
             return Err(PageError::Refused {
                 status: actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                message: "Tick at least one dead letter first.".into(),
+                message: ops_text().tick_first.into(),
             });
         }
         "replay" => ("replay", json!({ "keys": keys })),

@@ -78,20 +78,33 @@ struct FailedAt {
     failed_at: Option<DateTime<Utc>>,
 }
 
-/// What a queue is for, from its name: `<exchange>.<consumer>[.retry.<n>|.dead]`.
+/// What a queue is for, from its name: `<exchange>.<consumer>.p<i>` (a partition, or
+/// `<exchange>.<consumer>` from before the queues were partitioned), `.delay.<n>` (or the
+/// unpartitioned `.retry.<n>`), `.dead` (`bus::topology`), or `<exchange>.history`, the stream
+/// every event also lands in (`bus::stream`).
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
     Main,
     Retry,
     Dead,
+    Stream,
 }
 
 fn kind_of(rest: &str) -> (String, Kind) {
+    if rest == "history" {
+        return (String::new(), Kind::Stream);
+    }
     if let Some(consumer) = rest.strip_suffix(".dead") {
         return (consumer.to_owned(), Kind::Dead);
     }
-    if let Some(at) = rest.find(".retry.") {
+    if let Some(at) = rest.find(".delay.").or_else(|| rest.find(".retry.")) {
         return (rest[..at].to_owned(), Kind::Retry);
+    }
+    if let Some((consumer, partition)) = rest.rsplit_once(".p")
+        && !partition.is_empty()
+        && partition.bytes().all(|b| b.is_ascii_digit())
+    {
+        return (consumer.to_owned(), Kind::Main);
     }
     (rest.to_owned(), Kind::Main)
 }
@@ -138,13 +151,13 @@ struct ServiceLine {
 #[derive(Template)]
 #[template(path = "ops_bus.html")]
 struct BusPage {
-    /// The base template's strings (the operations pages' own are English only so far).
     t: &'static crate::i18n::Text,
     header: OpsHeader,
+    /// The lead, naming the exchange.
+    lead: String,
     queues: Vec<QueueLine>,
     queues_problem: Option<String>,
     services: Vec<ServiceLine>,
-    exchange: String,
 }
 
 fn per_second(rate: Option<&Rate>) -> f64 {
@@ -175,9 +188,9 @@ pub async fn bus_page(
             tracing::warn!(error = %e, "cannot read the broker's management API");
             (
                 Vec::new(),
-                Some(format!(
-                    "The broker's management API cannot be read ({e}); check \
-                     APP_OPERATIONS__MANAGEMENT_URL and its user."
+                Some(crate::i18n::fill(
+                    crate::i18n::text().ops.management_unreadable,
+                    &[("error", &e)],
                 )),
             )
         }
@@ -186,13 +199,14 @@ pub async fn bus_page(
     for (service, title) in SERVICES {
         services.push(service_line(&state, service, title).await);
     }
+    let t = crate::i18n::text();
     let page = BusPage {
-        t: crate::i18n::text(),
+        t,
         header: OpsHeader::new(&viewer, &csrf, "bus"),
+        lead: crate::i18n::fill(t.ops.bus_lead, &[("exchange", &exchange)]),
         queues,
         queues_problem,
         services,
-        exchange,
     };
     Ok(with_csrf(html(&page)?, &csrf))
 }
@@ -207,6 +221,7 @@ async fn queue_lines(
     queues.retain(|q| q.name.starts_with(&prefix));
     queues.sort_by(|a, b| a.name.cmp(&b.name));
     let now = Utc::now();
+    let t = &crate::i18n::text().ops;
     let mut lines = Vec::with_capacity(queues.len());
     for q in queues {
         let (consumer, kind) = kind_of(&q.name[prefix.len()..]);
@@ -223,9 +238,10 @@ async fn queue_lines(
         };
         lines.push(QueueLine {
             kind: match kind {
-                Kind::Main => "queue",
-                Kind::Retry => "retry",
-                Kind::Dead => "dead letters",
+                Kind::Main => t.kind_queue,
+                Kind::Retry => t.kind_retry,
+                Kind::Dead => t.kind_dead,
+                Kind::Stream => t.kind_stream,
             },
             keeps_up: match kind {
                 Kind::Main if keeps_up(q.consumers, q.messages_ready, publish, deliver) => "yes",
@@ -240,8 +256,11 @@ async fn queue_lines(
             consumers: q.consumers,
             publish: format!("{publish:.1}/s"),
             deliver: format!("{deliver:.1}/s"),
+            // A stream keeps what it has been sent on purpose: the age of its oldest event says
+            // how far back a rebuild reaches, not that anything waits.
             oldest: match (oldest, q.messages) {
                 (_, 0) => String::new(),
+                _ if kind == Kind::Stream => String::new(),
                 (Some(age), _) => ops_metrics::age(age),
                 (None, _) => "–".to_owned(),
             },
@@ -337,7 +356,7 @@ fn consumer_lines(samples: &[Sample]) -> Vec<ConsumerLine> {
                 lag_p50: quantile(0.5),
                 lag_p90: quantile(0.9),
                 failures: if failures.is_empty() {
-                    "none".to_owned()
+                    crate::i18n::text().ops.failures_none.to_owned()
                 } else {
                     failures.join(", ")
                 },
@@ -354,6 +373,14 @@ mod tests {
     #[test]
     fn queue_names_say_what_they_are_for() {
         assert_eq!(kind_of("legacy-sync"), ("legacy-sync".into(), Kind::Main));
+        assert_eq!(
+            kind_of("legacy-sync.p3"),
+            ("legacy-sync".into(), Kind::Main)
+        );
+        assert_eq!(
+            kind_of("legacy-sync.delay.0"),
+            ("legacy-sync".into(), Kind::Retry)
+        );
         assert_eq!(
             kind_of("legacy-sync.retry.2"),
             ("legacy-sync".into(), Kind::Retry)

@@ -38,13 +38,14 @@ pub struct EventPathView {
 }
 
 fn step_label(step: &str) -> &'static str {
+    let t = &crate::i18n::text().ops;
     match step {
-        "published" => "Published by the relay",
-        "handled" => "Handled",
-        "retried" => "Failed, sent to retry",
-        "dead_lettered" => "Failed, dead-lettered",
-        "replayed" => "Replayed",
-        _ => "Step",
+        "published" => t.step_published,
+        "handled" => t.step_handled,
+        "retried" => t.step_retried,
+        "dead_lettered" => t.step_dead_lettered,
+        "replayed" => t.step_replayed,
+        _ => t.step_other,
     }
 }
 

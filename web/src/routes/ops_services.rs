@@ -43,7 +43,6 @@ struct ServiceFigures {
 #[derive(Template)]
 #[template(path = "ops_services.html")]
 struct ServicesPage {
-    /// The base template's strings (the operations pages' own are English only so far).
     t: &'static crate::i18n::Text,
     header: OpsHeader,
     services: Vec<ServiceFigures>,

@@ -11,6 +11,9 @@
 //! | `GET /api/v1/dead-letters/actions?limit=` | read | who replayed or discarded what |
 //! | `GET /api/v1/event-paths?subject=` | read | the path (hops) of every event of a subject (an order) this consumer handled, from its inbox |
 //!
+//! Reading a queue means fetching every message in it, so the reads go through [`snapshot`]:
+//! a burst of requests shares one.
+//!
 //! Who may do what is the service's business: it names its caller type as an [`Operator`]
 //! (`access::Staff` implements it with the operations permissions).
 
@@ -26,6 +29,7 @@ use sqlx::PgPool;
 use super::{
     Action, DeadLetter, Filter, Selection,
     audit::{self, ActionRecord, Actor},
+    snapshot,
 };
 use crate::topology::{self, QueueSpec};
 
@@ -217,11 +221,11 @@ async fn list<O: Operator>(
     Query(filter): Query<Filter>,
 ) -> Result<HttpResponse, ApiError> {
     operator.require_read()?;
-    let mut letters = super::list(&queue.bus, queue.spec)
+    let all = snapshot::letters(&queue.bus, queue.spec, snapshot::FRESH)
         .await
         .context("listing the dead letters")?;
-    let total = letters.len();
-    letters.retain(|l| filter.matches(l));
+    let total = all.len();
+    let mut letters: Vec<&DeadLetter> = all.iter().filter(|l| filter.matches(l)).collect();
     // Newest failure first; RFC 3339 in UTC sorts as text.
     letters.sort_by(|a, b| b.failed_at.cmp(&a.failed_at));
     Ok(HttpResponse::Ok().json(LetterList {
@@ -232,6 +236,7 @@ async fn list<O: Operator>(
         letters: letters
             .into_iter()
             .take(LIST_LIMIT)
+            .cloned()
             .map(LetterSummary::from)
             .collect(),
     }))
@@ -244,11 +249,12 @@ async fn one<O: Operator>(
 ) -> Result<HttpResponse, ApiError> {
     operator.require_read()?;
     let key = req.match_info().get("key").unwrap_or_default();
-    let letter = super::list(&queue.bus, queue.spec)
+    let letter = snapshot::letters(&queue.bus, queue.spec, snapshot::FRESH)
         .await
         .context("listing the dead letters")?
-        .into_iter()
+        .iter()
         .find(|l| l.key == key)
+        .cloned()
         .ok_or_else(|| ClientError::not_found("dead letter"))?;
     Ok(HttpResponse::Ok().json(LetterDetail {
         pretty_body: letter.pretty_body(),
@@ -292,9 +298,9 @@ async fn act<O: Operator>(
         .begin()
         .await
         .context("starting the audit transaction")?;
-    let taken = super::act(&queue.bus, queue.spec, selection, action)
-        .await
-        .with_context(|| format!("{} dead letters", action.as_str()))?;
+    let taken = super::act(&queue.bus, queue.spec, selection, action).await;
+    snapshot::forget(&queue.bus, queue.spec).await;
+    let taken = taken.with_context(|| format!("{} dead letters", action.as_str()))?;
     if taken.is_empty() && matches!(selection, Selection::Keys(_)) {
         return Err(ClientError::not_found("dead letter").into());
     }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, atomic::AtomicBool},
     time::Duration,
 };
@@ -21,6 +21,9 @@ use service_kit::{config::BusSettings, shutdown::Shutdown};
 use sqlx::{PgConnection, PgPool};
 use testkit::{PrivateBroker, TestDatabase, eventually, test_bus};
 use uuid::Uuid;
+
+mod snapshot;
+mod stream;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/migrations");
 const WAIT: Duration = Duration::from_secs(20);
@@ -581,26 +584,36 @@ async fn settled_messages_are_acknowledged_and_not_delivered_again() {
     }
     h.wait_applied(60).await;
     let (connection, channel) = h.broker_channel().await;
-    let queue = topology::queue_name(&h.bus.exchange, topology::LEGACY_SYNC);
     // Acks of a batch go out together once every earlier delivery is settled; once they
-    // are out, nothing is left in the queue, ready or unacknowledged.
+    // are out, nothing is left in any partition, ready or unacknowledged.
     eventually("every delivery acknowledged", WAIT, || async {
         h.shutdown.trigger();
-        let state = channel
-            .queue_declare(
-                queue.as_str().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        (state.consumer_count() == 0 && state.message_count() == 0).then_some(())
+        for queue in topology::partition_queue_names(&h.bus, topology::LEGACY_SYNC) {
+            let (consumers, messages) = queue_state(&channel, &queue).await;
+            if consumers != 0 || messages != 0 {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     let _ = connection.close(200, "done".into()).await;
+}
+
+/// How many consumers a queue has, and how many messages are ready in it.
+async fn queue_state(channel: &lapin::Channel, queue: &str) -> (u32, u32) {
+    let state = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (state.consumer_count(), state.message_count())
 }
 
 /// A relay of its own for a test, with its readiness flag and its shutdown.
@@ -880,7 +893,10 @@ async fn one_relay_per_database_publishes_and_a_standby_takes_over() {
     .await;
     let leaders = || async {
         sqlx::query_scalar::<_, i64>(
+            // The relay's lock has one key (objsubid 1); the consumer's pruning leader holds a
+            // two-key one (`service_kit::leader`).
             "select count(*) from pg_locks where locktype = 'advisory' and granted \
+             and objsubid = 1 \
              and database = (select oid from pg_database where datname = current_database())",
         )
         .fetch_one(&h.db.pool)
@@ -1029,5 +1045,264 @@ async fn a_retried_event_keeps_its_publisher_when_the_consumer_is_another_user()
             .unwrap()
             .is_empty()
     );
+    shutdown.trigger();
+}
+
+/// A consumer's handler that also counts what it applied, to tell two replicas apart.
+struct Replica {
+    recorder: Arc<Recorder>,
+    applied: std::sync::atomic::AtomicUsize,
+}
+
+impl Handler for Replica {
+    async fn handle(&self, conn: &mut PgConnection, event: &Incoming) -> Result<(), HandlerError> {
+        self.recorder.handle(conn, event).await?;
+        self.applied
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The consumers of the test's vhost as the management API lists them: (queue, connection,
+/// whether the broker lets it take deliveries).
+fn consumers_of(bus: &BusSettings) -> Vec<(String, String, bool)> {
+    let url = secrecy::ExposeSecret::expose_secret(&bus.url).to_owned();
+    let vhost = url.rsplit('/').next().unwrap().to_owned();
+    let uri: lapin::uri::AMQPUri = std::env::var("AMQP_URL").unwrap().parse().unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-fsS", "-u"])
+        .arg(format!(
+            "{}:{}",
+            uri.authority.userinfo.username, uri.authority.userinfo.password
+        ))
+        .arg(format!(
+            "{}/api/consumers/{vhost}",
+            testkit::management_url()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "listing the consumers");
+    let consumers: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    consumers
+        .iter()
+        .map(|c| {
+            (
+                c["queue"]["name"].as_str().unwrap_or_default().to_owned(),
+                c["channel_details"]["connection_name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                c["active"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// Each order's sequences in the order they were applied.
+async fn applied_sequences(pool: &PgPool) -> HashMap<String, Vec<i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("select subject, sequence from applied order by applied_at")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut orders: HashMap<String, Vec<i64>> = HashMap::new();
+    for (subject, sequence) in rows {
+        orders.entry(subject).or_default().push(sequence);
+    }
+    orders
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_partitions_in_order_and_the_survivor_takes_over() {
+    let db = TestDatabase::create(&MIGRATOR).await;
+    let h = Harness {
+        db,
+        bus: test_bus(),
+        recorder: Arc::new(Recorder::default()),
+        shutdown: Shutdown::new(),
+    };
+    h.spawn_relay();
+    let partitions = topology::partition_queue_names(&h.bus, topology::LEGACY_SYNC);
+    let replicas: Vec<Arc<Replica>> = (0..2)
+        .map(|_| {
+            Arc::new(Replica {
+                recorder: h.recorder.clone(),
+                applied: Default::default(),
+            })
+        })
+        .collect();
+    // The first replica subscribes to every partition before the second starts, so the
+    // broker makes it the active consumer of all of them and the second one waits.
+    for replica in &replicas {
+        let ready = Arc::new(AtomicBool::new(false));
+        tokio::spawn(
+            Consumer::new(
+                h.pool(),
+                h.bus.clone(),
+                topology::LEGACY_SYNC,
+                fast_retries(),
+                replica.clone(),
+                ready.clone(),
+                h.shutdown.clone(),
+            )
+            .run(),
+        );
+        eventually("the replica consumes", WAIT, || async {
+            ready
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .then_some(())
+        })
+        .await;
+    }
+    // The management API's view lags the broker by its statistics interval.
+    eventually(
+        "a consumer per replica on every partition",
+        WAIT,
+        || async {
+            let consumers = consumers_of(&h.bus);
+            partitions
+                .iter()
+                .all(|queue| consumers.iter().filter(|(q, _, _)| q == queue).count() == 2)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Many orders' events, interleaved, each order's in sequence.
+    let stage_wave = |orders: Vec<Uuid>| {
+        let h = &h;
+        async move {
+            for sequence in 1..=5 {
+                for order in &orders {
+                    h.stage(*order, sequence).await;
+                }
+            }
+        }
+    };
+    stage_wave((0..20).map(|_| Uuid::new_v4()).collect()).await;
+    h.wait_applied(100).await;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(replicas[0].applied.load(relaxed), 100);
+    assert_eq!(
+        replicas[1].applied.load(relaxed),
+        0,
+        "the waiting replica took nothing"
+    );
+
+    // The active replica's connection dies (as when its process is killed): the broker makes
+    // the other replica's consumer active on every partition.
+    let killed: HashSet<String> = consumers_of(&h.bus)
+        .into_iter()
+        .filter(|(_, _, active)| *active)
+        .map(|(_, connection, _)| connection)
+        .collect();
+    assert_eq!(killed.len(), 1, "one replica is active on every partition");
+    for name in &killed {
+        let path = format!(
+            "connections/{}",
+            name.replace(' ', "%20").replace('>', "%3E")
+        );
+        assert_eq!(testkit::management("DELETE", &path, None), 204);
+    }
+    eventually(
+        "the other replica active on every partition",
+        WAIT,
+        || async {
+            let consumers = consumers_of(&h.bus);
+            let taken_over = partitions.iter().all(|queue| {
+                consumers
+                    .iter()
+                    .any(|(q, c, active)| q == queue && *active && !killed.contains(c))
+            });
+            taken_over.then_some(())
+        },
+    )
+    .await;
+    stage_wave((0..20).map(|_| Uuid::new_v4()).collect()).await;
+    h.wait_applied(200).await;
+    assert_eq!(
+        replicas[1].applied.load(relaxed),
+        100,
+        "the survivor took the second wave"
+    );
+
+    for (order, sequences) in applied_sequences(&h.db.pool).await {
+        assert_eq!(
+            sequences,
+            vec![1, 2, 3, 4, 5],
+            "order {order} applied out of order"
+        );
+    }
+    assert_eq!(h.applied_count().await, 200, "nothing applied twice");
+    assert!(
+        dead_letters::list(&h.bus, topology::LEGACY_SYNC)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_once_per_cluster_job_runs_in_one_replica_and_another_takes_over_when_it_dies() {
+    use service_kit::leader::Leader;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    let db = TestDatabase::create(&MIGRATOR).await;
+    let shutdown = Shutdown::new();
+    // Two replicas of a job that counts its runs, as the late sweeper sweeps, each with a
+    // pool of its own as separate processes have.
+    let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
+    let mut pools = Vec::new();
+    for replica in 0..2 {
+        let runs = runs.clone();
+        let pool = PgPool::connect_with((*db.pool.connect_options()).clone())
+            .await
+            .unwrap();
+        pools.push(pool.clone());
+        tokio::spawn(
+            Leader::new(pool, "test-sweep", shutdown.clone()).run(move || {
+                let runs = runs.clone();
+                async move {
+                    loop {
+                        runs[replica].fetch_add(1, Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }),
+        );
+    }
+    let leader = eventually("one replica sweeping", WAIT, || async {
+        (0..2).find(|&r| runs[r].load(Relaxed) >= 10)
+    })
+    .await;
+    let standby = 1 - leader;
+    assert_eq!(runs[standby].load(Relaxed), 0, "only the leader sweeps");
+
+    // The leader's process dies: it can reach the database no more (its pool is closed; the
+    // lock's connection is not the pool's) and its connection ends.
+    pools[leader].close().await;
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' \
+         and objsubid = 2 and granted \
+         and database = (select oid from pg_database where datname = current_database())",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, vec![true], "one lock, held by the leader");
+    eventually("the standby sweeping", WAIT, || async {
+        (runs[standby].load(Relaxed) >= 10).then_some(())
+    })
+    .await;
+    // The old leader's job stops once its next check finds the connection gone: its count
+    // stands still while the new leader's grows by more than a check interval's worth of runs.
+    eventually("the old leader stopped sweeping", WAIT, || async {
+        let (old, new) = (runs[leader].load(Relaxed), runs[standby].load(Relaxed));
+        while runs[standby].load(Relaxed) < new + 40 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (runs[leader].load(Relaxed) == old).then_some(())
+    })
+    .await;
     shutdown.trigger();
 }
