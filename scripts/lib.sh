@@ -283,13 +283,16 @@ rmq_stop() {
 # partition queues (`.p<i>`, bound to it, so read on `.hash`), and may read none of them. A
 # consumer declares and reads its own queues (partitions, retry, dead-letter, and the
 # unpartitioned queue it drains), and every process that follows changes a server-named
-# amq.gen-* queue of its own. Only the two consumers may write to the default exchange
-# (amq.default) and to their own `.hash`: their retries and replays go through them, and since
-# that bypasses topic permissions, consumers also check `user_id`.
+# amq.gen-* queue of its own. Only the consumers (tracker-intake, legacy-sync, auth-pizzerias)
+# may write to the default exchange (amq.default) and to their own `.hash`: their retries and
+# replays go through them, and since that bypasses topic permissions, consumers also check
+# `user_id`.
 # `deploy/` states the same rules for compose and Kubernetes.
 rmq_bus_user_rules() {
     local e=${1//./\\.}
     local intake="$e\\.tracker-intake" legacy="$e\\.legacy-sync" private='amq\.gen-.+'
+    # Auth's queue of the tracker's pizzerias: new with partitions, so no unpartitioned queue.
+    local pizzerias="$e\\.auth-pizzerias"
     # The history stream (bus::stream): only the sync worker declares, binds and reads it.
     local history="$e\\.history"
     # What a publisher declares of a consumer's partitions, and what it binds them to. The
@@ -297,9 +300,9 @@ rmq_bus_user_rules() {
     # the previous release still declares it while a rolling deploy runs (docs/DEPLOYING.md).
     local parts='(\.(hash|p[0-9]+))?' hash='\.hash'
     printf '%s\n' \
-        "tracker - ^($e|$intake(\\..+)?|$legacy$parts|$private)\$ ^($e|amq\\.default|$intake(\\..+)?|$legacy$parts|$private)\$ ^($e|$intake(\\..+)?|$legacy$hash|$private)\$ ^tracker\\. .*" \
+        "tracker - ^($e|$intake(\\..+)?|$legacy$parts|$pizzerias$parts|$private)\$ ^($e|amq\\.default|$intake(\\..+)?|$legacy$parts|$pizzerias$parts|$private)\$ ^($e|$intake(\\..+)?|$legacy$hash|$pizzerias$hash|$private)\$ ^tracker\\. .*" \
         "sync-worker - ^($e|$legacy(\\..+)?|$history)\$ ^(amq\\.default|$legacy(\\..+)?|$history)\$ ^($e|$legacy(\\..+)?|$history)\$ ^\$ .*" \
-        "auth - ^($e|$legacy$parts|$private)\$ ^($e|$legacy$parts|$private)\$ ^($e|$legacy$hash|$private)\$ ^auth\\. .*" \
+        "auth - ^($e|$legacy$parts|$pizzerias(\\..+)?|$private)\$ ^($e|amq\\.default|$legacy$parts|$pizzerias(\\..+)?|$private)\$ ^($e|$legacy$hash|$pizzerias(\\..+)?|$private)\$ ^auth\\. .*" \
         "devices - ^($e|$legacy$parts|$private)\$ ^($e|$legacy$parts|$private)\$ ^($e|$legacy$hash|$private)\$ ^devices\\. .*" \
         "web - ^($e|$private)\$ ^($private)\$ ^($e|$private)\$ ^\$ .*" \
         "cashier - ^($e|$intake$parts)\$ ^($e|$intake$parts)\$ ^($e|$intake$hash)\$ ^cashier\\. ^(cashier|site|contact-centre)\\.order\\.(placed|cancelled)\$" \

@@ -491,7 +491,14 @@ pub struct NewUser {
     pub roles: Vec<RoleGrant>,
 }
 
-/// Fails with a 422 on `field` unless every pizzeria the grants name is registered.
+/// The rule a grant naming a pizzeria auth does not know breaks. Auth learns of pizzerias only
+/// from the tracker, so the answer says where to create one; retrying once the tracker's
+/// announcement has arrived succeeds.
+const UNKNOWN_PIZZERIA: &str = "is not a pizzeria the tracker has announced (a chain admin \
+     creates it at the tracker with PUT /api/v1/pizzerias/{id}; auth hears of it moments later)";
+
+/// Fails with a 422 on `field` unless auth has heard of every pizzeria the grants name (from the
+/// tracker, which owns them): a clear refusal the caller may retry once the event has arrived.
 pub async fn check_pizzerias(
     conn: &mut PgConnection,
     grants: &[(String, RoleGrant)],
@@ -502,11 +509,7 @@ pub async fn check_pizzerias(
         .iter()
         .find(|(_, g)| g.pizzeria_id.is_some_and(|id| unknown.contains(&id)))
     {
-        return Err(ValidationError::new(
-            field.clone(),
-            "is not a registered pizzeria (a chain admin registers it with PUT /api/v1/pizzerias/{id})",
-        )
-        .into());
+        return Err(ValidationError::new(field.clone(), UNKNOWN_PIZZERIA).into());
     }
     Ok(())
 }
@@ -615,7 +618,7 @@ pub async fn change_role(
         if let Some(pizzeria_id) = role.pizzeria_id
             && !pizzerias::pizzeria_exists(tx, pizzeria_id).await?
         {
-            return Err(ValidationError::new("pizzeria_id", "is not a registered pizzeria").into());
+            return Err(ValidationError::new("pizzeria_id", UNKNOWN_PIZZERIA).into());
         }
         users::insert_role(tx, user_id, role, Some(actor_id)).await?
     } else {
@@ -681,34 +684,4 @@ pub async fn deactivate(
         .await?;
     }
     user_view(tx, user_id).await
-}
-
-/// Registers a pizzeria (or renames it). Returns whether it was new.
-pub async fn register_pizzeria(
-    tx: &mut PgConnection,
-    pizzeria_id: Uuid,
-    name: &str,
-    actor_id: Option<Uuid>,
-    origin: &Origin,
-) -> Result<bool, AuthError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ValidationError::new("name", "must be 1 to 100 characters").into());
-    }
-    let created = pizzerias::upsert_pizzeria(tx, pizzeria_id, name).await?;
-    if created {
-        audit::record(
-            tx,
-            AuditEntry {
-                action: "pizzeria_registered",
-                actor_id,
-                pizzeria_id: Some(pizzeria_id),
-                ip: Some(&origin.ip),
-                details: Some(serde_json::json!({ "name": name })),
-                ..AuditEntry::default()
-            },
-        )
-        .await?;
-    }
-    Ok(created)
 }

@@ -22,6 +22,9 @@ pub struct Settings {
     pub network: NetworkSettings,
     /// Checking device tokens: station tablets read the kitchen staff list.
     pub device_access: access::DeviceAccessSettings,
+    /// The consumer of the tracker's pizzeria announcements.
+    #[serde(default)]
+    pub consumer: bus::ConsumerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod pizzerias;
 pub mod retention;
 pub mod routes;
 pub mod secrets;

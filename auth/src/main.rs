@@ -26,8 +26,8 @@ enum Command {
         #[arg(long)]
         password: Option<String>,
     },
-    /// Register the demo pizzeria with a shift manager and two kitchen staff, and print their
-    /// logins with fresh passwords.
+    /// The demo pizzeria's shift manager and two kitchen staff (the pizzeria itself is the
+    /// tracker's `seed-demo`), printing their logins with fresh passwords.
     SeedDemo,
 }
 

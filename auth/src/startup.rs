@@ -1,13 +1,13 @@
-//! Building and running the auth service: the HTTP server, the outbox relay and the
-//! subscription that keeps the device cache honest, tied to one shutdown signal; and the
-//! bootstrap commands (`create-admin`, `seed-demo`).
+//! Building and running the auth service: the HTTP server, the outbox relay, the consumer of the
+//! tracker's pizzerias and the subscription that keeps the device cache honest, tied to one
+//! shutdown signal; and the bootstrap commands (`create-admin`, `seed-demo`).
 
 use std::net::TcpListener;
 
 use access::{CacheInvalidation, DeviceVerifier, Role};
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
-use bus::outbox::Relay;
+use bus::{Consumer, outbox::Relay, topology::AUTH_PIZZERIAS};
 use service_kit::{
     http::{Readiness, not_found, ops_routes, trace_requests},
     shutdown::Shutdown,
@@ -18,8 +18,9 @@ use uuid::Uuid;
 use crate::{
     accounts::{self, Accounts, AuthError, NewUser, Origin, SERVICE},
     config::Settings,
-    db::users,
+    db::{pizzerias, users},
     domain::{DisplayName, Login, Password, RoleGrant},
+    pizzerias::PizzeriaList,
     routes,
     secrets::random_text,
 };
@@ -91,6 +92,15 @@ impl Application {
             SERVICE,
             self.shutdown.clone(),
         );
+        let pizzerias = Consumer::new(
+            self.pool.clone(),
+            self.settings.bus.clone(),
+            AUTH_PIZZERIAS,
+            self.settings.consumer.clone(),
+            std::sync::Arc::new(PizzeriaList),
+            self.readiness.flag("pizzerias_consumer"),
+            self.shutdown.clone(),
+        );
         let pruning = {
             let (pool, sessions) = (self.pool.clone(), self.settings.sessions.clone());
             service_kit::retention::run_every(
@@ -108,6 +118,7 @@ impl Application {
             tokio::spawn(relay.run()),
             tokio::spawn(invalidation.run()),
             tokio::spawn(pruning),
+            tokio::spawn(pizzerias.run()),
         ];
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
@@ -223,7 +234,7 @@ pub const DEMO_STAFF: [(&str, &str, Role); 3] = [
     ("demo.kitchen2", "Olga (kitchen)", Role::KitchenStaff),
 ];
 
-/// `auth seed-demo`: registers the demo pizzeria and its staff, giving each a fresh random
+/// `auth seed-demo`: the demo pizzeria's staff, giving each a fresh random
 /// password (the data outlives a `make run`, the printed passwords do not). Returns
 /// (login, password) pairs.
 pub async fn seed_demo(settings: &Settings) -> anyhow::Result<Vec<(String, String)>> {
@@ -234,9 +245,10 @@ pub async fn seed_demo(settings: &Settings) -> anyhow::Result<Vec<(String, Strin
     let accounts = accounts_for(settings).await?;
     let origin = command_line();
     let mut tx = pool.begin().await.context("cannot start the seed")?;
-    accounts::register_pizzeria(&mut tx, DEMO_PIZZERIA_ID, "Demo pizzeria", None, &origin)
-        .await
-        .map_err(unexpected)?;
+    // The tracker's `seed-demo` announces the demo pizzeria, but this seed grants roles in it at
+    // once, maybe before auth has run its consumer: a placeholder at sequence 0, which the
+    // tracker's announcement (sequence 1 or later) overwrites.
+    pizzerias::apply_announced_pizzeria(&mut tx, DEMO_PIZZERIA_ID, "Demo pizzeria", 0).await?;
     let mut credentials = Vec::new();
     for (login, name, role) in DEMO_STAFF {
         let password = random_text(12)?;

@@ -57,6 +57,8 @@ pub struct AccessPeers {
     /// ... and device tokens.
     pub device_access: DeviceAccessSettings,
     client: reqwest::Client,
+    bus: BusSettings,
+    /// Auth's and devices' databases.
     _databases: [TestDatabase; 2],
     shutdowns: [Shutdown; 3],
 }
@@ -145,6 +147,7 @@ impl AccessPeers {
             access,
             device_access,
             client: reqwest::Client::new(),
+            bus: bus.clone(),
             _databases: [auth_db, devices_db],
             shutdowns: [auth_shutdown, devices_shutdown, second_auth_shutdown],
         };
@@ -174,25 +177,17 @@ impl AccessPeers {
             .to_owned()
     }
 
-    /// Registers the pizzerias in auth, so roles can be granted there.
+    /// Gives auth the pizzerias, so roles can be granted there, as the tracker would: announced
+    /// on the bus as `PizzeriaRegistered` (auth learns of pizzerias only from the tracker). For
+    /// a test without a tracker; one with a tracker creates them there and then
+    /// [`AccessPeers::await_pizzerias`].
     pub async fn register_pizzerias(&self, ids: &[Uuid]) {
-        for id in ids {
-            let response = self
-                .as_admin(
-                    Method::PUT,
-                    &self.auth_url,
-                    &format!("/api/v1/pizzerias/{id}"),
-                )
-                .json(&json!({ "name": format!("Pizzeria {id}") }))
-                .send()
-                .await
-                .expect("request");
-            assert_eq!(
-                response.status(),
-                StatusCode::CREATED,
-                "auth registers {id}"
-            );
-        }
+        testkit::announce_pizzerias(&self.bus, &self._databases[0].pool, ids).await;
+    }
+
+    /// Waits until auth has heard of the pizzerias (from the tracker's announcements).
+    pub async fn await_pizzerias(&self, ids: &[Uuid]) {
+        testkit::auth_knows_pizzerias(&self._databases[0].pool, ids).await;
     }
 
     /// A new staff member with `role` in `pizzeria_id` (a chain admin holds everywhere),

@@ -1,26 +1,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Registers the pizzeria or renames it. Returns whether it was new.
-#[tracing::instrument(skip(conn))]
-pub async fn upsert_pizzeria(
-    conn: &mut PgConnection,
-    id: Uuid,
-    name: &str,
-) -> Result<bool, sqlx::Error> {
-    let (inserted,): (bool,) = sqlx::query_as(
-        "insert into pizzerias (id, name) values ($1, $2) \
-         on conflict (id) do update set name = excluded.name \
-         returning (xmax = 0)",
-    )
-    .bind(id)
-    .bind(name)
-    .fetch_one(conn)
-    .await?;
-    Ok(inserted)
-}
-
-/// The ids among `ids` that are not registered pizzerias.
+/// The ids among `ids` that are not pizzerias auth has heard of from the tracker.
 #[tracing::instrument(skip(conn))]
 pub async fn unknown_pizzerias(
     conn: &mut PgConnection,
@@ -39,4 +20,27 @@ pub async fn unknown_pizzerias(
 #[tracing::instrument(skip(conn))]
 pub async fn pizzeria_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
     Ok(unknown_pizzerias(conn, &[id]).await?.is_empty())
+}
+
+/// Applies the tracker's word on a pizzeria: inserts it, or renames it if `sequence` is newer than
+/// the last event applied to it. `false` when the event was stale (or a repeat).
+#[tracing::instrument(skip(conn))]
+pub async fn apply_announced_pizzeria(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &str,
+    sequence: i64,
+) -> Result<bool, sqlx::Error> {
+    let applied = sqlx::query(
+        "insert into pizzerias (id, name, event_sequence) values ($1, $2, $3) \
+         on conflict (id) do update set name = excluded.name, \
+         event_sequence = excluded.event_sequence \
+         where pizzerias.event_sequence < excluded.event_sequence",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(sequence)
+    .execute(conn)
+    .await?;
+    Ok(applied.rows_affected() == 1)
 }

@@ -68,10 +68,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::delete().to(sessions::revoke_for_user),
             )
             .route(
-                "/pizzerias/{pizzeria_id}",
-                web::put().to(pizzerias::register),
-            )
-            .route(
                 "/pizzerias/{pizzeria_id}/staff",
                 web::get().to(pizzerias::staff),
             )

@@ -1,56 +1,17 @@
-//! Pizzerias roles can be granted in, and who works there.
+//! Who works in a pizzeria. Auth keeps no pizzerias of its own making: it learns of them from the
+//! tracker's announcements (`crate::pizzerias`), so there is no `PUT` here.
 
 use access::{DeviceKind, Role};
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use service_kit::http::{ClientError, Deferred, Json, Query};
+use service_kit::http::{ClientError, Deferred, Query};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{accounts, db::users};
+use crate::db::users;
 
-use super::{ApiError, Caller, StaffOrDevice, uuid_param};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PizzeriaBody {
-    name: String,
-}
-
-/// `PUT /api/v1/pizzerias/{pizzeria_id}` (chain admin): registers the pizzeria, so roles can be
-/// granted in it. 201 when new, 200 when renamed.
-pub async fn register(
-    req: HttpRequest,
-    caller: Caller,
-    pool: web::Data<PgPool>,
-    body: Deferred<Json<PizzeriaBody>>,
-) -> Result<HttpResponse, ApiError> {
-    let pizzeria_id = uuid_param(&req, "pizzeria_id")?;
-    caller.require_chain_admin()?;
-    let Json(body) = body.get()?;
-    let mut tx = pool
-        .begin()
-        .await
-        .context("cannot start the registration")?;
-    let created = accounts::register_pizzeria(
-        &mut tx,
-        pizzeria_id,
-        &body.name,
-        Some(caller.id()),
-        &caller.origin,
-    )
-    .await?;
-    tx.commit()
-        .await
-        .context("cannot commit the registration")?;
-    let body = serde_json::json!({ "id": pizzeria_id, "name": body.name.trim() });
-    Ok(if created {
-        HttpResponse::Created().json(body)
-    } else {
-        HttpResponse::Ok().json(body)
-    })
-}
+use super::{ApiError, StaffOrDevice, uuid_param};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

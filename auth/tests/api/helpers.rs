@@ -72,15 +72,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         shutdown,
     };
     app.admin_token = app.login_ok(ADMIN_LOGIN, ADMIN_PASSWORD).await;
-    let response = app
-        .put_with(
-            &app.admin_token,
-            &format!("/api/v1/pizzerias/{}", app.pizzeria_id),
-            &json!({ "name": "Test pizzeria" }),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    app.register_pizzeria(app.pizzeria_id).await;
     app
+}
+
+impl TestApp {
+    /// Announces the pizzeria as the tracker would and waits until the app has applied it.
+    pub async fn register_pizzeria(&self, id: Uuid) {
+        testkit::announce_pizzerias(&self.bus, &self.db.pool, &[id]).await;
+    }
 }
 
 /// An app that checks device tokens against a real devices service: `AccessPeers` (a devices

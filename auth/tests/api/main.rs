@@ -11,6 +11,7 @@ mod bad_input;
 mod events;
 mod helpers;
 mod internal;
+mod pizzerias;
 mod roles;
 mod sessions;
 mod staff_list;

@@ -56,10 +56,17 @@ pub const LEGACY_SYNC: QueueSpec = QueueSpec {
     bindings: &["tracker.#", "auth.user.*", "devices.device.*"],
 };
 
+/// Auth keeps its list of pizzerias (where roles can be granted) from the tracker, which owns
+/// them.
+pub const AUTH_PIZZERIAS: QueueSpec = QueueSpec {
+    consumer: "auth-pizzerias",
+    bindings: &["tracker.pizzeria.*"],
+};
+
 /// Every consumer queue. Publishers declare these too (see [`declare_consumer_queues`]), so an
 /// event published before its consumer ever started waits in the queue instead of being
 /// dropped as unroutable.
-pub const ALL: &[QueueSpec] = &[TRACKER_INTAKE, LEGACY_SYNC];
+pub const ALL: &[QueueSpec] = &[TRACKER_INTAKE, LEGACY_SYNC, AUTH_PIZZERIAS];
 
 /// Whether some durable consumer's queue is bound to take `routing_key`. An event nobody keeps
 /// (`auth.session.revoked` goes only to the caches' private queues) may come back unroutable

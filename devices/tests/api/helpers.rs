@@ -20,8 +20,8 @@ pub const IP: &str = "10.0.0.1";
 /// The auth service the staff sign in to.
 pub struct AuthApp {
     pub address: String,
-    /// Kept so the database lives as long as the app.
-    _db: TestDatabase,
+    /// Kept so the database lives as long as the app; the helpers read its pizzerias.
+    db: TestDatabase,
 }
 
 pub struct TestApp {
@@ -102,7 +102,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         db,
         auth: AuthApp {
             address: auth_address,
-            _db: auth_db,
+            db: auth_db,
         },
         bus,
         settings,
@@ -114,18 +114,18 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         shutdown: vec![shutdown, auth_shutdown],
     };
     app.admin_token = app.login(ADMIN_LOGIN, ADMIN_PASSWORD).await;
-    let response = app
-        .client
-        .put(app.auth_url(&format!("/api/v1/pizzerias/{}", app.pizzeria_id)))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({ "name": "Test pizzeria" }))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), StatusCode::CREATED);
+    app.register_pizzeria(app.pizzeria_id).await;
     app.manager_token = app.staff_session("manager", "shift_manager").await;
     app.office_token = app.staff_session("office", "office_manager").await;
     app
+}
+
+impl TestApp {
+    /// Gives auth the pizzeria, announced as the tracker would (auth learns of pizzerias only
+    /// from the tracker), so roles can be granted there.
+    pub async fn register_pizzeria(&self, id: Uuid) {
+        testkit::announce_pizzerias(&self.bus, &self.auth.db.pool, &[id]).await;
+    }
 }
 
 pub async fn json_body(response: Response) -> Value {

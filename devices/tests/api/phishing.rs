@@ -35,15 +35,7 @@ async fn lookup_says_whether_the_device_asked_from_the_approvers_network() {
 /// A shift manager of a second pizzeria: (pizzeria id, session token).
 async fn approver_elsewhere(app: &TestApp) -> (Uuid, String) {
     let other = Uuid::now_v7();
-    let response = app
-        .client
-        .put(app.auth_url(&format!("/api/v1/pizzerias/{other}")))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({ "name": "Another pizzeria" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
+    app.register_pizzeria(other).await;
     let response = app
         .client
         .post(app.auth_url("/api/v1/users"))

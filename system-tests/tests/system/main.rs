@@ -19,6 +19,7 @@ use system_tests::{AccessPeers, run, test_settings};
 use testkit::{PrivateBroker, TestDatabase, eventually};
 use uuid::Uuid;
 
+mod pizzerias;
 mod problems;
 
 // Generous: CI runs two suites at once on two cores, and a broker restart costs seconds.
@@ -100,7 +101,6 @@ impl Kitchen {
         tokio::spawn(sync_app.run_until_stopped());
 
         let pizzeria_id = Uuid::now_v7();
-        peers.register_pizzerias(&[pizzeria_id]).await;
         let client = reqwest::Client::new();
         let response = client
             .put(format!("{tracker_url}/api/v1/pizzerias/{pizzeria_id}"))
@@ -110,6 +110,9 @@ impl Kitchen {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
+        // The tracker announces it; auth, which learns of pizzerias only that way, grants roles
+        // in it once it has heard.
+        peers.await_pizzerias(&[pizzeria_id]).await;
         let mut tablets = HashMap::new();
         for station in ["dough", "topping", "oven", "packing"] {
             let tablet = peers.station_tablet(pizzeria_id, station).await;

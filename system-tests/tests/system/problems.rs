@@ -224,7 +224,6 @@ async fn every_service_answers_errors_as_the_problem_schema_of_the_document() {
     let peers = AccessPeers::start(&bus).await;
     let (tracker_url, tracker_shutdown, _tracker_db) = crate::tracker_beside(&peers, &bus).await;
     let pizzeria_id = Uuid::now_v7();
-    peers.register_pizzerias(&[pizzeria_id]).await;
     let client = reqwest::Client::new();
     let admin = peers.admin_token.clone();
     let response = client
@@ -235,6 +234,9 @@ async fn every_service_answers_errors_as_the_problem_schema_of_the_document() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
+    // The tracker announces it; auth, which learns of pizzerias only that way, grants roles
+    // in it once it has heard.
+    peers.await_pizzerias(&[pizzeria_id]).await;
     let cook = peers.staff(Role::KitchenStaff, pizzeria_id).await.token;
 
     let mut collected = Collected {
