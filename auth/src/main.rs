@@ -1,20 +1,18 @@
 use std::io::Read;
 
 use anyhow::Context;
-use auth::{config, startup::Application};
-use clap::{Parser, Subcommand};
+use auth::{
+    config::{self, Settings},
+    startup::Application,
+};
+use clap::Subcommand;
 
-#[derive(Parser)]
-#[command(name = "auth", about = "Staff accounts, roles and sessions")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+const ABOUT: (&str, &str) = ("auth", "Staff accounts, roles and sessions");
 
+/// Auth's commands besides `serve` (HTTP, the outbox relay and the consumer of the tracker's
+/// pizzerias until Ctrl-C).
 #[derive(Subcommand)]
 enum Command {
-    /// Serve HTTP and relay the outbox until Ctrl-C.
-    Serve,
     /// Apply the database migrations.
     Migrate,
     /// Create a chain admin. The password comes from --password, or else from standard input.
@@ -31,30 +29,11 @@ enum Command {
     SeedDemo,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
-    let cli = Cli::parse();
-    let settings = config::load()?;
-    match cli.command {
-        Command::Serve => {
-            settings.check_secrets()?;
-            let app = Application::build(settings).await?;
-            app.shutdown().trigger_on_signals();
-            tracing::info!(port = app.port(), "auth listening");
-            app.run_until_stopped().await
-        }
+/// The commands of this service besides `serve`.
+async fn own(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Migrate => {
-            let pool = settings
-                .database
-                .lazy_pool()
-                .context("bad database settings")?;
-            auth::db::MIGRATOR
-                .run(&pool)
-                .await
-                .context("cannot migrate the auth database")?;
-            println!("migrations applied");
-            Ok(())
+            service_kit::app::migrate(&settings.database, &auth::db::MIGRATOR).await
         }
         Command::CreateAdmin {
             login,
@@ -86,4 +65,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let service = (config::load, Settings::check_secrets, Application::build);
+    service_kit::app::main(ABOUT, service, own).await
 }

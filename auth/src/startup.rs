@@ -1,18 +1,11 @@
-//! Building and running the auth service: the HTTP server, the outbox relay, the consumer of the
-//! tracker's pizzerias and the subscription that keeps the device cache honest, tied to one
-//! shutdown signal; and the bootstrap commands (`create-admin`, `seed-demo`).
-
-use std::net::TcpListener;
+//! Auth as a service (`service_kit::app`): its routes, and its background work: the outbox relay,
+//! the consumer of the tracker's pizzerias, the subscription that keeps the device cache honest
+//! and the pruning of ended sessions; and the bootstrap commands (`create-admin`, `seed-demo`).
 
 use access::{CacheInvalidation, DeviceVerifier, Role};
-use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
-use bus::{Consumer, outbox::Relay, topology::AUTH_PIZZERIAS};
-use service_kit::{
-    http::{Readiness, not_found, ops_routes, trace_requests},
-    shutdown::Shutdown,
-};
-use sqlx::PgPool;
+use bus::{BusTasks, topology::AUTH_PIZZERIAS};
+use service_kit::app::{Service, ServiceBuilder};
 use uuid::Uuid;
 
 use crate::{
@@ -25,115 +18,50 @@ use crate::{
     secrets::random_text,
 };
 
-pub struct Application {
-    port: u16,
-    server: Server,
-    pool: PgPool,
-    settings: Settings,
-    devices: DeviceVerifier,
-    readiness: Readiness,
-    shutdown: Shutdown,
-}
+/// Auth; [`Application::build`] prepares it as a [`Service`] (`port`, `shutdown`,
+/// `run_until_stopped`).
+pub struct Application;
 
 impl Application {
     /// Binds the listener (port 0 picks a free one) and prepares everything; nothing runs until
-    /// [`Application::run_until_stopped`].
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = settings
-            .database
-            .lazy_pool()
-            .context("bad database settings")?;
-        let (listener, port) = settings.application.bind()?;
+    /// [`Service::run_until_stopped`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Service> {
+        let (mut service, pool) =
+            ServiceBuilder::with_database(SERVICE, &settings.application, &settings.database)?;
         let accounts = accounts_for(&settings).await?;
         let devices =
             DeviceVerifier::new(&settings.device_access).context("the device verifier")?;
-        let readiness = Readiness::new(pool.clone());
-        let server = run_server(
-            listener,
-            pool.clone(),
-            accounts,
-            devices.clone(),
-            &settings,
-            readiness.clone(),
-        )?;
-        Ok(Application {
-            port,
-            server,
-            pool,
-            settings,
-            devices,
-            readiness,
-            shutdown: Shutdown::new(),
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Triggering it stops the server and the relay.
-    pub fn shutdown(&self) -> &Shutdown {
-        &self.shutdown
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let relay = Relay::new(
-            self.pool.clone(),
-            self.settings.bus.clone(),
-            SERVICE,
-            self.readiness.flag("outbox_relay"),
-            self.shutdown.clone(),
-        );
+        let (prune_pool, sessions) = (pool.clone(), settings.sessions.clone());
         // `devices.#` keeps the device cache honest (auth checks its own sessions in its
         // database, so it has no staff cache to invalidate).
         let invalidation = CacheInvalidation::new(
-            self.devices.clone(),
-            self.settings.bus.clone(),
+            devices.clone(),
+            settings.bus.clone(),
             SERVICE,
-            self.shutdown.clone(),
+            service.shutdown().clone(),
         );
-        let pizzerias = Consumer::new(
-            self.pool.clone(),
-            self.settings.bus.clone(),
-            AUTH_PIZZERIAS,
-            self.settings.consumer.clone(),
-            std::sync::Arc::new(PizzeriaList),
-            self.readiness.flag("pizzerias_consumer"),
-            self.shutdown.clone(),
-        );
-        let pruning = {
-            let (pool, sessions) = (self.pool.clone(), self.settings.sessions.clone());
-            service_kit::retention::run_every(
-                pool.clone(),
-                service_kit::retention::EVERY,
-                self.shutdown.clone(),
-                "ended sessions",
-                move || {
-                    let (pool, sessions) = (pool.clone(), sessions.clone());
-                    async move { crate::retention::prune_sessions(&pool, &sessions).await }
-                },
+        service
+            .outbox_relay(&pool, &settings.bus, SERVICE)
+            .consumer(
+                &pool,
+                &settings.bus,
+                (AUTH_PIZZERIAS, &settings.consumer),
+                PizzeriaList,
+                "pizzerias_consumer",
             )
-        };
-        let tasks = [
-            tokio::spawn(relay.run()),
-            tokio::spawn(invalidation.run()),
-            tokio::spawn(pruning),
-            tokio::spawn(pizzerias.run()),
-        ];
-        let handle = self.server.handle();
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            shutdown.wait().await;
-            handle.stop(true).await;
-        });
-        let served = self.server.await.context("the HTTP server failed");
-        self.shutdown.trigger();
-        for task in tasks {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "a background task panicked");
-            }
-        }
-        served
+            .spawn("device cache", invalidation.run())
+            .periodic(&pool, "ended sessions", move || {
+                let (pool, sessions) = (prune_pool.clone(), sessions.clone());
+                async move { crate::retention::prune_sessions(&pool, &sessions).await }
+            });
+
+        service
+            .data(pool)
+            .data(accounts)
+            .data(devices)
+            .data(settings.network.clone())
+            .data(settings.introspection.clone());
+        service.serve(routes::configure)
     }
 }
 
@@ -143,45 +71,6 @@ async fn accounts_for(settings: &Settings) -> anyhow::Result<Accounts> {
     tokio::task::spawn_blocking(move || Accounts::new(sessions, login))
         .await
         .context("preparing the password hasher")?
-}
-
-fn run_server(
-    listener: TcpListener,
-    pool: PgPool,
-    accounts: Accounts,
-    devices: DeviceVerifier,
-    settings: &Settings,
-    readiness: Readiness,
-) -> anyhow::Result<Server> {
-    let pool = web::Data::new(pool);
-    let accounts = web::Data::new(accounts);
-    let devices = web::Data::new(devices);
-    let network = web::Data::new(settings.network.clone());
-    let introspection = web::Data::new(settings.introspection.clone());
-    let readiness = web::Data::new(readiness);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(trace_requests))
-            .app_data(pool.clone())
-            .app_data(accounts.clone())
-            .app_data(devices.clone())
-            .app_data(network.clone())
-            .app_data(introspection.clone())
-            .app_data(readiness.clone())
-            .configure(ops_routes)
-            .configure(routes::configure)
-            .default_service(web::to(unknown_route))
-    })
-    .keep_alive(service_kit::http::KEEP_ALIVE)
-    .listen(listener)
-    .context("cannot serve on the listener")?
-    .disable_signals()
-    .run();
-    Ok(server)
-}
-
-async fn unknown_route() -> Result<actix_web::HttpResponse, service_kit::http::ClientError> {
-    Err(not_found().await)
 }
 
 fn command_line() -> Origin {

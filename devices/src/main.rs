@@ -1,49 +1,28 @@
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use devices::{config, startup::Application};
+use clap::Subcommand;
+use devices::{
+    config::{self, Settings},
+    startup::Application,
+};
 
-#[derive(Parser)]
-#[command(
-    name = "devices",
-    about = "Kitchen devices: pairing by code, device tokens, management"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+const ABOUT: (&str, &str) = (
+    "devices",
+    "Kitchen devices: pairing by code, device tokens, management",
+);
 
+/// The devices service's commands besides `serve` (HTTP, the outbox relay and following auth's
+/// events until Ctrl-C).
 #[derive(Subcommand)]
 enum Command {
-    /// Serve HTTP, relay the outbox and follow auth's events until Ctrl-C.
-    Serve,
     /// Apply the database migrations.
     Migrate,
 }
 
+async fn migrate(Command::Migrate: Command, settings: Settings) -> anyhow::Result<()> {
+    service_kit::app::migrate(&settings.database, &devices::db::MIGRATOR).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
-    let cli = Cli::parse();
-    let settings = config::load()?;
-    match cli.command {
-        Command::Serve => {
-            settings.check_secrets()?;
-            let app = Application::build(settings).await?;
-            app.shutdown().trigger_on_signals();
-            tracing::info!(port = app.port(), "devices listening");
-            app.run_until_stopped().await
-        }
-        Command::Migrate => {
-            let pool = settings
-                .database
-                .lazy_pool()
-                .context("bad database settings")?;
-            devices::db::MIGRATOR
-                .run(&pool)
-                .await
-                .context("cannot migrate the devices database")?;
-            println!("migrations applied");
-            Ok(())
-        }
-    }
+    let service = (config::load, Settings::check_secrets, Application::build);
+    service_kit::app::main(ABOUT, service, migrate).await
 }

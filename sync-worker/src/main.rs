@@ -1,26 +1,23 @@
 use bus::topology::LEGACY_SYNC;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use sync_worker::{config::Settings, db, rebuild, startup::Application};
 
-/// Mirrors the tracker's events into the legacy monolith's tables.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+const ABOUT: (&str, &str) = (
+    "sync-worker",
+    "Mirrors the tracker's events into the legacy monolith's tables",
+);
 
+/// The sync worker's commands besides `serve` (alias `run`: consume events and serve
+/// /health/live, /health/ready, /metrics and the dead-letter API until Ctrl-C).
 #[derive(Subcommand)]
 enum Command {
-    /// Consume events and serve /health/live, /health/ready, /metrics and the dead-letter API.
-    Run,
-    /// Create the legacy database if it is missing and apply the migrations.
-    Migrate,
     /// What the worker could not mirror.
     DeadLetters {
         #[command(subcommand)]
         command: bus::dead_letters::Command,
     },
+    /// Create the legacy database if it is missing and apply the migrations.
+    Migrate,
     /// Rebuild the mirror from the history stream into a scratch database and compare it with
     /// the live legacy tables. Exit status: 0 equal, 1 different, 2 the rebuild failed.
     Rebuild {
@@ -35,31 +32,12 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    service_kit::telemetry::init();
-    let settings = Settings::load()?;
-    match cli.command {
-        Command::Run => {
-            settings.check_secrets()?;
-            let retention = settings.history.retention();
-            let bus = settings.bus.clone();
-            let app = Application::build(settings).await?;
-            app.shutdown().trigger_on_signals();
-            tokio::spawn(rebuild::keep_stream_declared(
-                bus,
-                retention,
-                app.shutdown(),
-            ));
-            tracing::info!(port = app.port(), "sync worker started");
-            app.run_until_stopped().await?;
-        }
-        Command::Migrate => {
-            db::migrate(&settings.database).await?;
-        }
+/// The commands of this service besides `serve`.
+async fn own(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => db::migrate(&settings.database).await,
         Command::DeadLetters { command } => {
-            bus::dead_letters::run(&settings.bus, LEGACY_SYNC, command).await?;
+            bus::dead_letters::run(&settings.bus, LEGACY_SYNC, command).await
         }
         Command::Rebuild { since, into } => {
             let code = match rebuild::rebuild(&settings, since, &into).await {
@@ -75,5 +53,10 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
     }
-    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let service = (Settings::load, Settings::check_secrets, Application::build);
+    service_kit::app::main(ABOUT, service, own).await
 }

@@ -1,54 +1,33 @@
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use tracker::{config, startup::Application};
+use clap::Subcommand;
+use tracker::{
+    config::{self, Settings},
+    startup::Application,
+};
 
-#[derive(Parser)]
-#[command(name = "tracker", about = "The kitchen order tracker")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+const ABOUT: (&str, &str) = ("tracker", "The kitchen order tracker");
 
+/// The tracker's commands besides `serve` (HTTP, the outbox relay, the intake consumer and the
+/// late-order sweeper until Ctrl-C).
 #[derive(Subcommand)]
 enum Command {
-    /// Serve HTTP, relay the outbox, consume intake and sweep late orders until Ctrl-C.
-    Serve,
     /// Apply the database migrations.
     Migrate,
-    /// Create (or refresh) the demo pizzeria with its stations and default routes.
-    SeedDemo,
     /// What the intake could not take from the order sources (malformed orders, unknown
     /// pizzerias), and putting it back after a fix.
     DeadLetters {
         #[command(subcommand)]
         command: bus::dead_letters::Command,
     },
+    /// Create (or refresh) the demo pizzeria with its stations and default routes.
+    SeedDemo,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
-    let cli = Cli::parse();
-    let settings = config::load()?;
-    match cli.command {
-        Command::Serve => {
-            settings.check_secrets()?;
-            let app = Application::build(settings).await?;
-            app.shutdown().trigger_on_signals();
-            tracing::info!(port = app.port(), "tracker listening");
-            app.run_until_stopped().await
-        }
+/// The commands of this service besides `serve`.
+async fn own(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Migrate => {
-            let pool = settings
-                .database
-                .lazy_pool()
-                .context("bad database settings")?;
-            tracker::db::MIGRATOR
-                .run(&pool)
-                .await
-                .context("cannot migrate the tracker database")?;
-            println!("migrations applied");
-            Ok(())
+            service_kit::app::migrate(&settings.database, &tracker::db::MIGRATOR).await
         }
         Command::DeadLetters { command } => {
             bus::dead_letters::run(&settings.bus, bus::topology::TRACKER_INTAKE, command).await
@@ -64,4 +43,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let service = (config::load, Settings::check_secrets, Application::build);
+    service_kit::app::main(ABOUT, service, own).await
 }

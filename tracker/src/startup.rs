@@ -1,18 +1,15 @@
-//! Building and running the tracker: the HTTP server, the outbox relay, the intake consumer, the
-//! late-order sweeper, the subscription that keeps the staff and device caches honest and the
-//! listener behind the in-memory queue versions, all tied to one shutdown signal.
-
-use bus::dead_letters::http::{DeadLetterQueue, routes as dead_letter_routes};
-use std::{net::TcpListener, sync::Arc};
+//! The tracker as a service (`service_kit::app`): its routes, and its background work: the outbox
+//! relay, the intake consumer, the late-order sweeper, the subscription that keeps the staff
+//! and device caches honest and the listener behind the in-memory queue versions.
 
 use access::{CacheInvalidation, DeviceVerifier, StaffVerifier};
-use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
-use bus::{consumer::Consumer, outbox::Relay, topology};
-use service_kit::{
-    http::{Readiness, not_found, ops_routes, trace_requests},
-    shutdown::Shutdown,
+use bus::{
+    BusTasks,
+    dead_letters::http::{DeadLetterQueue, routes as dead_letter_routes},
+    topology,
 };
+use service_kit::app::{Service, ServiceBuilder};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -22,195 +19,88 @@ use crate::{
     events::IntakeHandler,
     kitchen::{self, Kitchen, LateSweeper, PizzeriaConfig, SERVICE},
     routes,
-    sources::SourceKeys,
     versions::VersionListener,
 };
 
-pub struct Application {
-    port: u16,
-    server: Server,
-    pool: PgPool,
-    settings: Settings,
-    kitchen: Kitchen,
-    staff: StaffVerifier,
-    devices: DeviceVerifier,
-    readiness: Readiness,
-    shutdown: Shutdown,
-}
+/// The tracker; [`Application::build`] prepares it as a [`Service`] (`port`, `shutdown`,
+/// `run_until_stopped`).
+pub struct Application;
 
 impl Application {
     /// Binds the listener (port 0 picks a free one) and prepares everything; nothing runs until
-    /// [`Application::run_until_stopped`].
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = settings
-            .database
-            .lazy_pool()
-            .context("bad database settings")?;
-        let (listener, port) = settings.application.bind()?;
+    /// [`Service::run_until_stopped`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Service> {
+        let (mut service, pool) =
+            ServiceBuilder::with_database(SERVICE, &settings.application, &settings.database)?;
         let kitchen = Kitchen::new(settings.kitchen.undo_window());
-        let readiness = Readiness::new(pool.clone());
-        let access = Access {
-            staff: StaffVerifier::new(&settings.access).context("the staff verifier")?,
-            devices: DeviceVerifier::new(&settings.device_access).context("the device verifier")?,
-            sources: settings.source_keys()?,
-            kitchen_staff: crate::routes::KitchenStaff::new(&settings.access)?,
-        };
-        if access.sources.is_empty() {
+        let staff = StaffVerifier::new(&settings.access).context("the staff verifier")?;
+        let devices =
+            DeviceVerifier::new(&settings.device_access).context("the device verifier")?;
+        let sources = settings.source_keys()?;
+        if sources.is_empty() {
             tracing::warn!("no order source has a key: orders come over the bus only");
         }
-        let dead_letters = DeadLetterQueue {
-            bus: settings.bus.clone(),
-            spec: bus::topology::TRACKER_INTAKE,
-            pool: pool.clone(),
-        };
-        let server = run_server(
-            listener,
-            pool.clone(),
-            kitchen.clone(),
-            access.clone(),
-            readiness.clone(),
-            dead_letters,
-        )?;
-        Ok(Application {
-            port,
-            server,
-            pool,
-            settings,
-            kitchen,
-            staff: access.staff,
-            devices: access.devices,
-            readiness,
-            shutdown: Shutdown::new(),
+        let shutdown = service.shutdown().clone();
+        service
+            .outbox_relay(&pool, &settings.bus, SERVICE)
+            .consumer(
+                &pool,
+                &settings.bus,
+                (topology::TRACKER_INTAKE, &settings.intake),
+                IntakeHandler::new(kitchen.clone()),
+                "intake_consumer",
+            )
+            .spawn(
+                "late-order sweeper",
+                LateSweeper {
+                    pool: pool.clone(),
+                    kitchen: kitchen.clone(),
+                    interval: settings.kitchen.late_sweep_interval(),
+                    batch: settings.kitchen.late_sweep_batch,
+                    shutdown: shutdown.clone(),
+                }
+                .run(),
+            )
+            // One subscription (`auth.#` and `devices.#`) keeps both caches honest.
+            .spawn(
+                "access caches",
+                CacheInvalidation::new(
+                    (staff.clone(), devices.clone()),
+                    settings.bus.clone(),
+                    SERVICE,
+                    shutdown.clone(),
+                )
+                .run(),
+            )
+            // Feeds the in-memory queue and board versions that answer unchanged polls.
+            .spawn(
+                "queue versions",
+                VersionListener::new(
+                    kitchen.versions.clone(),
+                    settings.database.clone(),
+                    shutdown,
+                )
+                .run(),
+            );
+
+        service
+            .data(DeadLetterQueue {
+                bus: settings.bus.clone(),
+                spec: topology::TRACKER_INTAKE,
+                pool: pool.clone(),
+            })
+            .data(routes::KitchenStaff::new(&settings.access)?)
+            .data(pool)
+            .data(kitchen)
+            .data(staff)
+            .data(devices)
+            .data(sources);
+        service.serve(|cfg| {
+            // The intake's dead letters, for the operations page (before the /api/v1 scope).
+            cfg.configure(dead_letter_routes::<access::Staff>)
+                .configure(routes::configure);
         })
     }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Triggering it stops the server and every background task.
-    pub fn shutdown(&self) -> &Shutdown {
-        &self.shutdown
-    }
-
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let relay = Relay::new(
-            self.pool.clone(),
-            self.settings.bus.clone(),
-            SERVICE,
-            self.readiness.flag("outbox_relay"),
-            self.shutdown.clone(),
-        );
-        let consumer = Consumer::new(
-            self.pool.clone(),
-            self.settings.bus.clone(),
-            topology::TRACKER_INTAKE,
-            self.settings.intake.clone(),
-            Arc::new(IntakeHandler::new(self.kitchen.clone())),
-            self.readiness.flag("intake_consumer"),
-            self.shutdown.clone(),
-        );
-        let sweeper = LateSweeper {
-            pool: self.pool.clone(),
-            kitchen: self.kitchen.clone(),
-            interval: self.settings.kitchen.late_sweep_interval(),
-            batch: self.settings.kitchen.late_sweep_batch,
-            shutdown: self.shutdown.clone(),
-        };
-        // One subscription (`auth.#` and `devices.#`) keeps both caches honest.
-        let invalidation = CacheInvalidation::new(
-            (self.staff.clone(), self.devices.clone()),
-            self.settings.bus.clone(),
-            SERVICE,
-            self.shutdown.clone(),
-        );
-        // Feeds the in-memory queue and board versions that answer unchanged polls.
-        let versions = VersionListener::new(
-            self.kitchen.versions.clone(),
-            self.settings.database.clone(),
-            self.shutdown.clone(),
-        );
-        let tasks = [
-            tokio::spawn(relay.run()),
-            tokio::spawn(consumer.run()),
-            tokio::spawn(sweeper.run()),
-            tokio::spawn(invalidation.run()),
-            tokio::spawn(versions.run()),
-        ];
-        let handle = self.server.handle();
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            shutdown.wait().await;
-            // Graceful: requests in flight finish, their transactions commit.
-            handle.stop(true).await;
-        });
-        let served = self.server.await.context("the HTTP server failed");
-        // However the server ended, the background tasks end with it.
-        self.shutdown.trigger();
-        for task in tasks {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "a background task panicked");
-            }
-        }
-        served
-    }
-}
-
-/// Who may call: staff sessions, kitchen devices and the order sources' keys.
-#[derive(Clone)]
-struct Access {
-    staff: StaffVerifier,
-    devices: DeviceVerifier,
-    sources: SourceKeys,
-    kitchen_staff: crate::routes::KitchenStaff,
-}
-
-fn run_server(
-    listener: TcpListener,
-    pool: PgPool,
-    kitchen: Kitchen,
-    access: Access,
-    readiness: Readiness,
-    dead_letters: DeadLetterQueue,
-) -> anyhow::Result<Server> {
-    let pool = web::Data::new(pool);
-    let dead_letters = web::Data::new(dead_letters);
-    let kitchen = web::Data::new(kitchen);
-    let staff = web::Data::new(access.staff);
-    let devices = web::Data::new(access.devices);
-    let sources = web::Data::new(access.sources);
-    let kitchen_staff = web::Data::new(access.kitchen_staff);
-    let readiness = web::Data::new(readiness);
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(trace_requests))
-            .app_data(pool.clone())
-            .app_data(kitchen.clone())
-            .app_data(staff.clone())
-            .app_data(devices.clone())
-            .app_data(sources.clone())
-            .app_data(kitchen_staff.clone())
-            .app_data(readiness.clone())
-            .app_data(dead_letters.clone())
-            .configure(ops_routes)
-            // The intake's dead letters, for the operations page (before the /api/v1 scope).
-            .configure(dead_letter_routes::<access::Staff>)
-            .configure(routes::configure)
-            .default_service(web::to(unknown_route))
-    })
-    .keep_alive(service_kit::http::KEEP_ALIVE)
-    .listen(listener)
-    .context("cannot serve on the listener")?
-    // Our Shutdown handles the signals, so every task stops together.
-    .disable_signals()
-    .run();
-    Ok(server)
-}
-
-/// `service_kit::http::not_found` returns a bare `ClientError`, which is not a `Responder`;
-/// wrapping it in `Err` gives actix the error response it builds.
-async fn unknown_route() -> Result<actix_web::HttpResponse, service_kit::http::ClientError> {
-    Err(not_found().await)
 }
 
 /// The demo pizzeria's id: fixed, so scripts and tablets in a demo can name it.

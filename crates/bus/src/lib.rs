@@ -24,10 +24,12 @@ pub mod outbox;
 pub mod publisher;
 pub mod publishers;
 pub mod retention;
+pub mod service;
 pub mod stream;
 pub mod topology;
 
 pub use consumer::{BatchError, Consumer, ConsumerSettings, Handler, HandlerError, Incoming};
 pub use outbox::{Outbox, Relay};
 pub use publisher::Publisher;
+pub use service::BusTasks;
 pub use topology::QueueSpec;

@@ -2,7 +2,7 @@
 //! and nothing they do not. Both sides are read as text, so this needs no YAML parser and no
 //! running service: the routes from `.route("...", web::<method>()...)` in each service's
 //! `src/routes/mod.rs` and `src/startup.rs` (inside `web::scope("...")` prefixes), plus the
-//! shared health routes of `service-kit` where a service configures them; the document's
+//! shared health routes of `service-kit` that its `ServiceBuilder` serves; the document's
 //! paths from its `paths:` section (a path at two spaces, a method at four), each operation's
 //! server from the `servers: [*tracker]` line of the operation or else of its path.
 
@@ -130,7 +130,9 @@ fn services_routes() -> BTreeSet<Route> {
         let code = read(&format!("{service}/src/startup.rs"))
             + &read(&format!("{service}/src/routes/mod.rs"));
         let mut routes = registered_routes(&code);
-        if code.contains("ops_routes") {
+        // The health and metrics routes come with `service_kit::app::ServiceBuilder`, which
+        // serves `ops_routes` on a service without an ops listener of its own.
+        if code.contains("ServiceBuilder::") && !code.contains("ops_listener") {
             routes.extend(registered_routes(ops_fn));
         }
         // The dead-letter API is written once in the bus crate and configured by each service

@@ -119,7 +119,7 @@ impl TestApp {
             .await
             .expect("build the sync worker");
         self.port = app.port();
-        let shutdown = app.shutdown();
+        let shutdown = app.shutdown().clone();
         self.running = Some((shutdown, tokio::spawn(app.run_until_stopped())));
         // Ready means the consumer has declared its retry and dead-letter queues.
         eventually("the worker ready", PATIENCE, || async {

@@ -97,7 +97,7 @@ impl Kitchen {
             .await
             .unwrap();
 
-        let shutdowns = vec![tracker_shutdown, sync_app.shutdown()];
+        let shutdowns = vec![tracker_shutdown, sync_app.shutdown().clone()];
         tokio::spawn(sync_app.run_until_stopped());
 
         let pizzeria_id = Uuid::now_v7();
@@ -420,7 +420,7 @@ async fn events_replayed_in_reverse_order_reach_the_same_legacy_state() {
     let worker = sync_worker::startup::Application::build(settings)
         .await
         .unwrap();
-    let stop = worker.shutdown();
+    let stop = worker.shutdown().clone();
     tokio::spawn(worker.run_until_stopped());
 
     let events: Vec<(String, sqlx::types::Json<contracts::Envelope>)> =

@@ -36,7 +36,10 @@ pub async fn spawn_web(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let app = Application::build(settings).await.expect("the web builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let ops_address = format!("http://127.0.0.1:{}", app.ops_port());
+    let ops_address = format!(
+        "http://127.0.0.1:{}",
+        app.ops_port().expect("an ops listener")
+    );
     let shutdown = app.shutdown().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
