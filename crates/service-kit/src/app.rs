@@ -336,11 +336,12 @@ where
         // The sync worker's word for it before every service had one.
         .alias("run");
     let command = clap::Command::new(name)
-        .about(about)
         .subcommand_required(true)
         .arg_required_else_help(true)
         .subcommand(serve);
-    let matches = Own::augment_subcommands(command).get_matches();
+    // After the service's commands: their derive would give the program the doc comment of the
+    // service's command enum as its description.
+    let matches = Own::augment_subcommands(command).about(about).get_matches();
     let settings = load()?;
     if matches.subcommand_name() == Some("serve") {
         check(&settings)?;
