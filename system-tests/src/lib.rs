@@ -57,7 +57,6 @@ pub struct AccessPeers {
     /// ... and device tokens.
     pub device_access: DeviceAccessSettings,
     client: reqwest::Client,
-    bus: BusSettings,
     /// Auth's and devices' databases.
     _databases: [TestDatabase; 2],
     shutdowns: [Shutdown; 3],
@@ -68,6 +67,25 @@ impl Drop for AccessPeers {
         for shutdown in &self.shutdowns {
             shutdown.trigger();
         }
+    }
+}
+
+/// Gives the auth database `auth_db` the pizzerias as auth's consumer applies the
+/// tracker's `PizzeriaRegistered` (`auth::db::pizzerias::apply_announced_pizzeria`), at sequence
+/// 0, so a real announcement still overwrites it. Directly, not over the bus: a test may run two
+/// auth installations on one bus, and each partition's single active consumer would hand every
+/// announcement to one of them. The bus path has tests of its own (auth's
+/// `tests/api/pizzerias.rs`, the system test `pizzerias.rs`).
+pub async fn give_auth_pizzerias(auth_db: &TestDatabase, ids: &[Uuid]) {
+    let mut conn = auth_db
+        .pool
+        .acquire()
+        .await
+        .expect("a connection to auth's database");
+    for id in ids {
+        auth::db::pizzerias::apply_announced_pizzeria(&mut conn, *id, &format!("Pizzeria {id}"), 0)
+            .await
+            .expect("the pizzeria in auth's database");
     }
 }
 
@@ -147,7 +165,6 @@ impl AccessPeers {
             access,
             device_access,
             client: reqwest::Client::new(),
-            bus: bus.clone(),
             _databases: [auth_db, devices_db],
             shutdowns: [auth_shutdown, devices_shutdown, second_auth_shutdown],
         };
@@ -177,12 +194,11 @@ impl AccessPeers {
             .to_owned()
     }
 
-    /// Gives auth the pizzerias, so roles can be granted there, as the tracker would: announced
-    /// on the bus as `PizzeriaRegistered` (auth learns of pizzerias only from the tracker). For
-    /// a test without a tracker; one with a tracker creates them there and then
+    /// Gives auth the pizzerias, so roles can be granted there ([`give_auth_pizzerias`]). For a
+    /// test without a tracker; one with a tracker creates them there and then
     /// [`AccessPeers::await_pizzerias`].
     pub async fn register_pizzerias(&self, ids: &[Uuid]) {
-        testkit::announce_pizzerias(&self.bus, &self._databases[0].pool, ids).await;
+        give_auth_pizzerias(&self._databases[0], ids).await;
     }
 
     /// Waits until auth has heard of the pizzerias (from the tracker's announcements).

@@ -77,9 +77,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
-    /// Announces the pizzeria as the tracker would and waits until the app has applied it.
+    /// Gives the app the pizzeria as its consumer would on the tracker's announcement
+    /// (`system_tests::give_auth_pizzerias`; the consumer itself: `pizzerias.rs`).
     pub async fn register_pizzeria(&self, id: Uuid) {
-        testkit::announce_pizzerias(&self.bus, &self.db.pool, &[id]).await;
+        system_tests::give_auth_pizzerias(&self.db, &[id]).await;
     }
 }
 

@@ -279,45 +279,6 @@ where
     }
 }
 
-/// Announces `ids` on `bus` as the tracker does when a chain admin creates a pizzeria
-/// (`PizzeriaRegistered`, sequence 1), until the auth database behind `auth_db` has them: how a
-/// test that runs auth without a tracker gives it pizzerias to grant roles in (auth learns of
-/// pizzerias only from the tracker, ARCHITECTURE.md "One owner for pizzerias"). A test may run
-/// two auth installations, each with its own database, on one bus; they take turns at the one
-/// queue, so an announcement the other one took is sent again (a repeat changes nothing).
-pub async fn announce_pizzerias(bus: &BusSettings, auth_db: &PgPool, ids: &[Uuid]) {
-    let publisher = bus::Publisher::connect(bus, "test-tracker")
-        .await
-        .expect("a publisher");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        for id in ids {
-            let event = contracts::PizzeriaRegistered {
-                pizzeria_id: *id,
-                name: format!("Pizzeria {id}"),
-                time_zone: "UTC".into(),
-                at: chrono::Utc::now(),
-            };
-            publisher
-                .publish_event("tracker", 1, &event)
-                .await
-                .expect("the announcement");
-        }
-        let round = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < round {
-            if knows_pizzerias(auth_db, ids).await {
-                publisher.close().await;
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for auth to learn of the pizzerias"
-        );
-    }
-}
-
 async fn knows_pizzerias(auth_db: &PgPool, ids: &[Uuid]) -> bool {
     let known: i64 = sqlx::query_scalar("select count(*) from pizzerias where id = any($1)")
         .bind(ids)

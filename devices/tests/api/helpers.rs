@@ -121,10 +121,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
-    /// Gives auth the pizzeria, announced as the tracker would (auth learns of pizzerias only
-    /// from the tracker), so roles can be granted there.
+    /// Gives auth the pizzeria as auth's consumer would on the tracker's `PizzeriaRegistered`
+    /// (auth learns of pizzerias only from the tracker), so roles can be granted there.
     pub async fn register_pizzeria(&self, id: Uuid) {
-        testkit::announce_pizzerias(&self.bus, &self.auth.db.pool, &[id]).await;
+        let mut conn = self.auth.db.pool.acquire().await.expect("a connection");
+        auth::db::pizzerias::apply_announced_pizzeria(&mut conn, id, "Test pizzeria", 0)
+            .await
+            .expect("the pizzeria in auth's database");
     }
 }
 

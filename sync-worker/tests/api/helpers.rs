@@ -113,6 +113,11 @@ async fn spawn(
 }
 
 impl TestApp {
+    /// The retention the worker declares the history stream with.
+    pub fn history_retention(&self) -> bus::stream::Retention {
+        self.settings.history.retention()
+    }
+
     pub async fn start(&mut self) {
         assert!(self.running.is_none(), "the worker is running already");
         let app = Application::build(self.settings.clone())

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use bus::stream::{Retention, StartAt};
+use bus::stream::StartAt;
 use chrono::Utc;
 use contracts::{StaffRoleGrant, UserCreated};
 use sync_worker::rebuild;
@@ -12,14 +12,12 @@ use uuid::Uuid;
 
 use crate::helpers::{Message, TestApp, TestOrder, spawn_app};
 
-/// A worker with the history stream declared (as `sync-worker run` declares it).
+/// A worker with the history stream declared. The worker declares it when it starts, with its
+/// settings' retention; declaring it here with the same retention makes sure it exists before
+/// anything is published.
 async fn spawn_with_history() -> TestApp {
     let app = spawn_app().await;
-    let retention = Retention {
-        max_age: Some("1D".to_owned()),
-        max_length_bytes: None,
-    };
-    rebuild::declare_stream(&app.bus, &retention)
+    rebuild::declare_stream(&app.bus, &app.history_retention())
         .await
         .expect("declare the history stream");
     app
