@@ -257,13 +257,7 @@ impl Push {
         shutdown: &Shutdown,
         backoff: &mut connection::Backoff,
     ) -> anyhow::Result<()> {
-        let connection = connection::connect(bus, "web-live-updates")
-            .await
-            .context("connecting to the broker")?;
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening a channel")?;
+        let (connection, channel) = connection::open_channel(bus, "web-live-updates").await?;
         // One queue per instance, gone with its connection: missed events only mean the
         // screens catch up on their next poll.
         let bindings = bindings();

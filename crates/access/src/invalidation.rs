@@ -241,13 +241,7 @@ impl<V: Invalidates> CacheInvalidation<V> {
     }
 
     async fn session(&self, backoff: &mut connection::Backoff) -> anyhow::Result<()> {
-        let connection = connection::connect(&self.bus, &self.role)
-            .await
-            .context("connecting to the broker")?;
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening a channel")?;
+        let (connection, channel) = connection::open_channel(&self.bus, &self.role).await?;
         // One queue per process, gone with its connection. Missed events do not matter,
         // because a new lease starts with an empty cache.
         let bindings = self.verifier.bindings();
