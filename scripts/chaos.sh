@@ -11,7 +11,7 @@
 #       cluster (nodes on AMQP_PORT, +1 and +2; CHAOS_AMQP_PORT2/3 move the last two) and two
 #       instances each of auth, tracker, sync worker, devices and web, the a instances on the
 #       first node and the b instances, which the load generator talks to, on the second;
-#       150 orders at 3 a second while the second node is killed with `kill -9` and comes
+#       240 orders at 3 a second while the second node is killed with `kill -9` and comes
 #       back, then one instance of each service; it also checks that every order's legacy
 #       history is in the tracker's order. CHAOS_ORDERS and CHAOS_PACE override the numbers.
 #
@@ -32,7 +32,7 @@ FORM=${1:-short}
 case $FORM in
     short) ORDERS=${CHAOS_ORDERS:-120} PACE=${CHAOS_PACE:-3} ;;
     long) ORDERS=${CHAOS_ORDERS:-3000} PACE=${CHAOS_PACE:-10} ;;
-    replicas) ORDERS=${CHAOS_ORDERS:-150} PACE=${CHAOS_PACE:-3} ;;
+    replicas) ORDERS=${CHAOS_ORDERS:-240} PACE=${CHAOS_PACE:-3} ;;
     *) die "usage: $0 [short|long|replicas]" ;;
 esac
 PG_PORT=${CHAOS_PG_PORT:-55435}
@@ -145,13 +145,16 @@ start_service() {
     # The b instances on the second node.
     [[ $name != *-b ]] || bus_url=${bus_url/:$AMQP_PORT\//:$AMQP_PORT2\/}
     # The other services' addresses: the instance of the same letter, where there is one.
-    local auth devices tracker sync
+    local auth devices tracker sync ops=""
     auth=$(peer_url auth "$name") devices=$(peer_url devices "$name")
+    # The web's second listener (/metrics), one per instance.
+    [[ $service != web ]] || ops=$(free_port)
     tracker=$(peer_url tracker "$name") sync=$(peer_url sync-worker "$name")
     env APP_BUS__URL="$bus_url" APP_APPLICATION__PORT="${PORTS[$name]}" \
         ${auth:+APP_ACCESS__AUTH_URL=$auth} ${devices:+APP_DEVICE_ACCESS__DEVICES_URL=$devices} \
         ${tracker:+APP_UPSTREAM__TRACKER_URL=$tracker} ${auth:+APP_UPSTREAM__AUTH_URL=$auth} \
         ${devices:+APP_UPSTREAM__DEVICES_URL=$devices} ${sync:+APP_UPSTREAM__SYNC_WORKER_URL=$sync} \
+        ${ops:+APP_OPS__PORT=$ops} \
         setsid "$BIN_DIR/$service" "$role" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
     PIDS[$name]=$!
     wait_port "${PORTS[$name]}" 60 "${PIDS[$name]}" || die "$name did not start; see $LOG_DIR/$name.log"
@@ -185,6 +188,37 @@ kill_rabbitmq_node() {
     sleep 2
     "$SCRIPT_DIR/rabbitmq-node.sh" start "$DIR/${NODE2%@*}" "$NODE2" "$AMQP_PORT2" >/dev/null 2>>"$LOG_DIR/faults.log" ||
         die "$NODE2 did not come back"
+}
+# The web's live updates across instances: a staff stream on each web instance (the a one just
+# restarted) must get a change made through the a tracker (the pizzeria renamed), which reaches
+# the webs only through the bus. Run while the load goes on; a stream that gets nothing in 15 s
+# fails it.
+check_live_updates() {
+    local token pizzeria name ok=0 streams=()
+    token=$(curl -fsS -X POST -H 'content-type: application/json' \
+        --data "{\"login\":\"chaos.admin\",\"password\":$(json_string "$(cat "$PASSWORD_FILE")")}" \
+        "$(peer_url auth auth-b)/api/v1/sessions" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])') ||
+        { log "live updates: cannot sign in"; return 1; }
+    pizzeria=$(sed -n 's/^chaos: .* orders in pizzeria \([0-9a-f-]*\),.*/\1/p' "$LOG_DIR/loadgen.log")
+    for name in web-a web-b; do
+        curl -sN --max-time 15 -b "kitchen_staff_session=$token" \
+            "http://127.0.0.1:${PORTS[$name]}/events?pizzeria=$pizzeria" >"$LOG_DIR/live-$name.log" 2>&1 &
+        streams+=($!)
+    done
+    sleep 2
+    curl -fsS -o /dev/null -X PUT -H "authorization: Bearer $token" -H 'content-type: application/json' \
+        --data '{"name":"Chaos pizzeria, renamed through tracker-a"}' \
+        "$(peer_url tracker tracker-a)/api/v1/pizzerias/$pizzeria" || { log "live updates: the rename failed"; return 1; }
+    wait "${streams[@]}" || true
+    for name in web-a web-b; do
+        if grep -q '^data:' "$LOG_DIR/live-$name.log"; then
+            log "live updates: $name's stream got $(grep -c '^data:' "$LOG_DIR/live-$name.log") changes"
+        else
+            log "live updates: $name's stream got nothing"
+            ok=1
+        fi
+    done
+    return "$ok"
 }
 restart_postgres() {
     log "fault: PostgreSQL restarts (immediate shutdown)"
@@ -221,11 +255,15 @@ if [[ $FORM == replicas ]]; then
     done
 fi
 faults=0
+live=0 # the live-update check: 0 to do, 1 passed, 2 failed
 selling() { kill -0 "$LOADGEN" 2>/dev/null && ! grep -qs 'settling' "$LOG_DIR/loadgen.log"; }
 while selling; do
     sleep $((3 + RANDOM % 4))
     selling || break
     if [[ $FORM != long ]] && ((faults >= ${#FAULTS[@]})); then
+        if [[ $FORM == replicas ]] && ((live == 0)); then
+            if check_live_updates; then live=1; else live=2; fi
+        fi
         continue
     fi
     "${FAULTS[faults % ${#FAULTS[@]}]}"
@@ -236,5 +274,14 @@ wait "$LOADGEN" || status=$?
 LOADGEN=""
 cat "$LOG_DIR/loadgen.log"
 log "$faults faults injected ($FORM form, $ORDERS orders)"
+if [[ $FORM == replicas ]]; then
+    # Every partition a quorum queue with a member on each of the three nodes.
+    rmqctl -q -n "$KITCHEN_RABBITMQ_NODE" list_queues name type members --formatter json 2>/dev/null |
+        python3 -c 'import json, sys
+queues = [q for q in json.load(sys.stdin) if ".p" in q["name"]]
+full = sum(1 for q in queues if q["type"] == "quorum" and len(q["members"]) == 3)
+print(f"[chaos.sh] partitions: {len(queues)}, {full} of them quorum queues with members on all 3 nodes")' >&2 || true
+    ((live == 1)) || die "chaos: the web's live updates were not seen on both instances (or not checked: the load ended first)"
+fi
 ((status == 0)) || die "chaos: the counts are not all zero (or the driver failed); logs in $LOG_DIR"
 log "chaos: passed"

@@ -441,7 +441,7 @@ async fn count(
     let mut counts = Vec::new();
     if args.history_order {
         counts.push((
-            "orders with history out of the tracker's order",
+            "histories out of the tracker's order",
             out_of_order(legacy, sold).await?,
         ));
     }
