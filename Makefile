@@ -5,8 +5,9 @@
 #               (:8083, prints the demo staff logins) and devices (:8084); Ctrl-C
 #               stops everything, data stays.      -> scripts/run.sh
 #   make stop   stop what a `make run` left running.
-#   make test   all workspace tests against a throwaway stack, the browser tests and
-#               the short chaos test. Extra runner arguments: make test TEST_ARGS='-E test(foo)'
+#   make test   all workspace tests against a throwaway stack, the browser tests, the
+#               short chaos test and the multi-replica test (scripts/chaos.sh replicas).
+#               Extra runner arguments: make test TEST_ARGS='-E test(foo)'
 #   make chaos  the long fault-injection test (scripts/chaos.sh long): 3,000 orders while
 #               the tracker and the sync worker are killed and RabbitMQ and PostgreSQL restart.
 #   make fmt    format the code;  make lint  fmt check + clippy.
