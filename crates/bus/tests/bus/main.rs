@@ -176,14 +176,18 @@ impl Harness {
         Self::start_with(bus, false).await
     }
 
-    async fn start_with(bus: BusSettings, batched: bool) -> Self {
-        let db = TestDatabase::create(&MIGRATOR).await;
-        let harness = Harness {
-            db,
+    /// A database and a bus with nothing running on them yet.
+    async fn idle(bus: BusSettings) -> Self {
+        Harness {
+            db: TestDatabase::create(&MIGRATOR).await,
             bus,
             recorder: Arc::new(Recorder::default()),
             shutdown: Shutdown::new(),
-        };
+        }
+    }
+
+    async fn start_with(bus: BusSettings, batched: bool) -> Self {
+        let harness = Self::idle(bus).await;
         harness.spawn_relay();
         if batched {
             harness.spawn_consumer(Arc::new(BatchRecorder(harness.recorder.clone())));
@@ -231,6 +235,24 @@ impl Harness {
             self.shutdown.clone(),
         );
         tokio::spawn(consumer.run());
+    }
+
+    /// A consumer with the harness's recorder that stops on a shutdown of its own, returned.
+    fn spawn_stoppable_consumer(&self) -> Shutdown {
+        let shutdown = Shutdown::new();
+        tokio::spawn(
+            Consumer::new(
+                self.pool(),
+                self.bus.clone(),
+                topology::LEGACY_SYNC,
+                fast_retries(),
+                self.recorder.clone(),
+                Arc::new(AtomicBool::new(false)),
+                shutdown.clone(),
+            )
+            .run(),
+        );
+        shutdown
     }
 
     /// Stages one event per order in its own transaction, as a service would.
@@ -907,19 +929,7 @@ async fn one_relay_per_database_publishes_and_a_standby_takes_over() {
 
     // The leader goes away (its service stops); the standby publishes from now on.
     h.shutdown.trigger();
-    let consumer_shutdown = Shutdown::new();
-    tokio::spawn(
-        Consumer::new(
-            h.pool(),
-            h.bus.clone(),
-            topology::LEGACY_SYNC,
-            fast_retries(),
-            h.recorder.clone(),
-            Arc::new(AtomicBool::new(false)),
-            consumer_shutdown.clone(),
-        )
-        .run(),
-    );
+    let consumer_shutdown = h.spawn_stoppable_consumer();
     for _ in 0..5 {
         h.stage(Uuid::new_v4(), 1).await;
     }
@@ -1114,13 +1124,7 @@ async fn applied_sequences(pool: &PgPool) -> HashMap<String, Vec<i64>> {
 
 #[tokio::test]
 async fn two_replicas_share_the_partitions_in_order_and_the_survivor_takes_over() {
-    let db = TestDatabase::create(&MIGRATOR).await;
-    let h = Harness {
-        db,
-        bus: test_bus(),
-        recorder: Arc::new(Recorder::default()),
-        shutdown: Shutdown::new(),
-    };
+    let h = Harness::idle(test_bus()).await;
     h.spawn_relay();
     let partitions = topology::partition_queue_names(&h.bus, topology::LEGACY_SYNC);
     let replicas: Vec<Arc<Replica>> = (0..2)
@@ -1305,4 +1309,100 @@ async fn a_once_per_cluster_job_runs_in_one_replica_and_another_takes_over_when_
     })
     .await;
     shutdown.trigger();
+}
+
+/// Publishes an order's event straight to the exchange as its owner would, with no subject
+/// header (as a publisher of an earlier release did), and waits for the confirm.
+async fn publish_unpartitioned(bus: &BusSettings, channel: &lapin::Channel, order_id: Uuid) {
+    let envelope = contracts::Envelope::wrap("tracker", &packed(order_id), 1, None).unwrap();
+    let properties = bus::publishers::stamp(
+        lapin::BasicProperties::default()
+            .with_message_id(envelope.id.to_string().into())
+            .with_delivery_mode(2),
+        &bus::publishers::own_user(bus),
+    );
+    channel
+        .basic_publish(
+            bus.exchange.as_str().into(),
+            "tracker.order.packed".into(),
+            lapin::options::BasicPublishOptions::default(),
+            &serde_json::to_vec(&envelope).unwrap(),
+            properties,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_single_queue_of_earlier_releases_is_unbound_and_drained() {
+    let h = Harness::idle(test_bus()).await;
+    // The topology of an earlier release: one queue, bound to the exchange, holding an event.
+    let (connection, channel) = h.broker_channel().await;
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    topology::declare_exchange(&channel, &h.bus.exchange)
+        .await
+        .unwrap();
+    let old = topology::queue_name(&h.bus.exchange, topology::LEGACY_SYNC);
+    let mut quorum = lapin::types::FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(
+            old.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            quorum,
+        )
+        .await
+        .unwrap();
+    for binding in topology::LEGACY_SYNC.bindings {
+        channel
+            .queue_bind(
+                old.as_str().into(),
+                h.bus.exchange.as_str().into(),
+                (*binding).into(),
+                Default::default(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    publish_unpartitioned(&h.bus, &channel, Uuid::new_v4()).await;
+    assert_eq!(
+        queue_state(&channel, &old).await.1,
+        1,
+        "the event waits in the old queue"
+    );
+
+    // This release's consumer starts: it applies what waited in the old queue.
+    let consumer_shutdown = h.spawn_stoppable_consumer();
+    h.wait_applied(1).await;
+    consumer_shutdown.trigger();
+    eventually("the consumer gone", WAIT, || async {
+        (queue_state(&channel, &old).await.0 == 0).then_some(())
+    })
+    .await;
+
+    // The old queue is no longer bound: a new event goes to a partition only.
+    publish_unpartitioned(&h.bus, &channel, Uuid::new_v4()).await;
+    assert_eq!(
+        queue_state(&channel, &old).await.1,
+        0,
+        "nothing new in the old queue"
+    );
+    let mut waiting = 0;
+    for queue in topology::partition_queue_names(&h.bus, topology::LEGACY_SYNC) {
+        waiting += queue_state(&channel, &queue).await.1;
+    }
+    assert_eq!(waiting, 1, "the new event waits in a partition");
+    let _ = connection.close(200, "done".into()).await;
 }
