@@ -29,8 +29,9 @@ const NAMESPACE: i32 = 0x6b69_7463;
 static LEADING: LazyLock<prometheus::IntGaugeVec> = LazyLock::new(|| {
     crate::metrics::gauge_vec(
         "leader",
-        "1 while this replica holds the lock of a once-per-cluster job and runs it.",
-        &["job"],
+        "1 while this replica holds the lock of a once-per-cluster job and runs it, by job \
+         (labelled `task`: Prometheus keeps `job` for the scrape target).",
+        &["task"],
     )
 });
 
