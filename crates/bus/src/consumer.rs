@@ -36,7 +36,7 @@ use futures_util::StreamExt;
 use lapin::{
     Channel,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions},
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
     types::FieldTable,
 };
 use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
@@ -438,14 +438,7 @@ impl<H: Handler> Consumer<H> {
             .await
             .context("connecting to the broker")?;
         // One channel to publish retries and dead letters (with confirms), one to consume.
-        let publish = connection
-            .create_channel()
-            .await
-            .context("opening a channel")?;
-        publish
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .context("enabling publisher confirms")?;
+        let publish = connection::confirmed_channel(&connection).await?;
         topology::declare_consumer(
             &publish,
             &self.bus,

@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::Context;
 use contracts::{Envelope, Event, routing_key};
-use lapin::{BasicProperties, Channel, options::ConfirmSelectOptions, types::FieldTable};
+use lapin::{BasicProperties, Channel, types::FieldTable};
 use prometheus::{Histogram, IntCounter, IntGauge};
 use service_kit::{config::BusSettings, shutdown::Shutdown, telemetry::current_traceparent};
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgListener};
@@ -218,14 +218,7 @@ impl Relay {
         let connection = connection::connect(&self.bus, &self.role)
             .await
             .context("connecting to the broker")?;
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening a channel")?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .context("enabling publisher confirms")?;
+        let channel = connection::confirmed_channel(&connection).await?;
         topology::declare_consumer_queues(&channel, &self.bus)
             .await
             .context("declaring the topology")?;
