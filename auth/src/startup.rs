@@ -4,7 +4,11 @@
 
 use access::{CacheInvalidation, DeviceVerifier, Role};
 use anyhow::Context;
-use bus::{BusTasks, topology::AUTH_PIZZERIAS};
+use bus::{
+    BusTasks,
+    dead_letters::http::{DeadLetterQueue, routes as dead_letter_routes},
+    topology::AUTH_PIZZERIAS,
+};
 use service_kit::app::{Service, ServiceBuilder};
 use uuid::Uuid;
 
@@ -56,12 +60,22 @@ impl Application {
             });
 
         service
+            .data(DeadLetterQueue {
+                bus: settings.bus.clone(),
+                spec: AUTH_PIZZERIAS,
+                pool: pool.clone(),
+            })
             .data(pool)
             .data(accounts)
             .data(devices)
             .data(settings.network.clone())
             .data(settings.introspection.clone());
-        service.serve(routes::configure)
+        service.serve(|cfg| {
+            // The pizzerias consumer's dead letters, for the operations page (before the /api/v1
+            // scope).
+            cfg.configure(dead_letter_routes::<routes::Operator>)
+                .configure(routes::configure);
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! The HTTP API. Staff endpoints live under `/api/v1` and take the caller from the session
 //! token ([`Caller`], checked against the database on every request); the one route kitchen
-//! devices read too takes [`StaffOrDevice`]. The other services' introspection lives under
-//! `/internal/v1` behind the service key.
+//! devices read too takes [`StaffOrDevice`]; the dead letters of auth's consumer
+//! (`/api/v1/dead-letters`, served by `bus::dead_letters::http`) take [`Operator`]. The other
+//! services' introspection lives under `/internal/v1` behind the service key.
 
 mod audit;
 mod introspect;
@@ -16,6 +17,7 @@ use actix_web::{
     FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, http::StatusCode,
     http::header, web,
 };
+use bus::dead_letters::http::Operator as DeadLetterOperator;
 use futures_util::future::LocalBoxFuture;
 use service_kit::http::{ClientError, internal_error_response, path_param};
 use sqlx::PgPool;
@@ -256,6 +258,51 @@ impl FromRequest for Caller {
                 .into()),
             }
         })
+    }
+}
+
+/// The caller of auth's dead-letter API (`bus::dead_letters::http`, consumer `auth-pizzerias`):
+/// a [`Caller`], checked in auth's own database like every staff route here, taken as the
+/// [`access::Staff`] the other services use there, so the operations rights (`operations.read`
+/// to read, `operations.replay` to replay or discard, held across the chain) are the same
+/// everywhere.
+pub struct Operator(access::Staff);
+
+impl FromRequest for Operator {
+    type Error = ClientError;
+    type Future = LocalBoxFuture<'static, Result<Self, ClientError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            match caller.await {
+                Ok(caller) => Ok(Operator(access::Staff(caller.principal))),
+                Err(e) => Err(e.client_error().unwrap_or_else(|| {
+                    // The dead-letter API answers with client errors only; the cause is ours
+                    // (the database), so it is logged and the caller told to retry.
+                    tracing::error!(error = ?e, "cannot check the dead-letter caller's session");
+                    ClientError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "auth_unavailable",
+                        "sign-in cannot be checked right now; try again shortly",
+                    )
+                })),
+            }
+        })
+    }
+}
+
+impl DeadLetterOperator for Operator {
+    fn require_read(&self) -> Result<(), ClientError> {
+        self.0.require_read()
+    }
+
+    fn require_replay(&self) -> Result<(), ClientError> {
+        self.0.require_replay()
+    }
+
+    fn actor(&self) -> bus::dead_letters::audit::Actor {
+        self.0.actor()
     }
 }
 

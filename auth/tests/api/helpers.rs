@@ -189,6 +189,16 @@ impl TestApp {
 
     /// Creates a user (as the admin) with `role` in the app's pizzeria; returns the id.
     pub async fn create_staff(&self, login: &str, role: &str) -> Uuid {
+        self.create_user(
+            login,
+            json!({ "role": role, "pizzeria_id": self.pizzeria_id }),
+        )
+        .await
+    }
+
+    /// Creates a user (as the admin) holding `grant` (`{"role", "pizzeria_id"}`); returns the
+    /// id.
+    async fn create_user(&self, login: &str, grant: Value) -> Uuid {
         let response = self
             .post_with(
                 &self.admin_token,
@@ -197,12 +207,19 @@ impl TestApp {
                     "login": login,
                     "display_name": format!("{login} (test)"),
                     "password": PASSWORD,
-                    "roles": [{ "role": role, "pizzeria_id": self.pizzeria_id }],
+                    "roles": [grant],
                 }),
             )
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         uuid_of(&json_body(response).await["id"])
+    }
+
+    /// Creates a user (as the admin) with a chain-wide `role` (`on_call`, `operations_viewer`:
+    /// held without a pizzeria) and signs them in: (user id, token).
+    pub async fn chain_staff_session(&self, login: &str, role: &str) -> (Uuid, String) {
+        let id = self.create_user(login, json!({ "role": role })).await;
+        (id, self.login_ok(login, PASSWORD).await)
     }
 
     /// Creates a staff member and signs them in: (user id, token).

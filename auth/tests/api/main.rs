@@ -8,6 +8,7 @@
 mod access_cache;
 mod audit;
 mod bad_input;
+mod dead_letters;
 mod events;
 mod helpers;
 mod internal;
