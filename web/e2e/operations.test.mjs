@@ -66,6 +66,9 @@ test("the operations section is for the on-call roles and chain admins, not for 
   await onCall.waitForURL(/\/ops\/dead-letters$/);
   await onCall.locator("#queue-tracker").waitFor();
   await onCall.locator("#queue-sync-worker").waitFor();
+  // Auth's consumer (the tracker's pizzerias) too, served by auth itself: no problem shown.
+  await onCall.locator("#queue-auth").waitFor();
+  assert.equal(await onCall.locator("#queue-auth .problem").count(), 0);
 });
 
 test("a malformed message and an order the legacy database refuses show as dead letters with their reasons", async () => {

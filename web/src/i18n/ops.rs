@@ -57,6 +57,7 @@ pub struct OpsText {
     pub bad_time: &'static str,
     pub queue_tracker_intake: &'static str,
     pub queue_legacy_sync: &'static str,
+    pub queue_auth_pizzerias: &'static str,
 
     // One dead letter.
     pub all_dead_letters: &'static str,
@@ -182,6 +183,7 @@ pub const EN: OpsText = OpsText {
     bad_time: "“{field}” must be a time such as 2026-11-30T09:00 (UTC).",
     queue_tracker_intake: "Tracker intake: orders and cancellations from the order sources",
     queue_legacy_sync: "Legacy sync: the monolith's tables",
+    queue_auth_pizzerias: "Auth: the pizzerias announced by the tracker",
 
     all_dead_letters: "← All dead letters",
     in_queue: "in",
@@ -300,6 +302,7 @@ pub const RU: OpsText = OpsText {
     bad_time: "«{field}» должно быть временем, например 2026-11-30T09:00 (UTC).",
     queue_tracker_intake: "Приём трекера: заказы и отмены от источников заказов",
     queue_legacy_sync: "Синхронизация с монолитом: его таблицы",
+    queue_auth_pizzerias: "Авторизация: пиццерии, объявленные трекером",
 
     all_dead_letters: "← Все мёртвые письма",
     in_queue: "в очереди",

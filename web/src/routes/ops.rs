@@ -31,7 +31,7 @@ struct Queue {
     title: fn(&'static OpsText) -> &'static str,
 }
 
-const QUEUES: [Queue; 2] = [
+const QUEUES: [Queue; 3] = [
     Queue {
         service: Service::Tracker,
         slug: "tracker",
@@ -41,6 +41,11 @@ const QUEUES: [Queue; 2] = [
         service: Service::SyncWorker,
         slug: "sync-worker",
         title: |t| t.queue_legacy_sync,
+    },
+    Queue {
+        service: Service::Auth,
+        slug: "auth",
+        title: |t| t.queue_auth_pizzerias,
     },
 ];
 
@@ -605,6 +610,22 @@ pub async fn act(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 10: the section shows the dead letters of every durable consumer, and a new one
+    /// fails here until it is listed, with the service that serves them.
+    #[test]
+    fn every_durable_consumer_has_its_dead_letters_listed_from_its_owner() {
+        for spec in bus::topology::ALL {
+            let owner = crate::routes::ops_bus::owner_of(spec.consumer);
+            assert!(owner.is_some(), "{} has no owner", spec.consumer);
+            assert!(
+                QUEUES.iter().any(|q| Some(q.service) == owner),
+                "{} is not in QUEUES",
+                spec.consumer
+            );
+        }
+        assert_eq!(QUEUES.len(), bus::topology::ALL.len(), "one section each");
+    }
 
     #[test]
     fn filter_times_are_rfc_3339_or_a_local_input_read_as_utc() {

@@ -32,10 +32,11 @@ pub const SERVICES: [(Service, &str); 4] = [
 ];
 
 /// The service that owns a consumer's queue (and its dead letters).
-fn owner_of(consumer: &str) -> Option<Service> {
+pub(super) fn owner_of(consumer: &str) -> Option<Service> {
     match consumer {
         "tracker-intake" => Some(Service::Tracker),
         "legacy-sync" => Some(Service::SyncWorker),
+        "auth-pizzerias" => Some(Service::Auth),
         _ => None,
     }
 }
