@@ -9,7 +9,10 @@ use bus::{
     dead_letters::http::{DeadLetterQueue, routes as dead_letter_routes},
     topology,
 };
-use service_kit::app::{Service, ServiceBuilder};
+use service_kit::{
+    app::{Service, ServiceBuilder},
+    hot::HotConnections,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -90,6 +93,10 @@ impl Application {
                 pool: pool.clone(),
             })
             .data(routes::KitchenStaff::new(&settings.access)?)
+            // The station polls, the board and the taps: connections without the pool's
+            // ping on every return (service_kit::hot). When all are busy a request takes a
+            // pooled connection.
+            .data(HotConnections::new(pool.clone(), HOT_CONNECTIONS))
             .data(pool)
             .data(kitchen)
             .data(staff)
@@ -102,6 +109,10 @@ impl Application {
         })
     }
 }
+
+/// How many connections the polls, the board and the taps keep besides the pool (the pool has
+/// `database.max_connections`, 20 by default).
+const HOT_CONNECTIONS: usize = 16;
 
 /// The demo pizzeria's id: fixed, so scripts and tablets in a demo can name it.
 pub const DEMO_PIZZERIA_ID: Uuid = Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0001);

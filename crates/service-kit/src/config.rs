@@ -95,13 +95,31 @@ impl DatabaseSettings {
 
     /// A pool that connects on first use, so a service starts (and reports not-ready) while
     /// PostgreSQL is still coming up.
+    ///
+    /// A connection is tested (a round trip) before it is handed out only when it has been idle
+    /// for [`PING_IF_IDLE_FOR`]. sqlx tests every checkout by default, which made a station
+    /// poll two round trips instead of one and a tap seven instead of six (docs/BENCHMARKS.md,
+    /// issue #8). Under load a connection comes back within milliseconds; one that sat idle
+    /// through a PostgreSQL restart is still caught here, as before.
     pub fn lazy_pool(&self) -> Result<sqlx::PgPool, sqlx::Error> {
         Ok(PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(self.connect_options()?))
     }
 }
+
+/// How long a pooled connection may sit idle before it is tested on checkout.
+pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct BusSettings {

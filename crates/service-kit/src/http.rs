@@ -446,14 +446,14 @@ pub async fn trace_requests(
         .map(|parent| parent.child())
         .unwrap_or_else(TraceContext::new_root);
     let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // The route pattern is read once the router has matched the request: actix then follows
+    // the matched resource. Asked before, it walks the routes again with their regexes, which
+    // doubled the router's cost on every request (docs/BENCHMARKS.md, issue #8).
     let span = tracing::info_span!(
         "http",
         trace_id = %ctx.trace_id(),
         %method,
-        route = %route,
+        route = tracing::field::Empty,
         status = tracing::field::Empty,
     );
     let started = Instant::now();
@@ -465,10 +465,12 @@ pub async fn trace_requests(
         .await
         .map(|res| with_problem_body(res, path, trace_id));
     let elapsed = started.elapsed();
-    let status = match &result {
-        Ok(res) => res.status(),
-        Err(e) => e.as_response_error().status_code(),
+    let (status, route) = match &result {
+        Ok(res) => (res.status(), res.request().match_pattern()),
+        Err(e) => (e.as_response_error().status_code(), None),
     };
+    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    span.record("route", route.as_str());
     span.record("status", status.as_u16());
     metrics::HTTP_REQUESTS
         .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])

@@ -3,17 +3,8 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgConnection;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AlertRow {
-    pub order_id: Uuid,
-    pub number: i32,
-    pub kind: String,
-    pub reason: Option<String>,
-    pub at: DateTime<Utc>,
-}
 
 /// One `cancelled` alert per station in `stations` (duplicates are ignored).
 #[tracing::instrument(skip(conn, reason))]
@@ -41,26 +32,4 @@ pub async fn record_cancelled(
     .await
     .context("cannot record the station alerts")?;
     Ok(())
-}
-
-/// The station's alerts since `since`, newest first.
-#[tracing::instrument(skip(db))]
-pub async fn recent_alerts(
-    db: impl PgExecutor<'_>,
-    pizzeria_id: Uuid,
-    station: &str,
-    since: DateTime<Utc>,
-) -> anyhow::Result<Vec<AlertRow>> {
-    sqlx::query_as(
-        "select order_id, number, kind, reason, at from station_alerts
-         where pizzeria_id = $1 and station = $2 and at > $3
-         order by at desc, id desc
-         limit 20",
-    )
-    .bind(pizzeria_id)
-    .bind(station)
-    .bind(since)
-    .fetch_all(db)
-    .await
-    .context("cannot read the station's alerts")
 }

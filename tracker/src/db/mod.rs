@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod orders;
 pub mod pizzerias;
 pub mod products;
+pub mod station_view;
 pub mod taps;
 pub mod timeline;
 

@@ -368,7 +368,7 @@ pub async fn list_orders(
     .context("cannot list the orders")
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct BoardRow {
     pub id: Uuid,
     pub number: i32,
@@ -396,29 +396,4 @@ pub async fn board_orders(
     .fetch_all(db)
     .await
     .context("cannot read the board")
-}
-
-/// The pizzeria's packed orders with a product whose route ends at `station`: what its tablet
-/// may hand over, oldest first, in the board's shape.
-#[tracing::instrument(skip(db))]
-pub async fn ready_at(
-    db: impl PgExecutor<'_>,
-    pizzeria_id: Uuid,
-    station: &str,
-) -> anyhow::Result<Vec<BoardRow>> {
-    sqlx::query_as(
-        "select o.id, o.number, o.customer_name, o.show_number_only, o.status, o.late,
-                o.packed_at
-         from orders o
-         where o.pizzeria_id = $1 and o.status = 'packed'
-           and exists (select 1 from products p where p.order_id = o.id
-                       and p.route_stations[array_length(p.route_stations, 1)] = $2)
-         order by o.packed_at, o.number
-         limit 50",
-    )
-    .bind(pizzeria_id)
-    .bind(station)
-    .fetch_all(db)
-    .await
-    .context("cannot read the orders ready at the station")
 }

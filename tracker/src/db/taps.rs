@@ -152,48 +152,6 @@ pub async fn find_tap(
     .context("cannot read the tap")
 }
 
-/// A tap at a station that undo can still take back, with what the tablet names it by.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UndoableRow {
-    pub tap_id: i64,
-    pub product_id: Uuid,
-    pub order_id: Uuid,
-    pub number: i32,
-    pub name: String,
-    pub size: Option<String>,
-    pub completed_at: DateTime<Utc>,
-}
-
-/// The station's taps since `since` that have not been undone and whose product still waits
-/// where the tap sent it (same pass, the next stage), in an order still open: exactly the taps
-/// undo would accept, newest first.
-#[tracing::instrument(skip(db))]
-pub async fn undoable_taps(
-    db: impl PgExecutor<'_>,
-    pizzeria_id: Uuid,
-    station: &str,
-    since: DateTime<Utc>,
-) -> anyhow::Result<Vec<UndoableRow>> {
-    sqlx::query_as(
-        "select t.id as tap_id, t.product_id, t.order_id, o.number, p.name, p.size,
-                t.completed_at
-         from taps t
-         join products p on p.id = t.product_id
-         join orders o on o.id = t.order_id
-         where t.pizzeria_id = $1 and t.station = $2 and t.undone_at is null
-           and t.completed_at > $3 and p.pass = t.pass and p.stage = t.stage + 1
-           and o.status in ('accepted', 'in_work', 'packed')
-         order by t.completed_at desc, t.id desc
-         limit 50",
-    )
-    .bind(pizzeria_id)
-    .bind(station)
-    .bind(since)
-    .fetch_all(db)
-    .await
-    .context("cannot read the taps undo can take back")
-}
-
 #[tracing::instrument(skip(conn))]
 pub async fn mark_undone(
     conn: &mut PgConnection,

@@ -5,7 +5,7 @@ use access::Caller;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use service_kit::hot::HotConnections;
 use uuid::Uuid;
 
 use crate::{
@@ -38,14 +38,14 @@ pub async fn board(
     caller: Caller,
     req: HttpRequest,
     scope: PizzeriaScope,
-    pool: web::Data<PgPool>,
+    hot: web::Data<HotConnections>,
     kitchen: web::Data<Kitchen>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_board(scope.pizzeria_id)?;
     let version = current_version(
         &kitchen.versions,
         VersionKey::Board(scope.pizzeria_id),
-        pizzerias::board_version(&**pool, scope.pizzeria_id),
+        hot.run(async |conn| pizzerias::board_version(conn, scope.pizzeria_id).await),
     )
     .await?
     .ok_or(KitchenError::NotFound("pizzeria"))?;
@@ -55,7 +55,10 @@ pub async fn board(
     }
     let mut preparing = Vec::new();
     let mut ready = Vec::new();
-    for row in orders::board_orders(&**pool, scope.pizzeria_id).await? {
+    let rows = hot
+        .run(async |conn| orders::board_orders(conn, scope.pizzeria_id).await)
+        .await?;
+    for row in rows {
         let ready_list = match OrderStatus::parse(&row.status) {
             Some(OrderStatus::Packed) => true,
             Some(OrderStatus::Accepted | OrderStatus::InWork) => false,

@@ -6,12 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use service_kit::http::Deferred;
-use sqlx::PgPool;
+use service_kit::{hot::HotConnections, http::Deferred};
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    db::{alerts, orders, pizzerias, products, taps},
+    db::{pizzerias, station_view},
     kitchen::{self, Kitchen, KitchenError},
     versions::VersionKey,
 };
@@ -122,7 +122,7 @@ pub async fn station_queue(
     caller: Caller,
     req: HttpRequest,
     scope: StationScope,
-    pool: web::Data<PgPool>,
+    hot: web::Data<HotConnections>,
     kitchen: web::Data<Kitchen>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_station(scope.pizzeria_id, scope.station.as_str())?;
@@ -132,7 +132,9 @@ pub async fn station_queue(
     let version = current_version(
         &kitchen.versions,
         VersionKey::station(scope.pizzeria_id, scope.station.as_str()),
-        pizzerias::station_queue_version(&**pool, scope.pizzeria_id, scope.station.as_str()),
+        hot.run(async |conn| {
+            pizzerias::station_queue_version(conn, scope.pizzeria_id, scope.station.as_str()).await
+        }),
     )
     .await?
     .ok_or(KitchenError::NotFound("station"))?;
@@ -141,45 +143,57 @@ pub async fn station_queue(
         return Ok(not_modified(&etag));
     }
     let (pizzeria_id, station) = (scope.pizzeria_id, scope.station.as_str());
-    let rows = products::station_queue(&**pool, pizzeria_id, station).await?;
     let generated_at = Utc::now();
     let window = chrono::Duration::from_std(kitchen.undo_window).unwrap_or_default();
     // One read serves both lists: what undo can take back is what recall can, in a shorter
     // window.
     let recall_window = chrono::Duration::from_std(kitchen::RECALL_WINDOW).unwrap_or_default();
-    let recallable: Vec<UndoableTap> =
-        taps::undoable_taps(&**pool, pizzeria_id, station, generated_at - recall_window)
-            .await?
-            .into_iter()
-            .map(|t| UndoableTap {
-                tap_id: t.tap_id,
-                product_id: t.product_id,
-                order_id: t.order_id,
-                order_number: t.number,
-                product_name: t.name,
-                size: t.size,
-                completed_at: t.completed_at,
-                undo_until: t.completed_at + window,
-            })
-            .collect();
+    let view = hot
+        .run(async |conn| {
+            station_view::station_view(
+                conn,
+                pizzeria_id,
+                station,
+                generated_at - recall_window,
+                generated_at - ALERT_LOOKBACK,
+            )
+            .await
+        })
+        .await?;
+    let recallable: Vec<UndoableTap> = view
+        .recallable
+        .0
+        .into_iter()
+        .map(|t| UndoableTap {
+            tap_id: t.tap_id,
+            product_id: t.product_id,
+            order_id: t.order_id,
+            order_number: t.number,
+            product_name: t.name,
+            size: t.size,
+            completed_at: t.completed_at,
+            undo_until: t.completed_at + window,
+        })
+        .collect();
     let undoable: Vec<&UndoableTap> = recallable
         .iter()
         .filter(|t| t.undo_until > generated_at)
         .collect();
-    let alerts =
-        alerts::recent_alerts(&**pool, pizzeria_id, station, generated_at - ALERT_LOOKBACK)
-            .await?
-            .into_iter()
-            .map(|a| StationAlert {
-                kind: a.kind,
-                order_id: a.order_id,
-                order_number: a.number,
-                reason: a.reason,
-                at: a.at,
-            })
-            .collect::<Vec<_>>();
-    let all_day = products::all_day_counts(&**pool, pizzeria_id, station)
-        .await?
+    let alerts = view
+        .alerts
+        .0
+        .into_iter()
+        .map(|a| StationAlert {
+            kind: a.kind,
+            order_id: a.order_id,
+            order_number: a.number,
+            reason: a.reason,
+            at: a.at,
+        })
+        .collect::<Vec<_>>();
+    let all_day = view
+        .all_day
+        .0
         .into_iter()
         .map(|r| AllDayCount {
             product_name: r.name,
@@ -187,8 +201,9 @@ pub async fn station_queue(
             count: r.count,
         })
         .collect::<Vec<_>>();
-    let ready = orders::ready_at(&**pool, pizzeria_id, station)
-        .await?
+    let ready = view
+        .ready
+        .0
         .into_iter()
         .map(|o| ReadyOrder {
             order_id: o.id,
@@ -197,6 +212,7 @@ pub async fn station_queue(
             packed_at: o.packed_at,
         })
         .collect::<Vec<_>>();
+    let rows = view.products.0;
     let total = rows.first().map_or(0, |r| r.total);
     let entries: Vec<QueueEntry> = rows
         .into_iter()
@@ -249,7 +265,7 @@ pub async fn tap(
     caller: Caller,
     req: HttpRequest,
     scope: StationScope,
-    pool: web::Data<PgPool>,
+    hot: web::Data<HotConnections>,
     kitchen: web::Data<Kitchen>,
     directory: web::Data<KitchenStaff>,
     body: Deferred<OptionalJson<TapBody>>,
@@ -262,7 +278,6 @@ pub async fn tap(
         actor_id: body.actor_id,
     };
     let actor = acting(&caller, &req, scope.pizzeria_id, &directory, named).await?;
-    let mut tx = pool.begin().await.context("cannot start the tap")?;
     let request = kitchen::TapRequest {
         pizzeria_id: scope.pizzeria_id,
         station: &scope.station,
@@ -270,8 +285,14 @@ pub async fn tap(
         actor: Some(&actor),
         client_tap_id: body.client_tap_id,
     };
-    let record = kitchen::tap(&mut tx, &kitchen, request).await?;
-    tx.commit().await.context("cannot commit the tap")?;
+    let record = hot
+        .run(async |conn| {
+            let mut tx = conn.begin().await.context("cannot start the tap")?;
+            let record = kitchen::tap(&mut tx, &kitchen, request).await?;
+            tx.commit().await.context("cannot commit the tap")?;
+            Ok::<_, ApiError>(record)
+        })
+        .await?;
     let tap = &record.tap;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "tap_id": tap.id,

@@ -124,6 +124,12 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Kitchen(KitchenError::Unexpected(e.into()))
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         ApiError::Kitchen(KitchenError::Invalid(e))
