@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: the load scenarios of docs/BENCHMARKS.md on a private stack.
 #
-#   scripts/bench.sh [SCENARIO...]   default: a b c d (also "a,b")
+#   scripts/bench.sh [SCENARIO...]   default: a b@0 b@0.2 b@1 c d (also "a,b")
 #     a   Dodo's 2020 scale: 600 pizzerias x 5 tablets polling every 10 s
-#     b   ten times that: 6000 pizzerias
+#     b   ten times that: 6000 pizzerias, at BENCH_ORDERS_PER_MINUTE
+#     b@R the same at R orders per pizzeria per minute (0 is polls only)
 #     c   the sync worker draining a backlog of 1,000,000 tracker events
 #     d   the tracker's relay publishing an outbox of 1,000,000 unpublished events
 #
@@ -34,6 +35,8 @@
 #   BENCH_PROBE_MESSAGES=100000  messages of the broker probe
 #   BENCH_PERF=1                 also record `perf` system-wide for BENCH_PERF_SECONDS
 #   BENCH_PERF_SECONDS=20          (default 20) in the middle of each scenario
+#   BENCH_D_WITHOUT_HISTORY=1    scenario d with the history stream unbound (what the stream's
+#                                copy costs the broker; diagnosis only)
 #   BENCH_DIR=.stack/bench       stack data; results go to BENCH_DIR/results/<time>/
 #   BENCH_TRACKER_PORT=58081     service ports: not 8081-8084, so a `make run`
 #   BENCH_SYNC_WORKER_PORT=58082   can stay up beside a benchmark
@@ -77,9 +80,10 @@ BUILD_DIR=${BENCH_BUILD_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
 EXCHANGE=kitchen
 # "a b", "a,b" and "a" "b" all work.
 read -r -a SCENARIOS <<<"${*//,/ }"
-((${#SCENARIOS[@]})) || SCENARIOS=(a b c d)
+((${#SCENARIOS[@]})) || SCENARIOS=(a b@0 b@0.2 b@1 c d)
 for s in "${SCENARIOS[@]}"; do
-    [[ $s == [abcd] ]] || die "unknown scenario '$s' (expected a, b, c or d)"
+    [[ $s == [abcd] || $s =~ ^b@[0-9]+(\.[0-9]+)?$ ]] ||
+        die "unknown scenario '$s' (expected a, b, b@RATE, c or d)"
 done
 
 RESULTS=$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)
@@ -242,18 +246,44 @@ top_statements() {
         psql_db "$db" -P pager=off -c "
             select calls, rows, round(total_exec_time::numeric, 0) as total_ms,
                    round(mean_exec_time::numeric, 3) as mean_ms,
-                   left(regexp_replace(query, '\s+', ' ', 'g'), 110) as query
+                   case when toplevel then '' else '(in a function) ' end
+                       || left(regexp_replace(query, '\s+', ' ', 'g'), 110) as query
             from pg_stat_statements
             where dbid = (select oid from pg_database where datname = current_database())
-            order by total_exec_time desc limit 15"
-        # Execution time only: parsing, planning, the protocol and commits are outside it, so
-        # set it beside the PostgreSQL CPU of the window.
+            order by total_exec_time desc limit 20"
+        # Execution time only (top-level statements): parsing, planning, the protocol and
+        # commits are outside it, so set it beside the PostgreSQL CPU of the window.
         psql_db "$db" -At -F ' ' -c "
             select 'all statements: ' || sum(calls) || ' calls, ' || round(sum(total_exec_time)::numeric, 0)
                    || ' ms executing, ' || round(sum(total_plan_time)::numeric, 0) || ' ms planning'
             from pg_stat_statements
-            where dbid = (select oid from pg_database where datname = current_database())"
+            where dbid = (select oid from pg_database where datname = current_database())
+              and toplevel"
     done
+}
+
+# wait_events: PostgreSQL's connections by database and state, and what each waits on, sampled
+# every 50 ms for 5 s. CPU figures cannot show a queue; this can: on a lock ("Lock object" at
+# commit is the database-wide lock NOTIFY holds until the commit is flushed), on the WAL flush,
+# on the client between the statements of a transaction ("idle in transaction"), or none at all
+# (how many of a pool's connections sit idle).
+wait_events() {
+    psql_db postgres -At -F $'\t' <<'SQL'
+create temporary table samples (wait text);
+do $$
+begin
+    for i in 1..100 loop
+        insert into samples
+        select datname || ' ' || state || ': '
+               || coalesce(wait_event_type || ' ' || wait_event, 'on CPU')
+        from pg_stat_activity
+        where backend_type = 'client backend' and pid <> pg_backend_pid();
+        perform pg_stat_clear_snapshot();
+        perform pg_sleep(0.05);
+    end loop;
+end $$;
+select round(count(*) / 100.0, 2), wait from samples group by wait order by count(*) desc;
+SQL
 }
 
 # profile_begin NAME SECONDS_UNTIL_TOP: the start of a scenario's measuring window: CPU
@@ -265,7 +295,11 @@ profile_begin() {
     cpu_snapshot >"$RESULTS/$name.cpu-before"
     reset_statements
     # With the sockets' summary: connections churned by a client show up as TIME_WAIT.
-    (sleep "$top_after" && { top -b -n1 -w 200 | head -n 25; ss -s; } >"$RESULTS/$name.top.txt" 2>&1) &
+    (sleep "$top_after" && { top -b -n1 -w 200 | head -n 25; ss -s; } >"$RESULTS/$name.top.txt" 2>&1
+        {
+            echo "PostgreSQL connections, on average over 5 s, by database, state and what they wait on:"
+            wait_events
+        } >"$RESULTS/$name.waits.txt" 2>&1) &
     TOPPER=$!
     PERFER=
     if [[ ${BENCH_PERF:-0} == 1 ]]; then
@@ -297,12 +331,19 @@ perf_summary() {
     done
 }
 
+# profile_stop NAME: closes the CPU window of NAME now (profile_end closes it otherwise).
+profile_stop() {
+    cpu_snapshot >"$RESULTS/$1.cpu-after"
+    PROFILE_STOPPED=$(date +%s.%N)
+}
+
 # profile_end NAME UNITS LABEL: the end of the window; appends CPU per process (also per unit
 # of work), the `top` snapshot, the busiest SQL statements and the perf profile to NAME.txt.
 profile_end() {
     local name=$1 units=$2 label=$3 secs
-    cpu_snapshot >"$RESULTS/$name.cpu-after"
-    secs=$(awk -v a="$PROFILE_STARTED" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    [[ -n ${PROFILE_STOPPED:-} ]] || profile_stop "$name"
+    secs=$(awk -v a="$PROFILE_STARTED" -v b="$PROFILE_STOPPED" 'BEGIN { printf "%.1f", b - a }')
+    PROFILE_STOPPED=
     kill "$TOPPER" 2>/dev/null || true
     wait "$TOPPER" 2>/dev/null || true
     [[ -n $PERFER ]] && { wait "$PERFER" || true; }
@@ -311,6 +352,7 @@ profile_end() {
         cpu_report "$name" "$secs" "$units" "$label"
         echo
         [[ -s $RESULTS/$name.top.txt ]] && { echo "top, mid-run:"; cat "$RESULTS/$name.top.txt"; echo; }
+        [[ -s $RESULTS/$name.waits.txt ]] && { cat "$RESULTS/$name.waits.txt"; echo; }
         top_statements
         if [[ -s $RESULTS/$name.perf.data ]]; then perf_summary "$name"; fi
     } 2>&1 | tee -a "$RESULTS/$name.txt"
@@ -404,6 +446,9 @@ if [[ $(psql "$DATABASE_URL" -X -At -c 'show shared_preload_libraries') != *pg_s
     "$SCRIPT_DIR/stack.sh" down "$BENCH_DIR"
     env -u DATABASE_URL -u AMQP_URL STACK_FAST=0 "$SCRIPT_DIR/stack.sh" up "$BENCH_DIR" "$PG_PORT" "$AMQP_PORT" >/dev/null
 fi
+# Statements inside functions (finish_order_change, the triggers) are counted on their own too,
+# so a function's cost can be taken apart; the totals above count top-level statements only.
+psql "$DATABASE_URL" -X -q -c "alter system set pg_stat_statements.track = 'all'" -c 'select pg_reload_conf()' >/dev/null
 # A fresh kitchen each run: products left in the queues by an earlier run would be tapped by
 # this one's pizzamakers and skew every figure (a polls-only run would still tap hundreds a
 # second). The legacy database goes too: the tap -> legacy lag is read with a join over all of
@@ -492,10 +537,13 @@ kitchen() {
     # The window opens with the load, after the sign-ins: each of the --sessions sign-ins
     # costs auth an argon2 hash, which is not the order flow's.
     wait_for_line "$RESULTS/$name.txt" 'load starts now' "$load" || { wait "$load" || true; die "loadgen kitchen did not start its load"; }
+    tracker_histogram "$RESULTS/$name.tracker-latency-start.txt"
     # For the perf summary only: its CPU comes from its own report (it has exited by the time
     # the window closes).
     PIDS[loadgen]=$(pgrep -P $$ -x loadgen || true)
     profile_begin "$name" "$((secs / 2))"
+    # The window closes when the load does, before loadgen's own lag queries.
+    wait_for_line "$RESULTS/$name.txt" 'load ends now' "$load" && profile_stop "$name"
     wait "$load" || die "loadgen kitchen failed; see $RESULTS/$name.txt"
     # Per order-flow transaction: each tap and each intake (a run with no orders has none, and
     # then the per-unit column is empty).
@@ -513,17 +561,29 @@ kitchen() {
     } | tee -a "$RESULTS/$name.txt"
 }
 
-# The tracker's own view of the station polls (its histogram, from accept to response, so
-# without the client's and the kernel's queueing): how many took at most 10 ms.
-tracker_latency() {
-    local out=$RESULTS/$1.tracker-latency.txt
+# The tracker's own view of the station polls and the taps (its histogram, from accept to
+# response, so without the client's and the kernel's queueing): how many took at most 1, 10
+# and 50 ms. Beside loadgen's figures it says where a slow request waited. The histogram counts
+# from the tracker's start, so the snapshot taken when the load began (NAME.tracker-latency-start.txt)
+# is subtracted.
+tracker_histogram() {
     curl -fsS "http://127.0.0.1:$TRACKER_PORT/metrics" 2>/dev/null |
-        grep '^http_request_duration_seconds_bucket{.*stations/{station}/queue' >"$out" || true
-    awk '
-        match($0, /le="[^"]*"/) { n[substr($0, RSTART + 4, RLENGTH - 5)] = $NF + 0 }
-        END { if (n["+Inf"] > 0) printf "tracker-side station polls: %d, within 10 ms: %.3f%%, within 1 ms: %.3f%%\n",
-              n["+Inf"], 100 * n["0.01"] / n["+Inf"], 100 * n["0.001"] / n["+Inf"] }' "$out" |
-        tee -a "$RESULTS/$1.txt"
+        grep '^http_request_duration_seconds_bucket{' >"$1" || true
+}
+
+tracker_latency() {
+    local out=$RESULTS/$1.tracker-latency.txt start=$RESULTS/$1.tracker-latency-start.txt what
+    tracker_histogram "$out"
+    for what in "station polls:stations/{station}/queue" "taps:products/{product_id}/tap"; do
+        awk -v what="${what%%:*}" -v pattern="${what#*:}" '
+            index($0, pattern) && match($0, /le="[^"]*"/) {
+                le = substr($0, RSTART + 4, RLENGTH - 5)
+                if (FILENAME == ARGV[1]) n[le] -= $NF; else n[le] += $NF
+            }
+            END { if (n["+Inf"] > 0) printf "tracker-side %s: %d, within 1 ms: %.3f%%, 10 ms: %.3f%%, 50 ms: %.3f%%\n",
+                  what, n["+Inf"], 100 * n["0.001"] / n["+Inf"], 100 * n["0.01"] / n["+Inf"], 100 * n["0.05"] / n["+Inf"] }' \
+            "$start" "$out"
+    done | tee -a "$RESULTS/$1.txt"
 }
 
 # backlog_window NAME EVENTS WATCHER OUT SERVICE PORT ARG: the measuring window of a backlog
@@ -569,6 +629,16 @@ relay_backlog() {
     # same two cores, and its queue keeps them for the order check below.
     stop_service sync-worker
     stop_service tracker
+    if [[ ${BENCH_D_WITHOUT_HISTORY:-0} == 1 ]]; then
+        # Diagnosis only: how much of the broker's cost per relayed event is the history
+        # stream's copy. The sync worker binds the stream again when it starts after d.
+        log "unbinding the history stream for this d (BENCH_D_WITHOUT_HISTORY=1)"
+        local credentials=${AMQP_URL#amqp://}
+        credentials=${credentials%%@*}
+        curl -fsS -u "$credentials" -X DELETE \
+            "$RABBITMQ_MANAGEMENT_URL/api/bindings/%2f/e/$EXCHANGE/q/$EXCHANGE.history/%23" ||
+            die "could not unbind the history stream"
+    fi
     log "staging $RELAY_EVENTS events in the tracker's outbox with the tracker stopped"
     "$BIN_DIR/loadgen" outbox-fill --events "$RELAY_EVENTS" --tracker-db "$tracker_db" 2>&1 |
         tee "$RESULTS/d-fill.txt"
@@ -594,6 +664,10 @@ for s in "${SCENARIOS[@]}"; do
     case $s in
         a) log "scenario a: 600 pizzerias"; kitchen a 600 ;;
         b) log "scenario b: 6000 pizzerias"; kitchen b 6000 ;;
+        b@*)
+            log "scenario $s: 6000 pizzerias at ${s#b@} orders/min"
+            ORDERS_PER_MINUTE=${s#b@} kitchen "$s" 6000
+            ;;
         c) log "scenario c: backlog of $BACKLOG_EVENTS events"; backlog_drain ;;
         d) log "scenario d: outbox of $RELAY_EVENTS events"; relay_backlog ;;
     esac

@@ -322,6 +322,10 @@ pub async fn run(args: KitchenArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     let ended_wall = Utc::now();
+    // bench.sh closes its CPU window here: what follows (the tap → legacy lag queries over
+    // the whole run) is the measurement's own cost, about 2 s of PostgreSQL in scenario b.
+    println!("kitchen: load ends now");
+    std::io::Write::flush(&mut std::io::stdout())?;
     let cpu_used = match (cpu_before, own_cpu_seconds()) {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
