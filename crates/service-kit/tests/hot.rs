@@ -1,7 +1,8 @@
 //! `service_kit::hot` against a real PostgreSQL: a slot keeps its connection across requests, a
 //! request cut off mid-query never leaves its half-read answer to the next one, an error rolls
 //! back what its request left open and keeps the connection, and a busy slot sends the request
-//! to the pool.
+//! to the pool, and a connection whose server went away while it sat idle is replaced before a
+//! request uses it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,5 +125,25 @@ async fn with_every_slot_busy_a_read_goes_to_the_pool() {
         other.unwrap(),
         slot,
         "the second read took a pooled connection"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_lost_while_idle_is_replaced_before_a_request_uses_it() {
+    let pool = PgPool::connect_with(server()).await.unwrap();
+    let reads = HotConnections::new(pool.clone(), 1);
+    let first = reads.run(async |c| backend(c).await).await.unwrap();
+    // What a PostgreSQL restart does to it, for this one connection.
+    let ended: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(ended);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let next = reads.run(async |c| backend(c).await).await;
+    assert_ne!(
+        next.expect("the request does not see the lost connection"),
+        first
     );
 }
