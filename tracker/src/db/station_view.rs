@@ -57,7 +57,6 @@ pub async fn station_view(
                     coalesce(p.route_targets[p.stage + 1], 0) as target_seconds,
                     p.pass, o.late, p.urgent, p.remake_reason, count(*) over () as total,
                     p.stage + 1 = cardinality(p.route_stations) as last_stage,
-                    p.order_id as of_order,
                     row_number() over (
                         order by p.urgent desc,
                                  greatest(p.entered_at, coalesce(p.clock_from, p.entered_at))
@@ -68,9 +67,9 @@ pub async fn station_view(
          ),
          listed as (
              select q.*,
-                    (select count(*) from products r where r.order_id = q.of_order)
+                    (select count(*) from products r where r.order_id = q.order_id)
                         as order_products,
-                    (select count(*) from products r where r.order_id = q.of_order
+                    (select count(*) from products r where r.order_id = q.order_id
                        and (r.done_at is not null or r.station = $2)) as order_here
              from queue q where q.n <= $3
          )
