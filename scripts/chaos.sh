@@ -56,6 +56,18 @@ for name in "${INSTANCES[@]}"; do PORTS[$name]=0; done
 LOADGEN=""
 CLUSTER=0
 
+# The last lines of this run's logs: the services', the cluster's and each RabbitMQ node's.
+# shellcheck disable=SC2317 # runs from the EXIT trap
+show_log_tails() {
+    local file
+    while IFS= read -r -d '' file; do
+        [[ -s $file ]] || continue
+        echo "----- ${file#"$DIR"/} (last 20 lines)" >&2
+        tail -n 20 "$file" >&2
+    done < <(find "$LOG_DIR" "$DIR" -maxdepth 4 -name '*.log' -type f -print0 2>/dev/null | sort -zu)
+    df -h "$DIR" >&2 || true
+}
+
 CLEANED=0
 # shellcheck disable=SC2317 # runs from the EXIT trap
 cleanup() {
@@ -73,6 +85,9 @@ cleanup() {
         rm -rf "$DIR"
     else
         log "kept $DIR (logs in $LOG_DIR)"
+        # The caller may remove $DIR (make test removes its whole folder), so the failure's
+        # evidence goes to the output too.
+        ((rc == 0)) || show_log_tails
     fi
     exit "$rc"
 }
