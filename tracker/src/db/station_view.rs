@@ -6,7 +6,8 @@
 //! back, the alerts, the all-day counts, the orders ready to hand over), and the per-statement
 //! cost (protocol, snapshot, planner cache) was most of PostgreSQL's share of a poll. Here the
 //! five lists are five `json_agg` sub-selects of one statement, decoded with serde into the
-//! same row types. Each list is ordered inside its aggregate (`order by` in `json_agg`), not by
+//! row types. The lists' row types name their fields as the answer does and serve as its
+//! types too. Each list is ordered inside its aggregate (`order by` in `json_agg`), not by
 //! a sub-query's order, which PostgreSQL does not promise to keep.
 
 use anyhow::Context;
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::orders::BoardRow;
 
@@ -30,12 +31,12 @@ pub struct StationView {
     pub products: Json<Vec<QueueRow>>,
     /// The station's taps since `recall_since` that undo or recall could take back (not
     /// undone, the product still where the tap sent it, the order open), newest first.
-    pub recallable: Json<Vec<UndoableRow>>,
+    pub recallable: Json<Vec<RecallableTap>>,
     /// The station's alerts since `alerts_since`, newest first.
-    pub alerts: Json<Vec<AlertRow>>,
+    pub alerts: Json<Vec<StationAlert>>,
     /// Every product waiting at the station by name and size, most first: the "all day"
     /// count a cook reads to make several at once.
-    pub all_day: Json<Vec<AllDayRow>>,
+    pub all_day: Json<Vec<AllDayCount>>,
     /// The pizzeria's packed orders with a product whose route ends at the station: what its
     /// tablet may hand over, oldest first.
     pub ready: Json<Vec<BoardRow>>,
@@ -76,8 +77,8 @@ pub async fn station_view(
          select
              (select coalesce(json_agg(l order by l.n), '[]') from listed l) as products,
              (select coalesce(json_agg(t order by t.completed_at desc, t.tap_id desc), '[]')
-              from (select t.id as tap_id, t.product_id, t.order_id, o.number, p.name, p.size,
-                           t.completed_at
+              from (select t.id as tap_id, t.product_id, t.order_id, o.number as order_number,
+                           p.name as product_name, p.size, t.completed_at
                     from taps t
                     join products p on p.id = t.product_id
                     join orders o on o.id = t.order_id
@@ -87,12 +88,13 @@ pub async fn station_view(
                     order by t.completed_at desc, t.id desc
                     limit 50) t) as recallable,
              (select coalesce(json_agg(a order by a.at desc, a.id desc), '[]')
-              from (select id, order_id, number, kind, reason, at from station_alerts
+              from (select id, order_id, number as order_number, kind, reason, at
+                    from station_alerts
                     where pizzeria_id = $1 and station = $2 and at > $5
                     order by at desc, id desc
                     limit 20) a) as alerts,
-             (select coalesce(json_agg(c order by c.count desc, c.name, c.size), '[]')
-              from (select name, size, count(*) as count from products
+             (select coalesce(json_agg(c order by c.count desc, c.product_name, c.size), '[]')
+              from (select name as product_name, size, count(*) as count from products
                     where pizzeria_id = $1 and station = $2
                     group by name, size
                     order by count(*) desc, name, size
@@ -146,31 +148,35 @@ pub struct QueueRow {
 }
 
 /// How many of each product (name and size) wait at a station: the "all day" count a cook
-/// reads to make several at once.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AllDayRow {
-    pub name: String,
+/// reads to make several at once. The statement names its columns as the answer does, so this
+/// is also the answer's type.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AllDayCount {
+    pub product_name: String,
     pub size: Option<String>,
     pub count: i64,
 }
 
-/// A tap at a station that undo can still take back, with what the tablet names it by.
-#[derive(Debug, Clone, Deserialize)]
-pub struct UndoableRow {
+/// A tap at a station that undo or recall can still take back, with what the tablet names it
+/// by.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RecallableTap {
     pub tap_id: i64,
     pub product_id: Uuid,
     pub order_id: Uuid,
-    pub number: i32,
-    pub name: String,
+    pub order_number: i32,
+    pub product_name: String,
     pub size: Option<String>,
     pub completed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct AlertRow {
-    pub order_id: Uuid,
-    pub number: i32,
+/// A notice a station's tablet shows beside its cards, such as "CANCELLED #4204".
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct StationAlert {
     pub kind: String,
+    pub order_id: Uuid,
+    pub order_number: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
 }

@@ -11,7 +11,10 @@ use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    db::{pizzerias, station_view},
+    db::{
+        pizzerias,
+        station_view::{self, RecallableTap},
+    },
     kitchen::{self, Kitchen, KitchenError},
     versions::VersionKey,
 };
@@ -72,28 +75,13 @@ struct OrderReady {
     of: i64,
 }
 
-/// A tap undo can still take back, named for the tablet.
+/// A tap undo can still take back, and until when.
 #[derive(Debug, Serialize)]
 struct UndoableTap {
-    tap_id: i64,
-    product_id: Uuid,
-    order_id: Uuid,
-    order_number: i32,
-    product_name: String,
-    size: Option<String>,
-    completed_at: DateTime<Utc>,
+    #[serde(flatten)]
+    tap: RecallableTap,
     /// Past this, undo is refused.
     undo_until: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize)]
-struct StationAlert {
-    kind: String,
-    order_id: Uuid,
-    order_number: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    at: DateTime<Utc>,
 }
 
 /// A packed order a finishing station's tablet may hand over.
@@ -103,13 +91,6 @@ struct ReadyOrder {
     order_number: i32,
     customer_name: String,
     packed_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize)]
-struct AllDayCount {
-    product_name: String,
-    size: Option<String>,
-    count: i64,
 }
 
 /// How far back a queue answer lists alerts; the tablet decides how long to show each.
@@ -164,43 +145,16 @@ pub async fn station_queue(
         .recallable
         .0
         .into_iter()
-        .map(|t| UndoableTap {
-            tap_id: t.tap_id,
-            product_id: t.product_id,
-            order_id: t.order_id,
-            order_number: t.number,
-            product_name: t.name,
-            size: t.size,
-            completed_at: t.completed_at,
-            undo_until: t.completed_at + window,
+        .map(|tap| UndoableTap {
+            undo_until: tap.completed_at + window,
+            tap,
         })
         .collect();
     let undoable: Vec<&UndoableTap> = recallable
         .iter()
         .filter(|t| t.undo_until > generated_at)
         .collect();
-    let alerts = view
-        .alerts
-        .0
-        .into_iter()
-        .map(|a| StationAlert {
-            kind: a.kind,
-            order_id: a.order_id,
-            order_number: a.number,
-            reason: a.reason,
-            at: a.at,
-        })
-        .collect::<Vec<_>>();
-    let all_day = view
-        .all_day
-        .0
-        .into_iter()
-        .map(|r| AllDayCount {
-            product_name: r.name,
-            size: r.size,
-            count: r.count,
-        })
-        .collect::<Vec<_>>();
+    let (alerts, all_day) = (view.alerts.0, view.all_day.0);
     let ready = view
         .ready
         .0
