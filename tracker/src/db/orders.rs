@@ -6,6 +6,7 @@ use contracts::OrderItem;
 use sqlx::{PgConnection, PgExecutor, types::Json};
 use uuid::Uuid;
 
+use super::products::ProductRow;
 use crate::domain::{NewOrder, OrderStatus};
 
 /// The columns of [`OrderRow`], for every query that reads one.
@@ -212,17 +213,30 @@ pub async fn find_order(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<Opt
     .context("cannot read the order")
 }
 
-/// Locks the order of `product_id` when the station exists and the product is the pizzeria's
-/// (`lock_order_of_product`, one round trip); `None` when any of them is missing.
+/// What a tap works on: the product's order, locked, and the product as it is under that
+/// lock, with how many other products of the order are not done yet.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LockedProduct {
+    #[sqlx(flatten)]
+    pub order: OrderRow,
+    pub product: Json<ProductRow>,
+    pub unfinished_others: i64,
+}
+
+/// Locks the order of `product_id` when the station exists and the product is the pizzeria's,
+/// then reads the product under the lock: one round trip (`lock_order_of_product` and
+/// `product_under_lock`, migration 20261202100000). `None` when any of them is missing.
 #[tracing::instrument(skip(conn))]
 pub async fn lock_order_of_product(
     conn: &mut PgConnection,
     pizzeria_id: Uuid,
     station: &str,
     product_id: Uuid,
-) -> anyhow::Result<Option<OrderRow>> {
+) -> anyhow::Result<Option<LockedProduct>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {ORDER_COLUMNS} from lock_order_of_product($1, $2, $3)"
+        "select {ORDER_COLUMNS}, l.product, l.unfinished_others
+         from lock_order_of_product($1, $2, $3) o
+         cross join lateral product_under_lock(o.id, $3) l"
     )))
     .bind(pizzeria_id)
     .bind(station)

@@ -11,7 +11,9 @@ const PRODUCT_COLUMNS: &str = "id, order_id, pizzeria_id, item_index, unit_index
     size, modifiers, route_stations, route_targets, stage, pass, station, entered_at, done_at,
     allergens, urgent, remake_reason, clock_from";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// Also read from JSON (`product_under_lock`, the tap's first statement): its fields are the
+/// table's column names, as `row_to_json` writes them.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct ProductRow {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -153,31 +155,23 @@ pub async fn find_product(db: impl PgExecutor<'_>, id: Uuid) -> anyhow::Result<O
     .context("cannot read the product")
 }
 
-/// The product, and how many other products of its order are not done yet: what a tap reads
-/// under the order's lock, in one round trip.
+/// The product of a locked order, read after the lock was taken, and how many other products
+/// of the order are not done yet (`product_under_lock`). `None` when the product is not the
+/// order's.
 #[tracing::instrument(skip(conn))]
-pub async fn find_product_in_order(
+pub async fn product_under_lock(
     conn: &mut PgConnection,
-    id: Uuid,
+    order_id: Uuid,
+    product_id: Uuid,
 ) -> anyhow::Result<Option<(ProductRow, i64)>> {
-    #[derive(sqlx::FromRow)]
-    struct Found {
-        #[sqlx(flatten)]
-        product: ProductRow,
-        unfinished_others: i64,
-    }
-    let found: Option<Found> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {PRODUCT_COLUMNS},
-             (select count(*) from products o
-              where o.order_id = p.order_id and o.done_at is null and o.id <> p.id)
-                 as unfinished_others
-         from products p where id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
-    .context("cannot read the product")?;
-    Ok(found.map(|f| (f.product, f.unfinished_others)))
+    let found: Option<(sqlx::types::Json<ProductRow>, i64)> =
+        sqlx::query_as("select product, unfinished_others from product_under_lock($1, $2)")
+            .bind(order_id)
+            .bind(product_id)
+            .fetch_optional(conn)
+            .await
+            .context("cannot read the product")?;
+    Ok(found.map(|(product, unfinished_others)| (product.0, unfinished_others)))
 }
 
 #[tracing::instrument(skip(db))]

@@ -65,39 +65,37 @@ impl TapRecord {
     }
 }
 
-/// Checks the station exists, then locks the product's order. The product is read again under
-/// the lock: it may have moved while we waited. Also returns how many other products of the
-/// order are unfinished.
+/// Checks the station exists, then locks the product's order and reads the product under the
+/// lock: it may have moved while we waited. Also returns how many other products of the order
+/// are unfinished.
 ///
-/// The common case takes two round trips (`lock_order_of_product`, then the product). When
-/// that finds nothing, the steps are taken one by one to say what is missing.
+/// The common case is one round trip (`lock_order_of_product`). When that finds nothing, the
+/// steps are taken one by one to say what is missing.
 async fn lock_product(
     conn: &mut PgConnection,
     pizzeria_id: Uuid,
     station: &StationCode,
     product_id: Uuid,
 ) -> Result<(OrderRow, ProductRow, i64), KitchenError> {
-    let order =
-        match orders::lock_order_of_product(&mut *conn, pizzeria_id, station.as_str(), product_id)
-            .await?
-        {
-            Some(order) => order,
-            None => {
-                pizzerias::station_queue_version(&mut *conn, pizzeria_id, station.as_str())
-                    .await?
-                    .ok_or(KitchenError::NotFound("station"))?;
-                let product = products::find_product(&mut *conn, product_id)
-                    .await?
-                    .filter(|p| p.pizzeria_id == pizzeria_id)
-                    .ok_or(KitchenError::NotFound("product"))?;
-                orders::lock_order(&mut *conn, product.order_id)
-                    .await?
-                    .ok_or(KitchenError::NotFound("order"))?
-            }
-        };
-    let (product, unfinished_others) = products::find_product_in_order(&mut *conn, product_id)
+    if let Some(locked) =
+        orders::lock_order_of_product(&mut *conn, pizzeria_id, station.as_str(), product_id).await?
+    {
+        return Ok((locked.order, locked.product.0, locked.unfinished_others));
+    }
+    pizzerias::station_queue_version(&mut *conn, pizzeria_id, station.as_str())
         .await?
+        .ok_or(KitchenError::NotFound("station"))?;
+    let product = products::find_product(&mut *conn, product_id)
+        .await?
+        .filter(|p| p.pizzeria_id == pizzeria_id)
         .ok_or(KitchenError::NotFound("product"))?;
+    let order = orders::lock_order(&mut *conn, product.order_id)
+        .await?
+        .ok_or(KitchenError::NotFound("order"))?;
+    let (product, unfinished_others) =
+        products::product_under_lock(&mut *conn, order.id, product_id)
+            .await?
+            .ok_or(KitchenError::NotFound("product"))?;
     Ok((order, product, unfinished_others))
 }
 

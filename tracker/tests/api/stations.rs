@@ -95,6 +95,58 @@ async fn a_double_tap_does_not_skip_a_stage() {
     assert!(app.queue_ids("oven").await.is_empty());
 }
 
+/// A tap that waits for its order's lock must judge the product as the lock's holder left it.
+/// The tap reads the product in the same statement that takes the lock
+/// (`lock_order_of_product`); a plain join there would read it as it was when the statement
+/// began, and this tap would complete a stage another transaction had already moved past.
+#[tokio::test]
+async fn a_tap_that_waited_for_the_order_lock_sees_the_product_as_the_holder_left_it() {
+    let app = spawn_app().await;
+    let detail = app.place_order(&[("Pepperoni", "pizza", 1)]).await;
+    let (order, pizza) = (order_id(&detail), product_ids(&detail)[0]);
+    // Another change of the order, halfway: it holds the lock and has moved the pizza on.
+    let mut holder = app.db.pool.begin().await.unwrap();
+    sqlx::query("select 1 from orders where id = $1 for update")
+        .bind(order)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    sqlx::query("update products set stage = 1, station = 'topping' where id = $1")
+        .bind(pizza)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let tap = app.tap("dough", pizza, None);
+    let meanwhile = async {
+        testkit::eventually(
+            "the tap to wait for the order's lock",
+            Duration::from_secs(20),
+            || async {
+                let waiting: i64 = sqlx::query_scalar(
+                    "select count(*) from pg_stat_activity \
+                     where datname = current_database() and wait_event_type = 'Lock'",
+                )
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+                (waiting > 0).then_some(())
+            },
+        )
+        .await;
+        holder.commit().await.unwrap();
+    };
+    let (response, ()) = tokio::join!(tap, meanwhile);
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(error_code(response).await, "not_at_station");
+    let taps: i64 = sqlx::query_scalar("select count(*) from taps where product_id = $1")
+        .bind(pizza)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(taps, 0, "the tap completed a stage the product had left");
+}
+
 #[tokio::test]
 async fn tapping_a_product_not_at_the_station_is_a_conflict() {
     let app = spawn_app().await;
