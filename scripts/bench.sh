@@ -568,7 +568,7 @@ kitchen() {
 # is subtracted.
 tracker_histogram() {
     curl -fsS "http://127.0.0.1:$TRACKER_PORT/metrics" 2>/dev/null |
-        grep '^http_request_duration_seconds_bucket{' >"$1" || true
+        grep -E '^(http_request_duration_seconds_bucket|db_hot_connection_requests_total)\{' >"$1" || true
 }
 
 tracker_latency() {
@@ -584,6 +584,14 @@ tracker_latency() {
                   what, n["+Inf"], 100 * n["0.001"] / n["+Inf"], 100 * n["0.01"] / n["+Inf"], 100 * n["0.05"] / n["+Inf"] }' \
             "$start" "$out"
     done | tee -a "$RESULTS/$1.txt"
+    # Requests meant for a hot connection that found every slot busy and took the pool's.
+    awk '/^db_hot_connection_requests_total/ {
+            kind = ($0 ~ /connection="pool"/) ? "pool" : "hot"
+            if (FILENAME == ARGV[1]) n[kind] -= $NF; else n[kind] += $NF
+        }
+        END { if (n["hot"] + n["pool"] > 0) printf "tracker-side hot connections: %d requests, %.3f%% of them on the pool (every slot busy)\n",
+              n["hot"] + n["pool"], 100 * n["pool"] / (n["hot"] + n["pool"]) }' \
+        "$start" "$out" | tee -a "$RESULTS/$1.txt"
 }
 
 # backlog_window NAME EVENTS WATCHER OUT SERVICE PORT ARG: the measuring window of a backlog

@@ -96,6 +96,15 @@ async fn an_error_rolls_back_what_was_open_and_keeps_the_connection() {
     assert_eq!(rows, 0, "the failed transaction was rolled back");
 }
 
+/// The requests `db_hot_connection_requests_total` counts on `connection` so far.
+fn counted(connection: &str) -> u64 {
+    let series = format!("db_hot_connection_requests_total{{connection=\"{connection}\"}} ");
+    service_kit::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 #[tokio::test]
 async fn with_every_slot_busy_a_read_goes_to_the_pool() {
     let pool = PgPool::connect_with(server()).await.unwrap();
@@ -119,7 +128,13 @@ async fn with_every_slot_busy_a_read_goes_to_the_pool() {
         release.send(()).unwrap();
         pid
     };
+    let on_the_pool = counted("pool");
     let (busy, other) = tokio::join!(busy, other);
+    assert_eq!(
+        counted("pool"),
+        on_the_pool + 1,
+        "the metric counts the read"
+    );
     assert_eq!(busy.unwrap(), slot, "the slot served the first read");
     assert_ne!(
         other.unwrap(),
