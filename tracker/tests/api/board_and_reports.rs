@@ -246,19 +246,8 @@ async fn reconfiguring_a_pizzeria_locks_its_rows_in_the_order_a_tap_does() {
     });
     let rename = app.put_pizzeria(p, &body);
     let meanwhile = async {
-        testkit::eventually(
+        app.wait_until_a_statement_waits_for_a_lock(
             "the reconfiguration to wait for the tap's lock",
-            std::time::Duration::from_secs(20),
-            || async {
-                let waiting: i64 = sqlx::query_scalar(
-                    "select count(*) from pg_stat_activity \
-                     where datname = current_database() and wait_event_type = 'Lock'",
-                )
-                .fetch_one(&app.db.pool)
-                .await
-                .unwrap();
-                (waiting > 0).then_some(())
-            },
         )
         .await;
         // The tap goes on to bump the board: nothing may hold the pizzeria row now.

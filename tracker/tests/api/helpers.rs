@@ -464,6 +464,22 @@ impl TestApp {
         .unwrap()
     }
 
+    /// Waits until a statement in the app's database waits for a lock: the request under test
+    /// has reached a row another transaction of the test holds.
+    pub async fn wait_until_a_statement_waits_for_a_lock(&self, what: &str) {
+        testkit::eventually(what, Duration::from_secs(20), || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity \
+                 where datname = current_database() and wait_event_type = 'Lock'",
+            )
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap();
+            (waiting > 0).then_some(())
+        })
+        .await;
+    }
+
     /// Waits until the relay and the intake consumer are connected. Generous, because CI runs
     /// two suites at once on two cores beside a broker that another test may be starting.
     pub async fn wait_until_ready(&self) {

@@ -119,21 +119,8 @@ async fn a_tap_that_waited_for_the_order_lock_sees_the_product_as_the_holder_lef
 
     let tap = app.tap("dough", pizza, None);
     let meanwhile = async {
-        testkit::eventually(
-            "the tap to wait for the order's lock",
-            Duration::from_secs(20),
-            || async {
-                let waiting: i64 = sqlx::query_scalar(
-                    "select count(*) from pg_stat_activity \
-                     where datname = current_database() and wait_event_type = 'Lock'",
-                )
-                .fetch_one(&app.db.pool)
-                .await
-                .unwrap();
-                (waiting > 0).then_some(())
-            },
-        )
-        .await;
+        app.wait_until_a_statement_waits_for_a_lock("the tap to wait for the order's lock")
+            .await;
         holder.commit().await.unwrap();
     };
     let (response, ()) = tokio::join!(tap, meanwhile);
