@@ -48,7 +48,13 @@
   document.addEventListener("pointerdown", unlockAudio, { passive: true });
   document.addEventListener("keydown", unlockAudio);
   if (soundWanted()) unlockAudio();
-  if (soundState) soundState.addEventListener("click", enableSound);
+  if (soundState) {
+    // On pointerdown, not only on click: the document's pointerdown listener resumes the audio,
+    // which hides this button, and a button hidden before the pointer is released gets no
+    // click, so "on" was sometimes not remembered. Click stays for the keyboard.
+    soundState.addEventListener("pointerdown", enableSound);
+    soundState.addEventListener("click", enableSound);
+  }
   var enableButton = document.getElementById("enable-sound");
   if (enableButton) {
     enableButton.addEventListener("click", function () {
