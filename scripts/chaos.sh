@@ -19,7 +19,10 @@
 # folder removed afterwards; CHAOS_PG_PORT / CHAOS_AMQP_PORT move them), never on one that
 # DATABASE_URL or AMQP_URL name, because it restarts both. The services run as in `make run`,
 # each as its own RabbitMQ user, from debug binaries (CHAOS_PROFILE=release for release ones).
-# The driver and checker is `loadgen chaos` (loadgen/src/chaos.rs).
+# The driver and checker is `loadgen chaos` (loadgen/src/chaos.rs); it counts only once the
+# script has injected its last fault, even when the orders were all sold before that.
+# On failure the script prints the tail of every log it kept, then, last (CI shows the end),
+# the load generator's counts and the reason.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,6 +30,15 @@ ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$SCRIPT_DIR/lib.sh"
 cd "$ROOT"
+# Why the run failed, repeated after the log tails: CI shows only the end of the output.
+# Each line says how far into the run it is: a fault that took long shows in CI's output.
+FAILURE=""
+log() { printf '[%s +%ds] %s\n' "${0##*/}" "$SECONDS" "$*" >&2; }
+die() {
+    FAILURE=$*
+    log "error: $*"
+    exit 1
+}
 
 FORM=${1:-short}
 case $FORM in
@@ -66,6 +78,12 @@ show_log_tails() {
         tail -n 20 "$file" >&2
     done < <(find "$LOG_DIR" "$DIR" -maxdepth 4 -name '*.log' -type f -print0 2>/dev/null | sort -zu)
     df -h "$DIR" >&2 || true
+    # Last, so that the end of the output says what failed: the driver's counts and the reason.
+    if [[ -s $LOG_DIR/loadgen.log ]]; then
+        echo "----- the load generator's last lines" >&2
+        tail -n 25 "$LOG_DIR/loadgen.log" >&2
+    fi
+    log "chaos ($FORM) failed: ${FAILURE:-exit status $1}"
 }
 
 CLEANED=0
@@ -87,7 +105,7 @@ cleanup() {
         log "kept $DIR (logs in $LOG_DIR)"
         # The caller may remove $DIR (make test removes its whole folder), so the failure's
         # evidence goes to the output too.
-        ((rc == 0)) || show_log_tails
+        ((rc == 0)) || show_log_tails "$rc"
     fi
     exit "$rc"
 }
@@ -206,8 +224,8 @@ kill_rabbitmq_node() {
 }
 # The web's live updates across instances: a staff stream on each web instance (the a one just
 # restarted) must get a change made through the a tracker (the pizzeria renamed), which reaches
-# the webs only through the bus. Run while the load goes on; a stream that gets nothing in 15 s
-# fails it.
+# the webs only through the bus. Run after the last fault, before the load generator counts; a
+# stream that gets nothing in 15 s fails it.
 check_live_updates() {
     local token pizzeria name ok=0 streams=()
     token=$(curl -fsS -X POST -H 'content-type: application/json' \
@@ -254,7 +272,7 @@ if [[ $FORM == replicas ]]; then
 fi
 "$BIN_DIR/loadgen" chaos --orders "$ORDERS" --pace "$PACE" "${extra[@]}" \
     --tracker "http://127.0.0.1:${PORTS[tracker$front]}" --auth "http://127.0.0.1:${PORTS[auth$front]}" \
-    --login chaos.admin --password-file "$PASSWORD_FILE" \
+    --login chaos.admin --password-file "$PASSWORD_FILE" --wait-for "$DIR/faults-done" \
     --amqp "$KITCHEN_BUS_URL_CASHIER" --admin-amqp "$AMQP_URL" \
     --tracker-db "$DB/tracker" --legacy-db "$DB/legacy" --auth-db "$DB/auth" \
     >"$LOG_DIR/loadgen.log" 2>&1 &
@@ -270,20 +288,24 @@ if [[ $FORM == replicas ]]; then
     done
 fi
 faults=0
-live=0 # the live-update check: 0 to do, 1 passed, 2 failed
 selling() { kill -0 "$LOADGEN" 2>/dev/null && ! grep -qs 'settling' "$LOG_DIR/loadgen.log"; }
-while selling; do
+# The long form injects faults for as long as the load goes on. The others inject each fault
+# once, all of them even when the orders have all been sold first (on a slow box the faults
+# can outlast the 80 s of orders): the load generator waits for $DIR/faults-done before it
+# counts, so the counts always come after every fault, and a run never proves less than it says.
+more_faults() {
+    kill -0 "$LOADGEN" 2>/dev/null || return 1
+    if [[ $FORM == long ]]; then selling; else ((faults < ${#FAULTS[@]})); fi
+}
+while more_faults; do
     sleep $((3 + RANDOM % 4))
-    selling || break
-    if [[ $FORM != long ]] && ((faults >= ${#FAULTS[@]})); then
-        if [[ $FORM == replicas ]] && ((live == 0)); then
-            if check_live_updates; then live=1; else live=2; fi
-        fi
-        continue
-    fi
+    more_faults || break
     "${FAULTS[faults % ${#FAULTS[@]}]}"
     faults=$((faults + 1))
 done
+live=1
+[[ $FORM != replicas ]] || check_live_updates || live=0
+touch "$DIR/faults-done"
 status=0
 wait "$LOADGEN" || status=$?
 LOADGEN=""
@@ -296,7 +318,9 @@ if [[ $FORM == replicas ]]; then
 queues = [q for q in json.load(sys.stdin) if ".p" in q["name"]]
 full = sum(1 for q in queues if q["type"] == "quorum" and len(q["members"]) == 3)
 print(f"[chaos.sh] partitions: {len(queues)}, {full} of them quorum queues with members on all 3 nodes")' >&2 || true
-    ((live == 1)) || die "chaos: the web's live updates were not seen on both instances (or not checked: the load ended first)"
+    ((live == 1)) || die "chaos: the web's live updates were not seen on both instances"
 fi
 ((status == 0)) || die "chaos: the counts are not all zero (or the driver failed); logs in $LOG_DIR"
+[[ $FORM == long ]] || ((faults == ${#FAULTS[@]})) ||
+    die "chaos: the load generator ended after $faults of ${#FAULTS[@]} faults"
 log "chaos: passed"

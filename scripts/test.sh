@@ -86,6 +86,14 @@ export DATABASE_URL AMQP_URL KITCHEN_RABBITMQ_NODE RABBITMQ_MANAGEMENT_URL
 export KITCHEN_REPO_ROOT=$ROOT
 
 status=0
+failed=()
+# One step of the suite: run, and remembered if it failed. The end of the output (often all that
+# CI shows) then names every step that failed, not only the last one's logs.
+step() {
+    local rc=0
+    "$@" || rc=$?
+    ((rc == 0)) || { status=$rc; failed+=("$*"); }
+}
 # The monitoring files an operator deploys: Prometheus's own checker reads the scrape
 # configuration and the alert rules it names (tests/system checks their metric names).
 if ! command -v promtool >/dev/null 2>&1; then
@@ -94,39 +102,39 @@ if ! command -v promtool >/dev/null 2>&1; then
         die "apt-get install prometheus failed; see /tmp/kitchen-apt-prometheus.log"
 fi
 log "promtool check config deploy/monitoring/prometheus.yml"
-promtool check config deploy/monitoring/prometheus.yml || status=$?
+step promtool check config deploy/monitoring/prometheus.yml
 # The image, compose file and Kubernetes manifests: schemas offline, and every setting they
 # set is one the service reads (docs/DEPLOYING.md).
 log "scripts/check-deploy.sh"
-scripts/check-deploy.sh || status=$?
+step scripts/check-deploy.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
     log "cargo nextest run --workspace --no-fail-fast $*"
-    cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+    step cargo nextest run --workspace --no-fail-fast "$@"
 else
     log "cargo-nextest not found; cargo test --workspace --no-fail-fast $*"
-    cargo test --workspace --no-fail-fast "$@" || status=$?
+    step cargo test --workspace --no-fail-fast "$@"
 fi
 
 # The HTTP APIs fuzzed from docs/openapi.yaml (schemathesis, a short run): no 5xx, and every
 # answer as the document describes it. KITCHEN_SKIP_SCHEMATHESIS=1 leaves it out.
 if [[ ${KITCHEN_SKIP_SCHEMATHESIS:-0} != 1 ]]; then
     log "scripts/schemathesis.sh (the APIs against docs/openapi.yaml)"
-    scripts/schemathesis.sh || status=$?
+    step scripts/schemathesis.sh
 fi
 
 # Browser end-to-end tests (web/e2e, headless Chromium) against the same stack,
 # even if the Rust tests failed. KITCHEN_SKIP_E2E=1 leaves them out.
 if [[ ${KITCHEN_SKIP_E2E:-0} != 1 ]]; then
     log "web/e2e/run.sh (browser scenarios)"
-    web/e2e/run.sh || status=$?
+    step web/e2e/run.sh
 fi
 
 # The short fault-injection test (scripts/chaos.sh; `make chaos` runs the long one), on a stack
 # of its own because it restarts PostgreSQL and RabbitMQ. KITCHEN_SKIP_CHAOS=1 leaves it out.
 if [[ ${KITCHEN_SKIP_CHAOS:-0} != 1 ]]; then
     log "scripts/chaos.sh short"
-    scripts/chaos.sh short || status=$?
+    step scripts/chaos.sh short
 fi
 
 # The multi-replica test (issue 9): a three-node RabbitMQ cluster and two instances of every
@@ -135,10 +143,11 @@ fi
 # RabbitMQ port. KITCHEN_SKIP_REPLICAS=1 leaves it out.
 if [[ ${KITCHEN_SKIP_REPLICAS:-0} != 1 ]]; then
     log "scripts/chaos.sh replicas"
-    scripts/chaos.sh replicas || status=$?
+    step scripts/chaos.sh replicas
 fi
 
 if ((status != 0)); then
-    log "FAILED (exit status $status)"
+    log "FAILED (exit status $status): ${#failed[@]} step(s) failed:"
+    for name in "${failed[@]}"; do log "  $name"; done
 fi
 exit "$status"

@@ -77,6 +77,11 @@ pub struct ChaosArgs {
     /// no handler failures, so there every order must come out in order.
     #[arg(long)]
     pub history_order: bool,
+    /// Before settling, wait (up to `--order-timeout`) until this file exists. The fault
+    /// injector creates it after its last fault, so that on a slow box, where the faults can
+    /// outlast the orders, the counts are still taken after every fault.
+    #[arg(long)]
+    pub wait_for: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub session: crate::session::SessionArgs,
 }
@@ -175,6 +180,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         sold.len(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(path) = &args.wait_for {
+        wait_for_file(path, args.order_timeout).await?;
+    }
     let counts = check(&args, &sold).await?;
     println!("chaos: results");
     let mut failed = stuck > 0;
@@ -372,6 +380,21 @@ impl Driver {
             }
         }
     }
+}
+
+/// Waits until `path` exists: the fault injector is done.
+async fn wait_for_file(path: &std::path::Path, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !tokio::fs::try_exists(path).await.unwrap_or(false) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} did not appear within {timeout:?}: the fault injector did not finish",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("chaos: the faults are over; counting");
+    Ok(())
 }
 
 /// Waits (up to `--settle`) until the tracker and the legacy tables agree and every outbox is
