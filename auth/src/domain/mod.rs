@@ -1,45 +1,11 @@
 //! The auth service's domain: parsed, valid values only. A handler turns its DTO into these
 //! with `parse`, and a `ValidationError` names the field and the rule it broke.
 
+pub use access::Language;
 use access::Role;
+pub use service_kit::validation::ValidationError;
+use service_kit::validation::bounded_text;
 use uuid::Uuid;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} {rule}")]
-pub struct ValidationError {
-    pub field: String,
-    pub rule: String,
-}
-
-impl ValidationError {
-    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        ValidationError {
-            field: field.into(),
-            rule: rule.into(),
-        }
-    }
-
-    /// The same error under a parent path: `role` becomes `roles[2].role`.
-    pub fn within(self, parent: &str) -> Self {
-        ValidationError::new(format!("{parent}.{}", self.field), self.rule)
-    }
-}
-
-/// A language the screens speak (`en`, `ru`), as a user chooses it for themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Language(&'static str);
-
-impl Language {
-    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        access::language_code(raw)
-            .map(Language)
-            .ok_or_else(|| ValidationError::new("language", access::LANGUAGE_RULE))
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.0
-    }
-}
 
 /// What a user signs in with: 1 to 64 characters of a-z, 0-9, `.`, `_`, `-` and `@`, compared
 /// in lower case.
@@ -74,14 +40,7 @@ pub struct DisplayName(String);
 
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let name = raw.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "display_name",
-                "must be 1 to 100 characters without control characters",
-            ));
-        }
-        Ok(DisplayName(name.to_owned()))
+        bounded_text(raw, "display_name", 100).map(DisplayName)
     }
 
     pub fn as_str(&self) -> &str {
@@ -229,6 +188,6 @@ mod tests {
         let err = RoleGrant::parse("owner", Some(p)).unwrap_err();
         assert_eq!(err.field, "role");
         assert!(err.rule.contains("kitchen_staff"));
-        assert_eq!(err.within("roles[1]").field, "roles[1].role");
+        assert_eq!(err.under("roles[1]").field, "roles[1].role");
     }
 }

@@ -53,7 +53,7 @@ fn parse_roles(roles: &[RoleBody]) -> Result<Vec<(String, RoleGrant)>, Validatio
             let at = format!("roles[{i}]");
             r.parse()
                 .map(|g| (format!("{at}.pizzeria_id"), g))
-                .map_err(|e| e.within(&at))
+                .map_err(|e| e.under(&at))
         })
         .collect()
 }

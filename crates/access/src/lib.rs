@@ -26,6 +26,8 @@ mod principal;
 mod token;
 mod verifier;
 
+use service_kit::validation::ValidationError;
+
 pub use device::{
     ClientInfo, DeviceAccessSettings, DeviceInfo, DeviceIntrospectionRequest,
     DeviceIntrospectionResponse, DeviceKind, DevicePrincipal, DeviceVerifier,
@@ -55,6 +57,23 @@ pub fn language_code(raw: &str) -> Option<&'static str> {
     LANGUAGES.iter().copied().find(|l| *l == code)
 }
 
+/// A language the screens speak, as a user chooses it for themselves (auth) or a manager for a
+/// device (devices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Language(&'static str);
+
+impl Language {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        language_code(raw)
+            .map(Language)
+            .ok_or_else(|| ValidationError::new("language", LANGUAGE_RULE))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
 pub use verifier::{
     AccessError, AccessSettings, INTROSPECTION_KEY_HEADER, StaffVerifier, has_service_key,
 };
@@ -70,5 +89,7 @@ mod tests {
         assert_eq!(language_code("de"), None);
         assert_eq!(language_code(""), None);
         assert!(LANGUAGES.iter().all(|l| LANGUAGE_RULE.contains(l)));
+        assert_eq!(Language::parse(" RU ").unwrap().as_str(), "ru");
+        assert_eq!(Language::parse("de").unwrap_err().field, "language");
     }
 }

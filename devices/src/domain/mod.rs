@@ -2,38 +2,9 @@
 //! with `parse`, and a `ValidationError` names the field and the rule it broke.
 
 use access::DeviceKind;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field} {rule}")]
-pub struct ValidationError {
-    pub field: String,
-    pub rule: String,
-}
-
-impl ValidationError {
-    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
-        ValidationError {
-            field: field.into(),
-            rule: rule.into(),
-        }
-    }
-}
-
-/// A language the device's screen speaks (`en`, `ru`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Language(&'static str);
-
-impl Language {
-    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        access::language_code(raw)
-            .map(Language)
-            .ok_or_else(|| ValidationError::new("language", access::LANGUAGE_RULE))
-    }
-
-    pub fn as_str(self) -> &'static str {
-        self.0
-    }
-}
+pub use access::Language;
+use service_kit::validation::bounded_text;
+pub use service_kit::validation::{StationCode, ValidationError};
 
 /// How a TV board shows the customers whose orders are preparing or ready: their name, the
 /// order number only, or a picture with the number (the privacy modes of Dodo's board).
@@ -146,40 +117,7 @@ pub struct DeviceName(String);
 
 impl DeviceName {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let name = raw.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ValidationError::new(
-                "name",
-                "must be 1 to 100 characters without control characters",
-            ));
-        }
-        Ok(DeviceName(name.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A station code such as `oven`, by the tracker's rule: 1 to 32 characters of a-z, 0-9, `-`
-/// or `_`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StationCode(String);
-
-impl StationCode {
-    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let ok = (1..=32).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok {
-            Ok(StationCode(raw.to_owned()))
-        } else {
-            Err(ValidationError::new(
-                "station",
-                "must be 1 to 32 characters of a-z, 0-9, - or _",
-            ))
-        }
+        bounded_text(raw, "name", 100).map(DeviceName)
     }
 
     pub fn as_str(&self) -> &str {

@@ -75,7 +75,7 @@ pub enum ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
-        ClientError::invalid(e.field, e.rule).into()
+        ClientError::from(e).into()
     }
 }
 

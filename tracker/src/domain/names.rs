@@ -2,29 +2,9 @@
 
 use uuid::Uuid;
 
-use super::ValidationError;
+use service_kit::validation::bounded_text;
 
-/// Trims `raw` and checks its length in characters (not bytes: names are often Cyrillic).
-fn bounded_text(raw: &str, field: &str, max: usize) -> Result<String, ValidationError> {
-    let trimmed = raw.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 {
-        return Err(ValidationError::new(field, "must not be empty"));
-    }
-    if chars > max {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
+use super::ValidationError;
 
 macro_rules! text_newtype {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
@@ -171,45 +151,6 @@ impl Quantity {
     }
 }
 
-/// A station code such as `oven`: 1 to 32 lowercase ASCII letters, digits, `-` or `_`, so it is
-/// safe in URLs and routing keys as it is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StationCode(String);
-
-impl StationCode {
-    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let ok = (1..=32).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if ok {
-            Ok(StationCode(raw.to_owned()))
-        } else {
-            Err(ValidationError::new(
-                "station",
-                "must be 1 to 32 characters of a-z, 0-9, - or _",
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for StationCode {
-    type Err = ValidationError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl std::fmt::Display for StationCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,15 +183,5 @@ mod tests {
         assert_eq!(Quantity::parse(1).unwrap().get(), 1);
         assert_eq!(Quantity::parse(50).unwrap().get(), 50);
         assert!(Quantity::parse(51).is_err());
-    }
-
-    #[test]
-    fn station_codes() {
-        assert!(StationCode::parse("oven").is_ok());
-        assert!(StationCode::parse("oven-2").is_ok());
-        assert!(StationCode::parse("").is_err());
-        assert!(StationCode::parse("Oven").is_err());
-        assert!(StationCode::parse("oven/1").is_err());
-        assert!(StationCode::parse(&"a".repeat(33)).is_err());
     }
 }
