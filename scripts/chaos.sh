@@ -52,6 +52,9 @@ AMQP_PORT=${CHAOS_AMQP_PORT:-55676}
 AMQP_PORT2=${CHAOS_AMQP_PORT2:-$((AMQP_PORT + 1))}
 AMQP_PORT3=${CHAOS_AMQP_PORT3:-$((AMQP_PORT + 2))}
 NODE2=$(rmq_full_node "kitchen-$AMQP_PORT2") NODE3=$(rmq_full_node "kitchen-$AMQP_PORT3")
+# The faults restart PostgreSQL and RabbitMQ nodes on these ports while the services connect out.
+reserve_ports "$PG_PORT" "$AMQP_PORT" "$AMQP_PORT2" "$AMQP_PORT3" "$(rmq_dist_port "$AMQP_PORT")" \
+    "$(rmq_dist_port "$AMQP_PORT2")" "$(rmq_dist_port "$AMQP_PORT3")"
 PROFILE=${CHAOS_PROFILE:-debug}
 BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
 DIR=$(mktemp -d "${KITCHEN_TEST_TMPDIR:-/tmp}/kitchen-chaos.XXXXXX")

@@ -134,6 +134,26 @@ rmq_management_port() {
     is_port "$port" && printf '%s\n' "$port"
 }
 
+# The Erlang distribution port of a node whose AMQP port is PORT, unless one is given:
+# PORT+10000, or PORT-10000 where that would pass 65535.
+rmq_dist_port() {
+    if (($1 + 10000 <= 65535)); then echo $(($1 + 10000)); else echo $(($1 - 10000)); fi
+}
+
+# reserve_ports PORT...: keep the kernel from giving these ports to outgoing connections as
+# their local port. Our private servers listen on fixed ports inside the ephemeral range
+# (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default), and a fault test restarts
+# them under load: an outgoing connection made while one is down can take its port, and the
+# server then cannot listen there again. Adds to the kernel's list (a reserved port is still
+# free to listen on); as root only, and a no-op where the file cannot be written.
+reserve_ports() {
+    local file=/proc/sys/net/ipv4/ip_local_reserved_ports current list
+    [[ -w $file ]] || return 0
+    current=$(cat "$file")
+    list=$(IFS=,; echo "$*")
+    printf '%s\n' "${current:+$current,}$list" >"$file" 2>/dev/null || log "could not reserve ports $list"
+}
+
 # rmq_start BASE NODE AMQP_PORT [DIST_PORT [MANAGEMENT_PORT]]
 # Start (or find already running) a private node whose files all live in BASE
 # (owned by rabbitmq): mnesia/, log/, pid, enabled_plugins, rabbitmq.conf.
@@ -150,9 +170,7 @@ rmq_start() {
     management=${5:-}
     [[ -z $management ]] || is_port "$management" || die "bad management port: '$management'"
     is_port "$port" || die "bad AMQP port: '$port'"
-    if [[ -z $dist ]]; then
-        if ((port + 10000 <= 65535)); then dist=$((port + 10000)); else dist=$((port - 10000)); fi
-    fi
+    [[ -n $dist ]] || dist=$(rmq_dist_port "$port")
     is_port "$dist" || die "bad distribution port: '$dist'"
     pidfile=$base/pid
 
