@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use service_kit::{config::BusSettings, shutdown::Shutdown};
 use system_tests::AccessPeers;
 use testkit::TestDatabase;
+pub use testkit::{error_code, error_field, json_body, uuid_of};
 use uuid::Uuid;
 
 pub const ADMIN_LOGIN: &str = "admin";
@@ -98,28 +99,6 @@ pub async fn spawn_app_beside_devices() -> (TestApp, AccessPeers) {
     .await;
     peers.register_pizzerias(&[app.pizzeria_id]).await;
     (app, peers)
-}
-
-pub async fn json_body(response: Response) -> Value {
-    response.json().await.expect("a JSON body")
-}
-
-/// The `field` of a problem body (RFC 9457), checked by `testkit::problem`.
-pub async fn error_field(response: Response) -> String {
-    let problem = testkit::problem(response).await;
-    match problem.field {
-        Some(field) => field,
-        None => panic!("no field in {problem:?}"),
-    }
-}
-
-/// The stable `code` of a problem body.
-pub async fn error_code(response: Response) -> String {
-    testkit::problem(response).await.code
-}
-
-pub fn uuid_of(value: &Value) -> Uuid {
-    value.as_str().and_then(|s| s.parse().ok()).expect("a UUID")
 }
 
 impl TestApp {

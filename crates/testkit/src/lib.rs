@@ -502,3 +502,36 @@ pub async fn problem(response: reqwest::Response) -> service_kit::http::Problem 
     );
     problem
 }
+
+/// A response's JSON body; panics if it has none.
+pub async fn json_body(response: reqwest::Response) -> serde_json::Value {
+    response.json().await.expect("a JSON body")
+}
+
+/// The `field` of a problem body, checked by [`problem`]: where the request broke a rule.
+pub async fn error_field(response: reqwest::Response) -> String {
+    let problem = problem(response).await;
+    match problem.field {
+        Some(field) => field,
+        None => panic!("no field in {problem:?}"),
+    }
+}
+
+/// The `rule` of a problem body: the rule the request broke.
+pub async fn error_rule(response: reqwest::Response) -> String {
+    let problem = problem(response).await;
+    match problem.rule {
+        Some(rule) => rule,
+        None => panic!("no rule in {problem:?}"),
+    }
+}
+
+/// The stable `code` of a problem body.
+pub async fn error_code(response: reqwest::Response) -> String {
+    problem(response).await.code
+}
+
+/// A JSON string that holds a UUID; panics on anything else.
+pub fn uuid_of(value: &serde_json::Value) -> Uuid {
+    value.as_str().and_then(|s| s.parse().ok()).expect("a UUID")
+}

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use service_kit::{config::BusSettings, shutdown::Shutdown};
 use testkit::TestDatabase;
+pub use testkit::{error_field, json_body};
 use uuid::Uuid;
 
 pub const CLIENT_ID: &str = "kitchen-web";
@@ -131,10 +132,6 @@ impl TestApp {
     }
 }
 
-pub async fn json_body(response: Response) -> Value {
-    response.json().await.expect("a JSON body")
-}
-
 /// The RFC 6749 `error` of an OAuth error response (always a 4xx).
 pub async fn oauth_error(response: Response) -> String {
     let status = response.status();
@@ -144,15 +141,6 @@ pub async fn oauth_error(response: Response) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no error in {body}"))
         .to_owned()
-}
-
-/// The `field` of a problem body (RFC 9457), checked by `testkit::problem`.
-pub async fn error_field(response: Response) -> String {
-    let problem = testkit::problem(response).await;
-    match problem.field {
-        Some(field) => field,
-        None => panic!("no field in {problem:?}"),
-    }
 }
 
 impl TestApp {

@@ -6,6 +6,7 @@ use service_kit::{config::BusSettings, shutdown::Shutdown};
 use sha2::{Digest, Sha256};
 use system_tests::{AccessPeers, run, test_settings};
 use testkit::TestDatabase;
+pub use testkit::{error_code, error_field, error_rule, json_body, uuid_of};
 use tracker::config::Settings;
 use uuid::Uuid;
 
@@ -109,37 +110,6 @@ pub fn order_json(pizzeria_id: Uuid, items: &[(&str, &str, u32)]) -> Value {
             "modifiers": ["no onion"],
         })).collect::<Vec<_>>(),
     })
-}
-
-pub async fn json_body(response: Response) -> Value {
-    response.json().await.expect("a JSON body")
-}
-
-/// The `field` of a problem body (RFC 9457), checked by `testkit::problem`.
-pub async fn error_field(response: Response) -> String {
-    let problem = testkit::problem(response).await;
-    match problem.field {
-        Some(field) => field,
-        None => panic!("no field in {problem:?}"),
-    }
-}
-
-/// The `rule` of a problem body: the rule the request broke.
-pub async fn error_rule(response: Response) -> String {
-    let problem = testkit::problem(response).await;
-    match problem.rule {
-        Some(rule) => rule,
-        None => panic!("no rule in {problem:?}"),
-    }
-}
-
-/// The stable `code` of a problem body.
-pub async fn error_code(response: Response) -> String {
-    testkit::problem(response).await.code
-}
-
-pub fn uuid_of(value: &Value) -> Uuid {
-    value.as_str().and_then(|s| s.parse().ok()).expect("a UUID")
 }
 
 impl TestApp {
