@@ -99,10 +99,11 @@ cleanup() {
     [[ -z $LOADGEN ]] || kill -TERM "$LOADGEN" 2>/dev/null || true
     for name in "${!PIDS[@]}"; do stop_service "$name"; done
     if ((CLUSTER)); then
-        "$SCRIPT_DIR/rabbitmq-node.sh" stop "$NODE3" >/dev/null 2>&1 || true
-        "$SCRIPT_DIR/rabbitmq-node.sh" stop "$NODE2" >/dev/null 2>&1 || true
+        "$SCRIPT_DIR/rabbitmq-node.sh" stop "$NODE3" >>"$LOG_DIR/stop.log" 2>&1 || true
+        "$SCRIPT_DIR/rabbitmq-node.sh" stop "$NODE2" >>"$LOG_DIR/stop.log" 2>&1 || true
     fi
-    if "$SCRIPT_DIR/stack.sh" down "$DIR" >/dev/null 2>&1 && ((rc == 0)); then
+    # Logged: a node that would not stop in time (rmq_stop says so) tells about a failed run.
+    if "$SCRIPT_DIR/stack.sh" down "$DIR" >>"$LOG_DIR/stop.log" 2>&1 && ((rc == 0)); then
         rm -rf "$DIR"
     else
         log "kept $DIR (logs in $LOG_DIR)"
