@@ -30,15 +30,8 @@ ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$SCRIPT_DIR/lib.sh"
 cd "$ROOT"
-# Why the run failed, repeated after the log tails: CI shows only the end of the output.
 # Each line says how far into the run it is: a fault that took long shows in CI's output.
-FAILURE=""
-log() { printf '[%s +%ds] %s\n' "${0##*/}" "$SECONDS" "$*" >&2; }
-die() {
-    FAILURE=$*
-    log "error: $*"
-    exit 1
-}
+LOG_SECONDS=1
 
 FORM=${1:-short}
 case $FORM in
@@ -86,7 +79,8 @@ show_log_tails() {
         echo "----- the load generator's last lines" >&2
         tail -n 25 "$LOG_DIR/loadgen.log" >&2
     fi
-    log "chaos ($FORM) failed: ${FAILURE:-exit status $1}"
+    # Why the run failed, repeated after the log tails: CI shows only the end of the output.
+    log "chaos ($FORM) failed: ${DIED_WITH:-exit status $1}"
 }
 
 CLEANED=0

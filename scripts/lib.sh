@@ -10,8 +10,20 @@
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
-log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
-die() { printf '[%s] error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+# "[script] message" on stderr; with LOG_SECONDS=1, "[script +Ns] message", N the seconds since
+# the script started (a long run such as chaos.sh shows in CI's output what took long).
+log() {
+    local tag=${0##*/}
+    [[ ${LOG_SECONDS:-0} != 1 ]] || tag+=" +${SECONDS}s"
+    printf '[%s] %s\n' "$tag" "$*" >&2
+}
+# Exits 1 with the message, which stays in DIED_WITH for an EXIT trap that repeats it.
+DIED_WITH=""
+die() {
+    DIED_WITH=$*
+    log "error: $*"
+    exit 1
+}
 
 is_port() { [[ ${1:-} =~ ^[0-9]+$ ]] && ((10#$1 >= 1 && 10#$1 <= 65535)); }
 
