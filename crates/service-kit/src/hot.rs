@@ -39,7 +39,6 @@ use std::{
 };
 
 use prometheus::IntCounterVec;
-
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
 use tokio::sync::{Mutex, MutexGuard};
 
